@@ -1,0 +1,74 @@
+"""Building blocks the backbones share: attention on ``scaled_dot_product_attention``, the FFN,
+GPT-2 initialisation and the output record."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class LMOutput:
+    logits: torch.Tensor | None
+    loss: torch.Tensor | None = None
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with a fused QKV projection; ``n_head * d_head`` may differ from
+    ``d_model`` (heterogeneous layers). Causal unless ``causal=False`` (BERT)."""
+
+    def __init__(self, d_model: int, n_head: int, d_head: int | None = None, dropout: float = 0.0,
+                 attn_dropout: float = 0.0, causal: bool = True, bias: bool = True):
+        super().__init__()
+        self.n_head = n_head
+        self.d_head = d_head or d_model // n_head
+        inner = n_head * self.d_head
+        self.qkv = nn.Linear(d_model, 3 * inner, bias=bias)
+        self.proj = nn.Linear(inner, d_model, bias=bias)
+        self.attn_dropout = attn_dropout
+        self.resid_dropout = nn.Dropout(dropout)
+        self.causal = causal
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, _ = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.n_head, self.d_head).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.attn_dropout if self.training else 0.0,
+            is_causal=self.causal and attn_mask is None,
+        )
+        y = y.transpose(1, 2).reshape(b, t, self.n_head * self.d_head)
+        return self.resid_dropout(self.proj(y))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int, d_inner: int, activation: str = "gelu", dropout: float = 0.0):
+        super().__init__()
+        self.fc = nn.Linear(d_model, d_inner)
+        self.proj = nn.Linear(d_inner, d_model)
+        self.act = nn.GELU(approximate="tanh") if activation == "gelu" else nn.ReLU()
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.proj(self.act(self.fc(x))))
+
+
+def init_gpt2(module: nn.Module, n_layer: int, std: float = 0.02) -> None:
+    """GPT-2 initialisation: N(0, 0.02) weights, zero biases, residual projections scaled by
+    1/sqrt(2 * n_layer)."""
+    for name, p in module.named_parameters():
+        if p.dim() >= 2:
+            scale = 1 / math.sqrt(2 * max(n_layer, 1)) if name.endswith("proj.weight") else 1.0
+            nn.init.normal_(p, mean=0.0, std=std * scale)
+        elif name.endswith("bias"):
+            nn.init.zeros_(p)
+
+
+def next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of position t predicting labels[t + 1]; -100 labels are ignored."""
+    return F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.size(-1)).float(), labels[:, 1:].reshape(-1), ignore_index=-100
+    )

@@ -1,0 +1,295 @@
+"""Search spaces: declarative YAML files, seeded sampling, mutation and crossover.
+
+A space file names a backbone, the fixed fields every candidate shares, and a choice list per
+gene. Every search method works on a *genome*: a flat dict with one entry per scalar gene and, for
+per-layer (or per-block) genes, one entry per possible position up to the maximum depth, as in
+LTS. A candidate with fewer layers simply ignores the tail, so mutation and crossover never have to
+repair list lengths. ``SearchSpace.decode`` turns a genome into an ``ArchSpec``.
+
+Gene declarations (``genes:`` mapping)::
+
+    n_layer: {min: 2, max: 16}                 # integers min..max inclusive (step optional)
+    d_model: {min: 128, max: 1024, step: 64}
+    n_head:  {choices: [2, 4, 8], per: layer}  # one value per layer
+    d_inner: {min: 128, max: 4096, step: 64, per: layer}
+    div_val: {choices: [1, 2, 4]}
+
+``per: block`` genes belong to MeRino blocks (``n_block`` in ``fixed``); ``per: sublayer`` genes
+to PAR sub-layers (``n_sublayer`` in ``fixed``).
+
+Constraints (``constraints:`` mapping, all optional): ``homogeneous`` (every layer shares the
+first layer's per-layer genes), ``d_inner_min_ratio`` (LTS's ``d_inner >= 1.7 * d_model``),
+``decoder_params: {min, max}``, ``heads_divide_width`` (drop head choices that do not divide
+``d_model``; on by default).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import yaml
+
+from .arch import ArchSpec
+
+Genome = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Gene:
+    name: str
+    choices: tuple[Any, ...]
+    per: str | None = None  # None, "layer", "block" or "sublayer"
+
+
+@dataclass
+class SearchSpace:
+    name: str
+    backbone: str
+    genes: dict[str, Gene]
+    fixed: dict[str, Any] = field(default_factory=dict)
+    constraints: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    max_tries: int = 10_000
+
+    # -- loading ---------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], name: str | None = None) -> "SearchSpace":
+        for key in ("backbone", "genes"):
+            if key not in data:
+                raise ValueError(f"{key}: missing from search space {name or data.get('name', '?')!r}")
+        genes = {gname: _parse_gene(gname, decl) for gname, decl in data["genes"].items()}
+        space = cls(
+            name=str(data.get("name", name or "space")),
+            backbone=data["backbone"],
+            genes=genes,
+            fixed=dict(data.get("fixed") or {}),
+            constraints=dict(data.get("constraints") or {}),
+            description=str(data.get("description", "")),
+        )
+        space._check()
+        return space
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "SearchSpace":
+        path = Path(path)
+        with open(path) as fh:
+            data = yaml.safe_load(fh)
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{path}: a search space file must hold a mapping")
+        return cls.from_dict(data, name=path.stem)
+
+    def _check(self) -> None:
+        known = {"homogeneous", "d_inner_min_ratio", "decoder_params", "heads_divide_width"}
+        unknown = set(self.constraints) - known
+        if unknown:
+            raise ValueError(f"constraints.{sorted(unknown)[0]}: unknown constraint (known: {sorted(known)})")
+        for gene in self.genes.values():
+            if gene.per == "layer" and "n_layer" not in self.genes and "n_layer" not in self.fixed:
+                raise ValueError(f"genes.{gene.name}: per-layer gene needs an n_layer gene or fixed value")
+            if gene.per == "block" and "n_block" not in self.fixed:
+                raise ValueError(f"genes.{gene.name}: per-block gene needs fixed.n_block")
+            if gene.per == "sublayer" and "n_sublayer" not in self.fixed:
+                raise ValueError(f"genes.{gene.name}: per-sublayer gene needs fixed.n_sublayer")
+
+    # -- genome layout ---------------------------------------------------------------------
+    def _positions(self, gene: Gene) -> int:
+        if gene.per == "layer":
+            return max(self.genes["n_layer"].choices) if "n_layer" in self.genes else self.fixed["n_layer"]
+        if gene.per == "block":
+            return int(self.fixed["n_block"])
+        if gene.per == "sublayer":
+            return int(self.fixed["n_sublayer"])
+        return 1
+
+    def keys(self) -> Iterator[tuple[str, Gene]]:
+        """Every genome key with the gene that draws it."""
+        for gene in self.genes.values():
+            if gene.per is None:
+                yield gene.name, gene
+            else:
+                for i in range(self._positions(gene)):
+                    yield f"{gene.name}[{i}]", gene
+
+    def random_genome(self, rng: random.Random) -> Genome:
+        return {key: rng.choice(gene.choices) for key, gene in self.keys()}
+
+    # -- decoding and constraints ----------------------------------------------------------
+    def decode(self, genome: Genome) -> ArchSpec:
+        """Turn a genome into a validated spec (raises ValueError for an impossible one)."""
+        values = {"backbone": self.backbone, **self.fixed}
+        values.pop("n_block", None)
+        values.pop("n_sublayer", None)
+        homogeneous = bool(self.constraints.get("homogeneous", False))
+        for gene in self.genes.values():
+            if gene.per is None:
+                values[gene.name] = genome[gene.name]
+        if self.backbone == "merino":
+            values["blocks"] = self._merino_blocks(genome)
+        elif self.backbone == "par":
+            values["layers"] = "".join(
+                str(genome[f"{g}[{i}]"]) for g in ("layers",) for i in range(self.fixed["n_sublayer"])
+            )
+        else:
+            n = values["n_layer"]
+            for gene in self.genes.values():
+                if gene.per == "layer":
+                    values[gene.name] = [genome[f"{gene.name}[{0 if homogeneous else i}]"] for i in range(n)]
+        return ArchSpec.from_dict(values)
+
+    def _merino_blocks(self, genome: Genome) -> list[dict[str, Any]]:
+        widths = sorted(genome[f"d_model[{i}]"] for i in range(self.fixed["n_block"]))
+        return [
+            {"d_model": w, "ffn_ratio": float(genome[f"ffn_ratio[{i}]"]), "n_layer": genome[f"n_layer[{i}]"]}
+            for i, w in enumerate(widths)
+        ]
+
+    def violation(self, spec: ArchSpec) -> str | None:
+        """Why a valid spec breaks this space's constraints, or None."""
+        ratio = self.constraints.get("d_inner_min_ratio")
+        if ratio and spec.backbone in ("gpt2", "transformer_xl", "opt"):
+            for i, d in enumerate(spec.d_inner):
+                if d < ratio * spec.d_model:
+                    return f"d_inner[{i}]={d} < {ratio} * d_model={spec.d_model}"
+        bounds = self.constraints.get("decoder_params")
+        if bounds:
+            from .counting import decoder_params
+
+            n = decoder_params(spec)
+            if n < bounds.get("min", 0) or n > bounds.get("max", float("inf")):
+                return f"decoder_params={n} outside [{bounds.get('min', 0)}, {bounds.get('max', 'inf')}]"
+        return None
+
+    def _try_decode(self, genome: Genome, rng: random.Random) -> tuple[Genome, ArchSpec] | None:
+        genome = self._repair(genome, rng)
+        try:
+            spec = self.decode(genome)
+        except ValueError:
+            return None
+        return None if self.violation(spec) else (genome, spec)
+
+    def _repair(self, genome: Genome, rng: random.Random) -> Genome:
+        """Redraw, uniformly among the valid choices, head counts that do not divide the width and
+        inner widths under ``d_inner_min_ratio``: the same as drawing them conditionally on
+        ``d_model``, and far cheaper than rejecting whole deep candidates."""
+        width = genome.get("d_model", self.fixed.get("d_model"))
+        if not isinstance(width, int) or self.backbone in ("merino", "par"):
+            return genome
+        ratio = self.constraints.get("d_inner_min_ratio") or 0
+        ok = {
+            "n_head": (lambda h: width % h == 0) if self.constraints.get("heads_divide_width", True) else None,
+            "d_inner": (lambda d: d >= ratio * width) if ratio else None,
+        }
+        out = dict(genome)
+        for key, gene in self.keys():
+            test = ok.get(gene.name)
+            if test is None or test(out[key]):
+                continue
+            valid = [c for c in gene.choices if test(c)]
+            if valid:
+                out[key] = rng.choice(valid)
+        return out
+
+    # -- the operators every search shares -------------------------------------------------
+    def sample_genome(self, rng: random.Random) -> tuple[Genome, ArchSpec]:
+        for _ in range(self.max_tries):
+            found = self._try_decode(self.random_genome(rng), rng)
+            if found is not None:
+                return found
+        raise ValueError(
+            f"constraints: no valid architecture in {self.max_tries} draws from space {self.name!r}; "
+            "loosen its constraints"
+        )
+
+    def sample(self, n: int, seed: int, unique: bool = True) -> list[ArchSpec]:
+        """``n`` specs drawn uniformly (rejection sampling under the constraints)."""
+        rng = random.Random(seed)
+        out: list[ArchSpec] = []
+        seen: set[str] = set()
+        tries = 0
+        while len(out) < n:
+            _, spec = self.sample_genome(rng)
+            tries += 1
+            if unique and spec.arch_id in seen:
+                if tries > 50 * n + self.max_tries:
+                    raise ValueError(f"n: space {self.name!r} has fewer than {n} distinct architectures")
+                continue
+            seen.add(spec.arch_id)
+            out.append(spec)
+        return out
+
+    def mutate(self, genome: Genome, p: float, rng: random.Random) -> tuple[Genome, ArchSpec] | None:
+        """Resample each genome entry with probability ``p``; None if no valid child in a few tries."""
+        for _ in range(20):
+            child = {k: (rng.choice(g.choices) if rng.random() < p else genome[k]) for k, g in self.keys()}
+            found = self._try_decode(child, rng)
+            if found is not None:
+                return found
+        return None
+
+    def crossover(self, a: Genome, b: Genome, rng: random.Random) -> tuple[Genome, ArchSpec] | None:
+        """Take each genome entry from one of two parents at random; None if no valid child."""
+        for _ in range(20):
+            child = {k: (a[k] if rng.random() < 0.5 else b[k]) for k, _ in self.keys()}
+            found = self._try_decode(child, rng)
+            if found is not None:
+                return found
+        return None
+
+    def encode(self, spec: ArchSpec) -> Genome:
+        """A genome that decodes to ``spec`` (tail positions filled with the first choice)."""
+        genome: Genome = {}
+        d = spec.to_dict()
+        for key, gene in self.keys():
+            if gene.per is None:
+                genome[key] = d.get(gene.name, gene.choices[0])
+                continue
+            i = int(key[key.index("[") + 1:-1])
+            if spec.backbone == "merino":
+                blocks = d["blocks"]
+                genome[key] = blocks[i][gene.name] if i < len(blocks) else gene.choices[0]
+            elif spec.backbone == "par":
+                genome[key] = d["layers"][i]
+            else:
+                values = d[gene.name]
+                genome[key] = values[i] if i < len(values) else gene.choices[0]
+        return genome
+
+
+def _parse_gene(name: str, decl: Any) -> Gene:
+    if isinstance(decl, Sequence) and not isinstance(decl, str):
+        decl = {"choices": list(decl)}
+    if not isinstance(decl, Mapping):
+        raise ValueError(f"genes.{name}: expected a mapping or a list of choices, got {decl!r}")
+    per = decl.get("per")
+    if per not in (None, "layer", "block", "sublayer"):
+        raise ValueError(f"genes.{name}.per: expected layer, block or sublayer, got {per!r}")
+    if "choices" in decl:
+        choices = tuple(decl["choices"])
+    elif "min" in decl and "max" in decl:
+        lo, hi, step = decl["min"], decl["max"], decl.get("step", 1)
+        if step <= 0 or hi < lo:
+            raise ValueError(f"genes.{name}: need min <= max and step > 0, got {lo}, {hi}, {step}")
+        count = int(round((hi - lo) / step)) + 1
+        choices = tuple(_tidy(lo + i * step) for i in range(count) if lo + i * step <= hi + 1e-9)
+    else:
+        raise ValueError(f"genes.{name}: give either choices or min/max(/step)")
+    if not choices:
+        raise ValueError(f"genes.{name}: no choices")
+    return Gene(name=name, choices=choices, per=per)
+
+
+def _tidy(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else round(float(x), 10)
+
+
+def load_space(name_or_path: str | Path, spaces_dir: str | Path = "config/spaces") -> SearchSpace:
+    """A space by file path or by name under ``spaces_dir``."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = Path(spaces_dir) / f"{name_or_path}.yaml"
+    if not path.exists():
+        raise ValueError(f"space: no search space file {str(path)!r}")
+    return SearchSpace.from_yaml(path)
