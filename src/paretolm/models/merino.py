@@ -1,0 +1,108 @@
+"""MeRino's adaptive block-wise decoder (Zhao et al., "MeRino: Entropy-Driven Design for Generative
+Language Models on IoT Devices", AAAI 2025).
+
+MeRino replaces L homogeneous layers by N transformer blocks, block i having its own width E_i,
+FFN ratio R_i and depth L_i, with the layers of a block sharing one set of parameters. Our reading
+of the paper's design, and the choices it leaves open:
+
+* block i is one pre-LN GPT-style layer (LayerNorm, causal self-attention with ``E_i / d_head``
+  heads, LayerNorm, GELU FFN of width ``round(E_i * R_i)``) applied ``L_i`` times: the *same*
+  module object, so its parameters exist once and depth adds compute but no parameters;
+* where the width grows between blocks a ``Linear(E_{i-1}, E_i)`` (with bias) carries the residual
+  stream into the wider block; blocks of equal width follow each other directly;
+* token and learned positional embeddings have width ``E_1``; a final LayerNorm at ``E_N``;
+* with ``tie_weights`` the LM head is the token embedding, so when ``E_N != E_1`` a bias-free
+  ``Linear(E_N, E_1)`` projects back first (as OPT-350M's ``project_out``); without tying the head
+  is a ``Linear(E_N, vocab)`` and no projection is needed.
+
+Counting convention (``counting.blocks``): the shared layers, the inter-block projections and the
+final LayerNorm are decoder parameters; embeddings, the output projection and any untied head are
+embedding-side, so ``decoder_params`` does not depend on how the head is built.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..arch import ArchSpec
+from . import register
+from .layers import FeedForward, LMOutput, SelfAttention, init_gpt2, next_token_loss
+
+
+class PreLNLayer(nn.Module):
+    """GPT-2 style pre-LayerNorm decoder layer."""
+
+    def __init__(self, d_model: int, n_head: int, d_inner: int, dropout: float, attn_dropout: float,
+                 activation: str = "gelu"):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(d_model)
+        self.attn = SelfAttention(d_model, n_head, dropout=dropout, attn_dropout=attn_dropout)
+        self.ln_2 = nn.LayerNorm(d_model)
+        self.ffn = FeedForward(d_model, d_inner, activation=activation, dropout=dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.ffn(self.ln_2(x))
+
+
+class MerinoBlockModule(nn.Module):
+    """One MeRino block: an optional width projection, then one layer applied ``n_layer`` times."""
+
+    def __init__(self, d_in: int, d_model: int, n_head: int, d_inner: int, n_layer: int,
+                 dropout: float, attn_dropout: float):
+        super().__init__()
+        self.transition = nn.Linear(d_in, d_model) if d_in != d_model else None
+        self.layer = PreLNLayer(d_model, n_head, d_inner, dropout, attn_dropout)
+        self.n_layer = n_layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.transition is not None:
+            x = self.transition(x)
+        for _ in range(self.n_layer):
+            x = self.layer(x)
+        return x
+
+
+@register("merino")
+class MerinoLM(nn.Module):
+    def __init__(self, spec: ArchSpec, dropout: float = 0.0, attn_dropout: float = 0.0):
+        super().__init__()
+        if spec.backbone != "merino":
+            raise ValueError(f"backbone: MerinoLM needs a 'merino' spec, got {spec.backbone!r}")
+        self.spec = spec
+        e_first, e_last = spec.blocks[0].d_model, spec.blocks[-1].d_model
+        self.wte = nn.Embedding(spec.vocab_size, e_first)
+        self.wpe = nn.Embedding(spec.max_seq_len, e_first)
+        self.drop = nn.Dropout(dropout)
+        widths = [e_first] + [b.d_model for b in spec.blocks]
+        self.blocks = nn.ModuleList(
+            MerinoBlockModule(widths[i], b.d_model, b.d_model // spec.d_head, b.d_inner, b.n_layer,
+                              dropout, attn_dropout)
+            for i, b in enumerate(spec.blocks)
+        )
+        self.ln_f = nn.LayerNorm(e_last)
+        if spec.tie_weights:
+            self.project_out = nn.Linear(e_last, e_first, bias=False) if e_last != e_first else None
+            self.lm_head = nn.Linear(e_first, spec.vocab_size, bias=False)
+        else:
+            self.project_out = None
+            self.lm_head = nn.Linear(e_last, spec.vocab_size, bias=False)
+        # Residual scaling follows the applied depth: a shared layer still adds L_i residual branches.
+        init_gpt2(self, spec.num_layers)
+        if spec.tie_weights:
+            self.lm_head.weight = self.wte.weight
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None) -> LMOutput:
+        t = input_ids.size(1)
+        if t > self.spec.max_seq_len:
+            raise ValueError(f"input_ids: sequence length {t} exceeds max_seq_len={self.spec.max_seq_len}")
+        pos = torch.arange(t, device=input_ids.device)
+        x = self.drop(self.wte(input_ids) + self.wpe(pos))
+        for block in self.blocks:
+            x = block(x)
+        x = self.ln_f(x)
+        if self.project_out is not None:
+            x = self.project_out(x)
+        logits = self.lm_head(x)
+        return LMOutput(logits, next_token_loss(logits, labels) if labels is not None else None)
