@@ -1,0 +1,240 @@
+"""MeRino's subspace entropy of a Transformer, from the spec alone (no model is built).
+
+Following MeRino (Zhao et al., "MeRino: Entropy-Driven Design for Generative Language Models on
+IoT Devices", AAAI 2025, arXiv:2403.07921): a linear map ``W`` (``m x n``) is treated as a
+Gaussian random matrix and its *subspace entropy* is
+
+    H(W) = E[ sum_j log(1 + s_j(W)^2 / eps^2) ] = E[ log det(I + W W^T / eps^2) ],
+
+summed over the singular values ``s_j``. A network's MHA entropy and FFN entropy are the sums of
+H over the matrices of its attention and feed-forward sub-layers; each is multiplied by the
+effectiveness penalty ``(1 - beta * L / w_hat)`` with ``L`` the depth and ``w_hat = log E`` (the
+model width) for attention, ``w_hat = log F`` (the FFN inner width) for the FFN, and the two are
+mixed with weights ``alpha = (alpha_1, alpha_2)``::
+
+    H(net) = sum_layers [ alpha_1 (1 - beta L / log E_l) H_MHA,l + alpha_2 (1 - beta L / log F_l) H_FFN,l ]
+
+Conventions (the paper leaves them open; these are ours):
+
+* **Variance.** Entries of ``W`` are i.i.d. N(0, 1). Only ``sigma / eps`` matters, so N(0, sigma^2)
+  entries with ``eps = sigma`` give the same value. Default ``eps = 1``.
+* **Which matrices.** Attention: Q, K and V (each ``d_model x n_head*d_head``, counted as three
+  separate maps rather than one fused ``3*inner`` matrix) and the output projection; Transformer-XL
+  adds its relative-position projection ``r_net``. FFN: the input (``d_model x d_inner``) and output
+  (``d_inner x d_model``) projections. Embeddings, LayerNorms, biases and the LM head are not scored.
+* **Shared MeRino blocks.** A block of ``n_layer`` layers sharing one set of weights contributes
+  ``n_layer`` times its per-layer entropy: entropy measures the expressiveness of the depth-L map,
+  which applies the shared matrices once per layer. (Counting each block once would make depth only
+  ever lower the score, through the penalty, and MeRino's searched models use depth > 1.)
+* **Depth L.** The number of layers (MeRino: summed over blocks). PAR counts a sub-layer as half
+  a layer (an ``s`` plus an ``f`` make one standard layer); identity sub-layers count zero.
+* **Logarithms** are natural. The penalty is clamped at 0 so a very deep, narrow net cannot score
+  negative entropy (no configured space reaches the clamp).
+
+Two routes to H(W):
+
+* **Fast (default):** the Marchenko-Pastur limit of ``E[log det(I + W W^T/eps^2)]`` in closed form
+  (Verdu & Shamai 1999; Tulino & Verdu 2004, eq. 1.14): with ``N = m``, ``beta_r = n/m`` and
+  ``snr = N / eps^2``, ``H = N * C(snr, beta_r)``. Cached per shape, so scoring a spec is a few dict
+  look-ups. Against seeded Monte-Carlo SVD it agrees within 0.3 % for every shape the spaces use
+  down to 64 x 64 (checked in the tests, tolerance 1 %).
+* **Exact:** the mean over ``samples`` seeded Gaussian draws of ``sum log1p(s^2/eps^2)`` computed by
+  SVD (``numpy.linalg.svd``, values only).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+import numpy as np
+
+from ..arch import ArchSpec
+from . import register
+
+
+@dataclass(frozen=True)
+class EntropySettings:
+    """Knobs of the entropy proxy (config ``proxies.entropy``: eps, alpha, beta, method, samples)."""
+
+    eps: float = 1.0
+    alpha: tuple[float, float] = (0.6, 0.4)
+    beta: float = 1.0 / 16.0
+    method: str = "mp"  # "mp" (closed form) or "svd" (Monte-Carlo SVD)
+    samples: int = 4  # SVD draws per shape (method "svd")
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.eps > 0:
+            raise ValueError(f"proxies.entropy.eps: must be positive, got {self.eps!r}")
+        if len(self.alpha) != 2 or any(a < 0 for a in self.alpha):
+            raise ValueError(f"proxies.entropy.alpha: need two non-negative weights, got {self.alpha!r}")
+        if self.beta < 0:
+            raise ValueError(f"proxies.entropy.beta: must be non-negative, got {self.beta!r}")
+        if self.method not in ("mp", "svd"):
+            raise ValueError(f"proxies.entropy.method: 'mp' or 'svd', got {self.method!r}")
+        if self.samples < 1:
+            raise ValueError(f"proxies.entropy.samples: must be >= 1, got {self.samples!r}")
+
+
+_SETTINGS = EntropySettings()
+
+
+def configure(**changes: object) -> EntropySettings:
+    """Change the settings the registered ``merino_entropy`` proxy uses (e.g. from config)."""
+    global _SETTINGS
+    if "alpha" in changes:
+        changes["alpha"] = tuple(float(a) for a in changes["alpha"])  # type: ignore[union-attr]
+    _SETTINGS = replace(_SETTINGS, **changes)  # type: ignore[arg-type]
+    return _SETTINGS
+
+
+def settings() -> EntropySettings:
+    return _SETTINGS
+
+
+# -- H(W) for one Gaussian matrix ------------------------------------------------------------
+def _check_shape(m: int, n: int) -> None:
+    if m < 1 or n < 1:
+        raise ValueError(f"shape: matrix dimensions must be positive, got {m} x {n}")
+
+
+@lru_cache(maxsize=65536)
+def entropy_mp(m: int, n: int, eps: float = 1.0) -> float:
+    """Marchenko-Pastur closed form of E[log det(I + W W^T / eps^2)], W m x n with N(0, 1) entries."""
+    _check_shape(m, n)
+    snr = m / (eps * eps)
+    ratio = n / m
+    root = math.sqrt(ratio)
+    f = (math.sqrt(snr * (1 + root) ** 2 + 1) - math.sqrt(snr * (1 - root) ** 2 + 1)) ** 2
+    cap = ratio * math.log1p(snr - f / 4) + math.log1p(snr * ratio - f / 4) - f / (4 * snr)
+    return m * cap
+
+
+def entropy_svd(m: int, n: int, eps: float = 1.0, samples: int = 4, seed: int = 0) -> float:
+    """Monte-Carlo mean of sum_j log(1 + s_j^2/eps^2) over ``samples`` seeded N(0, 1) draws."""
+    _check_shape(m, n)
+    rng = np.random.default_rng([seed, m, n])
+    total = 0.0
+    for _ in range(samples):
+        s = np.linalg.svd(rng.standard_normal((m, n)), compute_uv=False)
+        total += float(np.log1p((s / eps) ** 2).sum())
+    return total / samples
+
+
+# -- which matrices a spec has -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Sublayer:
+    """One attention or FFN sub-layer: its matrix shapes, its width for the penalty, and how many
+    times it is applied (shared MeRino layers)."""
+
+    kind: str  # "mha" or "ffn"
+    shapes: tuple[tuple[int, int], ...]
+    width: int  # E for attention, F for the FFN
+    times: int = 1
+
+
+def _mha(d_model: int, inner: int, extra_r: bool = False) -> tuple[tuple[int, int], ...]:
+    shapes = ((d_model, inner),) * 3 + ((inner, d_model),)
+    return shapes + ((d_model, inner),) if extra_r else shapes
+
+
+def _ffn(d_model: int, d_inner: int) -> tuple[tuple[int, int], ...]:
+    return ((d_model, d_inner), (d_inner, d_model))
+
+
+def sublayers(spec: ArchSpec) -> Iterator[Sublayer]:
+    """Attention and FFN sub-layers of any backbone, from the spec's genes alone."""
+    b = spec.backbone
+    if b in ("gpt2", "opt"):
+        for f in spec.d_inner:
+            yield Sublayer("mha", _mha(spec.d_model, spec.d_model), spec.d_model)
+            yield Sublayer("ffn", _ffn(spec.d_model, f), f)
+    elif b == "transformer_xl":
+        for h, dh, f in zip(spec.n_head, spec.d_head, spec.d_inner, strict=True):
+            yield Sublayer("mha", _mha(spec.d_model, h * dh, extra_r=True), spec.d_model)
+            yield Sublayer("ffn", _ffn(spec.d_model, f), f)
+    elif b == "bert":
+        for _ in range(spec.n_layer):
+            yield Sublayer("mha", _mha(spec.d_model, spec.d_model), spec.d_model)
+            yield Sublayer("ffn", _ffn(spec.d_model, spec.d_inner), spec.d_inner)
+    elif b == "merino":
+        for blk in spec.blocks:
+            yield Sublayer("mha", _mha(blk.d_model, blk.d_model), blk.d_model, blk.n_layer)
+            yield Sublayer("ffn", _ffn(blk.d_model, blk.d_inner), blk.d_inner, blk.n_layer)
+    elif b == "par":
+        for c in spec.layers:
+            if c == "s":
+                yield Sublayer("mha", _mha(spec.d_model, spec.d_model), spec.d_model)
+            elif c == "f":
+                yield Sublayer("ffn", _ffn(spec.d_model, spec.d_inner), spec.d_inner)
+    else:  # pragma: no cover - ArchSpec validates the backbone
+        raise ValueError(f"backbone: no entropy definition for {b!r}")
+
+
+def depth(spec: ArchSpec) -> float:
+    """L of the effectiveness penalty (PAR: non-identity sub-layers / 2)."""
+    if spec.backbone == "par":
+        return sum(c != "i" for c in spec.layers) / 2.0
+    return float(spec.num_layers)
+
+
+def penalty(depth_: float, width: int, beta: float) -> float:
+    """(1 - beta L / log w), clamped at 0; a width of 1 has log w = 0 and scores 0."""
+    if width <= 1:
+        return 0.0
+    return max(0.0, 1.0 - beta * depth_ / math.log(width))
+
+
+def components(spec: ArchSpec, cfg: EntropySettings | None = None) -> dict[str, float]:
+    """Unweighted MHA and FFN entropies, their penalised forms, and the total."""
+    cfg = cfg or _SETTINGS
+    if cfg.method == "mp":
+        h = lambda m, n: entropy_mp(m, n, cfg.eps)  # noqa: E731
+    else:
+        cache: dict[tuple[int, int], float] = {}
+
+        def h(m: int, n: int) -> float:
+            key = (min(m, n), max(m, n))  # H(W) = H(W^T)
+            if key not in cache:
+                cache[key] = entropy_svd(key[0], key[1], cfg.eps, cfg.samples, cfg.seed)
+            return cache[key]
+
+    L = depth(spec)
+    raw = {"mha": 0.0, "ffn": 0.0}
+    pen = {"mha": 0.0, "ffn": 0.0}
+    for sub in sublayers(spec):
+        value = sub.times * sum(h(m, n) for m, n in sub.shapes)
+        raw[sub.kind] += value
+        pen[sub.kind] += penalty(L, sub.width, cfg.beta) * value
+    total = cfg.alpha[0] * pen["mha"] + cfg.alpha[1] * pen["ffn"]
+    return {"mha": raw["mha"], "ffn": raw["ffn"], "mha_penalised": pen["mha"],
+            "ffn_penalised": pen["ffn"], "total": total}
+
+
+def network_entropy(spec: ArchSpec, cfg: EntropySettings | None = None) -> float:
+    """MeRino's penalised, alpha-weighted network entropy (see the module docstring)."""
+    cfg = cfg or _SETTINGS
+    if cfg.method == "mp":  # fast path: no dicts, one pass
+        eps, beta, (a1, a2) = cfg.eps, cfg.beta, cfg.alpha
+        L = depth(spec)
+        total = 0.0
+        for sub in sublayers(spec):
+            value = sub.times * sum(entropy_mp(m, n, eps) for m, n in sub.shapes)
+            total += (a1 if sub.kind == "mha" else a2) * penalty(L, sub.width, beta) * value
+        return total
+    return components(spec, cfg)["total"]
+
+
+@register(
+    "merino_entropy",
+    needs_data=False,
+    doc="MeRino subspace entropy: sum over layers of alpha1*(1-beta*L/log E)*H_MHA + "
+    "alpha2*(1-beta*L/log F)*H_FFN, H(W)=E[log det(I+WW^T/eps^2)] of N(0,1) matrices "
+    "(Marchenko-Pastur closed form). Higher = more expressive = lower predicted perplexity.",
+)
+def merino_entropy(spec: ArchSpec, seq_len: int = 192) -> float:
+    """Registered proxy; ``seq_len`` is unused (entropy depends on the weight shapes only)."""
+    return network_entropy(spec)
