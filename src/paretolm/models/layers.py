@@ -15,6 +15,9 @@ import torch.nn.functional as F
 class LMOutput:
     logits: torch.Tensor | None
     loss: torch.Tensor | None = None
+    # Transformer-XL's segment memory after this forward: one (batch, <= mem_len, d_model) tensor per
+    # layer (the layer's input states), to pass back as ``mems=`` with the next segment.
+    mems: list[torch.Tensor] | None = None
 
 
 class SelfAttention(nn.Module):

@@ -1,0 +1,100 @@
+"""LTS's GPT-2 backbone and the OPT-style decoder: plain pre-LN Transformer decoders.
+
+``gpt2``: learned positions (``max_seq_len`` of them, width ``d_model``), pre-LayerNorm blocks with
+per-layer ``n_head`` / ``d_inner`` (heterogeneous), GELU FFN, final LayerNorm. The token embedding
+has width ``d_embed`` (projected to ``d_model`` when different); with ``div_val > 1`` it is LTS's
+adaptive input embedding and the output an adaptive softmax over ``cutoffs`` (``models.adaptive``),
+whose ``logits`` are full-vocabulary log-probabilities: cross-entropy on them equals the NLL, so
+``loss`` and any ``log_softmax`` of ``logits`` are the same as for plain logits. With ``div_val == 1``
+the head is the (tied) embedding matrix and ``logits`` are raw scores.
+
+``opt``: the same decoder with a ReLU FFN and a plain tied embedding of width ``d_model``.
+
+The decoder part that ``counting`` calls ``decoder_params`` is ``layers`` plus ``ln_f``
+(``decoder_parameters()``), as LTS counts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn as nn
+
+from ..arch import ArchSpec
+from . import register
+from .adaptive import AdaptiveEmbedding, AdaptiveLogSoftmax, ProjectedLMHead
+from .layers import FeedForward, LMOutput, SelfAttention, init_gpt2, next_token_loss
+
+
+class Block(nn.Module):
+    """Pre-LN decoder block: ``x + attn(ln_1(x))`` then ``x + mlp(ln_2(x))``."""
+
+    def __init__(self, d_model: int, n_head: int, d_inner: int, activation: str, dropout: float,
+                 attn_dropout: float):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(d_model)
+        self.attn = SelfAttention(d_model, n_head, dropout=dropout, attn_dropout=attn_dropout)
+        self.ln_2 = nn.LayerNorm(d_model)
+        self.mlp = FeedForward(d_model, d_inner, activation=activation, dropout=dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+@register("gpt2")
+class GPT2LM(nn.Module):
+    """GPT-2 backbone of LTS (see module docstring)."""
+
+    activation = "gelu"
+
+    def __init__(self, spec: ArchSpec, dropout: float = 0.0, attn_dropout: float = 0.0):
+        super().__init__()
+        if spec.backbone not in ("gpt2", "opt"):
+            raise ValueError(f"backbone: {type(self).__name__} builds gpt2/opt specs, got {spec.backbone!r}")
+        self.spec = spec
+        d_model = spec.d_model
+        div_val = spec.div_val or 1
+        d_embed = spec.d_embed or d_model
+        cutoffs = spec.cutoffs or ()
+        self.adaptive = div_val > 1
+        self.wte = AdaptiveEmbedding(spec.vocab_size, d_embed, d_model, cutoffs, div_val)
+        self.wpe = nn.Embedding(spec.max_seq_len, d_model)
+        self.drop = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(
+            Block(d_model, h, f, self.activation, dropout, attn_dropout) for h, f in zip(spec.n_head, spec.d_inner)
+        )
+        self.ln_f = nn.LayerNorm(d_model)
+        tied = self.wte if spec.tie_weights else None
+        if self.adaptive:
+            self.head = AdaptiveLogSoftmax(spec.vocab_size, d_embed, d_model, cutoffs, div_val, tied)
+        else:
+            self.head = ProjectedLMHead(spec.vocab_size, d_embed, d_model, tied)
+        init_gpt2(self, spec.n_layer)
+        if isinstance(self.head, AdaptiveLogSoftmax):
+            self.head.reset_cluster_bias()
+
+    def decoder_parameters(self) -> Iterator[nn.Parameter]:
+        """The parameters ``counting`` calls decoder parameters: every block and the final LayerNorm."""
+        yield from self.layers.parameters()
+        yield from self.ln_f.parameters()
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None) -> LMOutput:
+        t = input_ids.size(1)
+        if t > self.spec.max_seq_len:
+            raise ValueError(f"input_ids: {t} tokens exceed max_seq_len={self.spec.max_seq_len}")
+        pos = torch.arange(t, device=input_ids.device)
+        x = self.drop(self.wte(input_ids) + self.wpe(pos))
+        for layer in self.layers:
+            x = layer(x)
+        logits = self.head(self.ln_f(x))
+        loss = next_token_loss(logits, labels) if labels is not None else None
+        return LMOutput(logits=logits, loss=loss)
+
+
+@register("opt")
+class OPTLM(GPT2LM):
+    """OPT-style decoder: as ``gpt2`` with a ReLU FFN (spec has no div_val / d_embed: plain tied)."""
+
+    activation = "relu"
