@@ -101,7 +101,7 @@ def transformer_xl_breakdown(spec: ArchSpec, seq_len: int) -> dict[str, int]:
     klen = t
     attn_p = ffn_p = rbias_p = 0
     lin_f = sdpa_f = rel_f = 0
-    for h, dh, f in zip(spec.n_head, spec.d_head, spec.d_inner):
+    for h, dh, f in zip(spec.n_head, spec.d_head, spec.d_inner, strict=True):
         hd = h * dh
         attn_p += 5 * d * hd  # qkv (3), r_net, o_net; no biases
         rbias_p += 2 * hd
@@ -113,7 +113,8 @@ def transformer_xl_breakdown(spec: ArchSpec, seq_len: int) -> dict[str, int]:
     emb_p, emb_f = _adaptive_side(spec, seq_len, adaptive_head=True)
     decoder = attn_p + rbias_p + ffn_p + ln_p
     return {
-        "attn_params": attn_p + rbias_p, "ffn_params": ffn_p, "layernorm_params": ln_p, "rbias_params": rbias_p,
+        "attn_params": attn_p + rbias_p, "ffn_params": ffn_p, "layernorm_params": ln_p,
+        "rbias_params": rbias_p,
         "decoder_params": decoder, "embedding_params": emb_p, "position_params": 0,
         "total_params": decoder + emb_p,
         "linear_flops": lin_f, "sdpa_flops": sdpa_f, "relpos_flops": rel_f, "embed_head_flops": emb_f,

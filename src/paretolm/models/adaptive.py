@@ -30,7 +30,7 @@ def cluster_bounds(vocab_size: int, cutoffs: tuple[int, ...] | list[int]) -> lis
     """``[(start, end), ...]`` for each cluster: ``cutoffs`` then ``vocab_size`` as ends."""
     ends = [*cutoffs, vocab_size]
     starts = [0, *cutoffs]
-    return list(zip(starts, ends))
+    return list(zip(starts, ends, strict=True))
 
 
 def cluster_widths(d_embed: int, div_val: int, n_clusters: int) -> list[int]:
@@ -51,7 +51,7 @@ class AdaptiveEmbedding(nn.Module):
         self.widths = cluster_widths(d_embed, div_val, len(self.bounds))
         self.emb_scale = d_model**0.5 if scale else 1.0
         self.emb_layers = nn.ModuleList(
-            nn.Embedding(end - start, w) for (start, end), w in zip(self.bounds, self.widths)
+            nn.Embedding(end - start, w) for (start, end), w in zip(self.bounds, self.widths, strict=True)
         )
         self.emb_projs = nn.ParameterList()
         if div_val > 1 or d_embed != d_model:
@@ -86,7 +86,8 @@ class ProjectedLMHead(nn.Module):
         self.__dict__["_tied"] = embedding  # not a submodule: the parent owns it
         if embedding is None:
             self.weight = nn.Parameter(torch.empty(vocab_size, d_embed).normal_(0.0, 0.02))
-            self.proj = nn.Parameter(torch.empty(d_model, d_embed).normal_(0.0, 0.02)) if d_embed != d_model else None
+            self.proj = (nn.Parameter(torch.empty(d_model, d_embed).normal_(0.0, 0.02))
+                         if d_embed != d_model else None)
         elif embedding.div_val != 1:
             raise ValueError("div_val: a plain LM head ties only to a div_val=1 embedding")
 
@@ -130,7 +131,8 @@ class AdaptiveLogSoftmax(nn.Module):
         if embedding is None:
             sizes = [vocab_size] if div_val == 1 else [e - s for s, e in self.bounds]
             self.out_weights = nn.ParameterList(
-                nn.Parameter(torch.empty(n, w).normal_(0.0, 0.02)) for n, w in zip(sizes, self.widths)
+                nn.Parameter(torch.empty(n, w).normal_(0.0, 0.02))
+                for n, w in zip(sizes, self.widths, strict=True)
             )
             self.out_projs = nn.ParameterList()
             if div_val > 1 or d_embed != d_model:

@@ -63,7 +63,8 @@ class GPT2LM(nn.Module):
         self.wpe = nn.Embedding(spec.max_seq_len, d_model)
         self.drop = nn.Dropout(dropout)
         self.layers = nn.ModuleList(
-            Block(d_model, h, f, self.activation, dropout, attn_dropout) for h, f in zip(spec.n_head, spec.d_inner)
+            Block(d_model, h, f, self.activation, dropout, attn_dropout)
+            for h, f in zip(spec.n_head, spec.d_inner, strict=True)
         )
         self.ln_f = nn.LayerNorm(d_model)
         tied = self.wte if spec.tie_weights else None
