@@ -1,0 +1,21 @@
+rule profile:
+    """Latency and peak memory of every sampled architecture on one hardware target."""
+    input:
+        samples="results/samples/{space}.parquet",
+        proxies="results/proxies/{space}.parquet",
+        params=checked_profile_params,
+    output:
+        "results/profile/{hardware}/{space}.parquet",
+    log:
+        "logs/profile/{hardware}/{space}.log",
+    threads: hw_threads
+    resources:
+        mem_mb=hw_resource("mem_mb", 4000),
+        runtime=hw_resource("runtime", 60),
+        slurm_partition=hw_slurm("partition"),
+        constraint=hw_slurm("constraint"),
+        gres=hw_slurm("gres"),
+    conda:
+        ENV
+    script:
+        "../scripts/profile.py"
