@@ -10,7 +10,8 @@ top-k by target (lowest perplexity / highest accuracy).
 ``d_avg`` is LTS's Eq. 2: for every point i of the proxy frontier, take the ground-truth Pareto
 point closest to it in latency and average ``|p_i - p_gt,i| / p_gt,i`` over the proxy frontier,
 where p is perplexity. Hypervolumes are computed in (latency, perplexity) space, both minimised,
-against a reference point that defaults to the per-objective maximum over both frontiers.
+against a reference point that defaults to the per-objective maximum over all the models compared
+(so the ground-truth hypervolume of a set does not depend on the proxy).
 """
 
 from __future__ import annotations
@@ -148,7 +149,8 @@ def frontier_comparison(
     The ground-truth frontier is the non-dominated set of (latency, measured perplexity). The
     proxy frontier is ``proxy_front`` (a boolean mask, e.g. the search's frontier) or, by default,
     the non-dominated set of (latency, -proxy): what a training-free search would pick from ``df``.
-    Returns ``d_avg``, both hypervolumes (with their reference point) and the two masks.
+    Returns ``d_avg``, both hypervolumes (reference: per-objective maximum over ``df`` unless
+    given) and the two masks.
     """
     _check_columns(df, [proxy, latency, ppl], "frontier")
     gt = pareto_mask(df[[latency, ppl]].to_numpy(float))
@@ -158,7 +160,7 @@ def frontier_comparison(
         pf = np.asarray(proxy_front, dtype=bool)
     pts = df[[latency, ppl]].to_numpy(float)
     if reference is None:
-        reference = pts[gt | pf].max(axis=0)
+        reference = pts.max(axis=0)
     return {
         "d_avg": d_avg(df[pf], df[gt], latency, ppl),
         "hypervolume_gt": hypervolume_2d(pts[gt], reference),
