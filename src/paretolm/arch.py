@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
@@ -137,6 +138,8 @@ class ArchSpec:
         cutoffs = self.cutoffs
         if cutoffs is None:
             cutoffs = tuple(c for c in LTS_CUTOFFS if c < self.vocab_size)
+        if not isinstance(cutoffs, (list, tuple)):
+            raise ValueError(f"cutoffs: expected a list of integers, got {cutoffs!r}")
         cutoffs = tuple(cutoffs)
         for i, c in enumerate(cutoffs):
             if not isinstance(c, int) or isinstance(c, bool) or not 0 < c < self.vocab_size:
@@ -194,18 +197,23 @@ class ArchSpec:
                 unknown = set(b) - {"d_model", "ffn_ratio", "n_layer"}
                 if unknown:
                     raise ValueError(f"blocks[{i}]: unknown keys {sorted(unknown)}")
-                try:
-                    b = MerinoBlock(int_(b["d_model"], f"blocks[{i}].d_model"),
-                                    float(b["ffn_ratio"]), int_(b["n_layer"], f"blocks[{i}].n_layer"))
-                except KeyError as e:
-                    raise ValueError(f"blocks[{i}].{e.args[0]}: missing") from None
+                for key in ("d_model", "ffn_ratio", "n_layer"):
+                    if key not in b:
+                        raise ValueError(f"blocks[{i}].{key}: missing")
+                ratio = b["ffn_ratio"]
+                if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+                    raise ValueError(f"blocks[{i}].ffn_ratio: expected a number, got {ratio!r}")
+                b = MerinoBlock(int_(b["d_model"], f"blocks[{i}].d_model"), float(ratio),
+                                int_(b["n_layer"], f"blocks[{i}].n_layer"))
             elif not isinstance(b, MerinoBlock):
                 raise ValueError(f"blocks[{i}]: expected a mapping, got {b!r}")
             for name in ("d_model", "n_layer"):
                 if getattr(b, name) <= 0:
                     raise ValueError(f"blocks[{i}].{name}: must be positive, got {getattr(b, name)}")
-            if not b.ffn_ratio > 0:
-                raise ValueError(f"blocks[{i}].ffn_ratio: must be positive, got {b.ffn_ratio}")
+            if not (math.isfinite(b.ffn_ratio) and b.ffn_ratio > 0) or b.d_inner < 1:
+                raise ValueError(
+                    f"blocks[{i}].ffn_ratio: must be finite and give an FFN width >= 1, got {b.ffn_ratio}"
+                )
             if b.d_model % self.d_head:
                 raise ValueError(f"blocks[{i}].d_model: {b.d_model} is not a multiple of d_head={self.d_head}")
             if blocks and b.d_model < blocks[-1].d_model:

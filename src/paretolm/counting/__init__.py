@@ -42,8 +42,8 @@ def register(*backbones: str) -> Callable:
 
 
 def count(spec: ArchSpec, seq_len: int = DEFAULT_SEQ_LEN) -> Counts:
-    if not _COUNTERS:
-        from . import blocks, lts  # noqa: F401  (registers the counters)
+    if spec.backbone not in _COUNTERS:
+        from . import blocks, lts  # noqa: F401  (importing registers the counters)
     if seq_len <= 0:
         raise ValueError(f"seq_len: must be positive, got {seq_len}")
     return _COUNTERS[spec.backbone](spec, seq_len)
