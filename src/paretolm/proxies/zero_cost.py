@@ -27,10 +27,14 @@ the docstring says so and the SRC checks in ``docs/proxies.md`` show whether it 
   its affine part ``x * |gamma| + |beta|`` — the transformer analogue of BatchNorm in eval mode
   with unit statistics that SynFlow assumes.
 * Tied heads: the head shares the token embedding; neither is scored, so tying does not double
-  count. Adaptive softmax: its cluster weights are never scored; proxies that need an output use
-  the logits when the model returns them and the loss otherwise.
+  count. Adaptive softmax: its cluster weights are never scored, and the proxies that need an output
+  (SynFlow, DSS, jacob_cov) take the final hidden state entering the head, because an adaptive
+  softmax returns log-probabilities rather than scores and because this keeps every ``div_val`` of
+  a space on the same footing.
 * GELU has no linear region code: NASWOT's binary codes are the sign of the FFN pre-activation
   (the input of GELU/ReLU), which for ReLU is exactly NASWOT's code.
+* SynFlow (and DSS's MLP part) swap GELU for ReLU: on SynFlow's positive activations ReLU is the
+  identity GELU tends to, and the tanh-GELU backward turns into NaN at large magnitudes.
 * SynFlow overflows float32 for deep, wide stacks (products of |W| across layers); it runs in
   float64 and is reported as ``log`` of the score (monotone, so rankings are unchanged).
 """
@@ -113,16 +117,55 @@ def _loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     return out.loss
 
 
+_HEAD = re.compile(r"head|decoder|crit|softmax", re.IGNORECASE)
+
+
+def _head_module(model: nn.Module) -> nn.Module | None:
+    """The output head: the last top-level child named or typed like a head (``head``, ``lm_head``,
+    BERT's ``decoder``, an adaptive softmax / ``crit``), or None."""
+    found = None
+    for name, child in model.named_children():
+        if _HEAD.search(name) or _HEAD.search(type(child).__name__):
+            found = child
+    return found
+
+
 def _output_sum(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """Sum of the logits (or, where the model returns none, of the loss)."""
-    out = model(batch, labels=batch)
-    return out.logits.sum() if out.logits is not None else out.loss
+    """Sum of the final hidden state entering the output head.
+
+    The head is left out on purpose: an adaptive softmax returns log-probabilities (not a flow), and
+    scoring every architecture of a space before its head keeps values comparable across
+    ``div_val``. Models without a recognisable head use the summed logits.
+    """
+    head = _head_module(model)
+    seen: list[torch.Tensor] = []
+    handle = None
+    if head is not None:
+        handle = head.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    try:
+        out = model(batch)
+    finally:
+        if handle is not None:
+            handle.remove()
+    if seen:
+        return seen[-1].sum()
+    if out.logits is None:
+        raise ValueError("model: returned no logits and has no recognisable output head")
+    return out.logits.sum()
 
 
 def _grads(model: nn.Module, batch: torch.Tensor, scored: list[Scored]) -> list[torch.Tensor]:
     model.zero_grad(set_to_none=True)
     loss = _loss(model, batch)
     return list(torch.autograd.grad(loss, [s.weight for s in scored]))
+
+
+@contextmanager
+def _math_sdpa() -> Iterator[None]:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):
+        yield
 
 
 # -- gradient-based --------------------------------------------------------------------------
@@ -209,14 +252,19 @@ def _affine_layernorm(self: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
 
 
 def _synflow_model(model: nn.Module) -> nn.Module:
-    """A float64 copy with every parameter replaced by its absolute value and LayerNorm made affine."""
+    """A float64 copy with every parameter replaced by its absolute value, LayerNorm made affine and
+    GELU swapped for ReLU (SynFlow's inputs are positive, where ReLU is the identity that GELU
+    approaches; the tanh-GELU backward is 0 * inf = NaN at the magnitudes deep stacks reach)."""
     m = copy.deepcopy(model).double().eval()
     with torch.no_grad():
         for p in m.parameters():
             p.abs_()
-    for mod in m.modules():
+    for mod in list(m.modules()):
         if isinstance(mod, nn.LayerNorm):
             mod.forward = types.MethodType(_affine_layernorm, mod)
+        for name, child in list(mod.named_children()):
+            if isinstance(child, nn.GELU):
+                setattr(mod, name, nn.ReLU())
     return m
 
 
@@ -224,8 +272,9 @@ def _synflow_terms(model: nn.Module, batch: torch.Tensor) -> tuple[list[Scored],
     """Per scored weight, ``|W| ⊙ dR/d|W|`` with R the summed output of the |θ|, float64 network."""
     m = _synflow_model(model)
     scored = _require_scored(m)
-    r = _output_sum(m, batch)
-    grads = torch.autograd.grad(r, [s.weight for s in scored])
+    with _math_sdpa():  # the fused CPU kernel's backward returns NaN on saturated float64 scores
+        r = _output_sum(m, batch)
+        grads = torch.autograd.grad(r, [s.weight for s in scored])
     return scored, [s.weight.detach() * g for s, g in zip(scored, grads, strict=True)]
 
 
@@ -234,26 +283,19 @@ def _log(value: float) -> float:
 
 
 @register("synflow", needs_data=True, doc="log sum over scored weights of |W| * dR/d|W|, R = summed "
-          "logits of the |theta| float64 net, LayerNorm affine-only (higher = better).")
+          "final hidden state of the |theta| float64 net, LayerNorm affine-only (higher = better).")
 def synflow(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) -> float:
     """SynFlow (Tanaka et al., NeurIPS 2020) as a network score: every parameter replaced by its
     absolute value, LayerNorm by its affine part (see the module docstring), float64; ``R`` is the
-    sum of the output logits for the batch's token ids (token embeddings are |E| rows, so the batch
-    only picks which rows; SynFlow's all-ones input has no token-id analogue). The score is
+    sum of the final hidden state (entering the head) for the batch's token ids (token embeddings
+    are |E| rows, so the batch only picks which rows; SynFlow's all-ones input has no token-id
+    analogue). The score is
     ``log sum_W sum(|W| ⊙ dR/d|W|)`` over the scored weights.
 
     Sign: higher = better (as published); the log keeps the order and fits in a float.
     """
     _, terms = _synflow_terms(model, batch)
     return _log(float(sum(t.sum() for t in terms)))
-
-
-@contextmanager
-def _math_sdpa() -> Iterator[None]:
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    with sdpa_kernel(SDPBackend.MATH):
-        yield
 
 
 @register("dss", needs_data=True, doc="log( sum_attn ||W||_* ||dL/dW||_* + sum_mlp |W| * dR/d|W| ) "
@@ -349,10 +391,10 @@ def jacob_cov_score(jacobians: torch.Tensor, k: float = 1e-5) -> float:
 
 
 @register("jacob_cov", needs_data=True, doc="Mellor et al. v1: -sum log(l+k)+1/(l+k) over eigenvalues of the "
-          "correlation of per-sequence Jacobians d(sum logits)/d(token embeddings) (higher = better).")
+          "correlation of per-sequence Jacobians d(sum final hidden)/d(token embeddings) (higher = better).")
 def jacob_cov(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) -> float:
-    """Jacobian covariance (Mellor et al. 2020, v1 of NASWOT): ``J_i = d(sum of the logits of
-    sequence i)/d(token embeddings of sequence i)``; sequences do not interact, so one backward of
+    """Jacobian covariance (Mellor et al. 2020, v1 of NASWOT): ``J_i = d(sum of the final hidden
+    state of sequence i)/d(token embeddings of sequence i)``; sequences do not interact, so one backward of
     the summed output gives every J_i. Score ``-sum_i [log(l_i + k) + 1/(l_i + k)]``, ``k = 1e-5``,
     over the eigenvalues of the correlation matrix of the J_i.
 
