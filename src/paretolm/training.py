@@ -1,0 +1,359 @@
+"""Train an architecture from scratch, resumably: the train stage of the validation half.
+
+``train(spec, data, cfg, out_dir)`` builds the model for ``spec``, trains it on random windows of
+the train split (the batch of step t depends on (seed, t) only, see ``paretolm.data.train_batch``)
+and writes, under ``out_dir``:
+
+* ``model/``: the trained weights in safetensors, through the Hugging Face wrapper's
+  ``save_pretrained`` (``paretolm.models.hf``) when it is available;
+* ``train_log.parquet``: ``step``, ``loss``, ``lr``, ``tokens_per_s`` every ``log_every`` steps
+  (atomic, with provenance);
+* ``checkpoint/``: every ``checkpoint_every`` steps, the model weights (``model.safetensors``),
+  the optimizer state and torch RNG state (``optimizer.pt``, ``torch.save`` of tensors and plain
+  values only, read back with ``weights_only=True``) and the step, scheduler state and log so far
+  (``state.json``). A checkpoint is written to a temporary folder and renamed into place, so a run
+  killed at any moment (even by SIGKILL) finds either the previous or the new checkpoint whole and
+  resumes from it, reaching the same final loss as a run never interrupted (CPU, same threads).
+
+Hyperparameters come from ``TrainConfig`` (config section ``train``) with named presets: LTS's
+(``lts-wt103``, ``lts-lm1b``) and small CPU ones (``cpu-tiny``, ``cpu-small``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .arch import ArchSpec
+from .artifacts import provenance, write_json, write_table
+from .data import train_batch
+
+OPTIMIZERS = ("lamb", "adam", "adamw")
+SCHEDULES = ("cosine", "linear", "constant")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training hyperparameters (the ``train`` config section)."""
+
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    steps: int = 200
+    batch_size: int = 8
+    seq_len: int = 64
+    warmup_steps: int = 20
+    schedule: str = "cosine"
+    min_lr_ratio: float = 0.0
+    dropout: float = 0.0
+    attn_dropout: float = 0.0
+    grad_clip: float | None = 1.0
+    seed: int = 0
+    checkpoint_every: int = 100
+    log_every: int = 10
+    threads: int = 1
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, preset: str | None = None) -> TrainConfig:
+        """Build from a mapping (unknown keys and bad values raise ``ValueError`` naming the key).
+
+        ``preset`` (or a ``preset`` key) starts from one of ``PRESETS`` and the mapping overrides it.
+        """
+        data = dict(data or {})
+        preset = data.pop("preset", preset)
+        if preset and preset not in PRESETS:
+            raise ValueError(f"train.preset: unknown preset {preset!r} (known: {sorted(PRESETS)})")
+        base = PRESETS[preset] if preset else cls()
+        known = {f.name: f for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                raise ValueError(f"train.{key}: unknown key (known: {sorted(known)})")
+        cfg = replace(base, **data)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"train.optimizer: expected one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"train.schedule: expected one of {SCHEDULES}, got {self.schedule!r}")
+        for name in ("steps", "batch_size", "seq_len", "checkpoint_every", "log_every", "threads"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ValueError(f"train.{name}: expected a positive integer, got {v!r}")
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"train.warmup_steps: expected a non-negative integer, "
+                             f"got {self.warmup_steps!r}")
+        if not self.lr > 0:
+            raise ValueError(f"train.lr: must be positive, got {self.lr}")
+        for name in ("dropout", "attn_dropout", "min_lr_ratio"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"train.{name}: must be in [0, 1], got {getattr(self, name)}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"train.grad_clip: must be positive or null, got {self.grad_clip}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# LTS (NeurIPS 2022) Table 2 training setups. Sequence lengths and dropout agree with the
+# model_config.yaml files of ../shared/data/ground-truth/lts-archai (wt103: tgt_len 192, dropout
+# 0.1; lm1b: tgt_len 32, dropout 0.0; dropatt 0.0 in both).
+PRESETS: dict[str, TrainConfig] = {
+    "lts-wt103": TrainConfig(optimizer="lamb", lr=0.01, weight_decay=0.0, steps=40_000, batch_size=256,
+                             seq_len=192, warmup_steps=1000, schedule="cosine", dropout=0.1,
+                             attn_dropout=0.0, grad_clip=0.25, checkpoint_every=1000, log_every=100),
+    "lts-lm1b": TrainConfig(optimizer="lamb", lr=0.01, weight_decay=0.0, steps=100_000, batch_size=224,
+                            seq_len=32, warmup_steps=1000, schedule="cosine", dropout=0.0,
+                            attn_dropout=0.0, grad_clip=0.25, checkpoint_every=1000, log_every=100),
+    "cpu-tiny": TrainConfig(optimizer="adamw", lr=3e-3, steps=60, batch_size=4, seq_len=32, warmup_steps=6,
+                            schedule="cosine", checkpoint_every=20, log_every=5),
+    "cpu-small": TrainConfig(optimizer="adamw", lr=2e-3, steps=300, batch_size=16, seq_len=64,
+                             warmup_steps=30, schedule="cosine", min_lr_ratio=0.1, checkpoint_every=100,
+                             log_every=10),
+}
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Multiplier of ``cfg.lr`` at ``step`` (0-based): linear warm-up, then the schedule's decay to
+    ``min_lr_ratio``."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    if cfg.schedule == "cosine":
+        decay = 0.5 * (1 + math.cos(math.pi * progress))
+    elif cfg.schedule == "linear":
+        decay = 1 - progress
+    else:
+        decay = 1.0
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """LAMB (``pytorch_optimizer``), Adam or AdamW; no weight decay on biases and norms."""
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    betas = (cfg.beta1, cfg.beta2)
+    if cfg.optimizer == "lamb":
+        from pytorch_optimizer import Lamb
+
+        return Lamb(groups, lr=cfg.lr, betas=betas, eps=cfg.eps)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, betas=betas, eps=cfg.eps)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas, eps=cfg.eps)
+
+
+# -- models and their files -----------------------------------------------------------------------
+def _hf():
+    try:
+        from .models import hf
+    except ImportError:
+        return None
+    return hf
+
+
+def build_trainable(spec: ArchSpec, cfg: TrainConfig) -> torch.nn.Module:
+    """The model to train: the Hugging Face wrapper when present (what lm-eval and
+    ``save_pretrained`` need), else the bare backbone."""
+    hf = _hf()
+    if hf is not None:
+        return hf.from_spec(spec, dropout=cfg.dropout, attn_dropout=cfg.attn_dropout)
+    from .models import build_model
+
+    return build_model(spec, dropout=cfg.dropout, attn_dropout=cfg.attn_dropout)
+
+
+def _loss(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    out = model(input_ids=x, labels=x)
+    return out.loss if hasattr(out, "loss") else out[0]
+
+
+def save_model(model: torch.nn.Module, spec: ArchSpec, folder: str | os.PathLike) -> Path:
+    """Write the weights (safetensors) and config to ``folder`` atomically (temp folder + rename)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        if hasattr(model, "save_pretrained"):
+            model.save_pretrained(tmp, safe_serialization=True)
+        else:
+            from safetensors.torch import save_model as st_save
+
+            st_save(model, str(tmp / "model.safetensors"))
+        (tmp / "spec.json").write_text(spec.to_json() + "\n")
+        _replace_dir(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def load_model(folder: str | os.PathLike) -> torch.nn.Module:
+    """A model written by ``save_model`` (eval mode)."""
+    folder = Path(folder)
+    hf = _hf()
+    if hf is not None and (folder / "config.json").is_file():
+        model = hf.ParetoLMForCausalLM.from_pretrained(folder)
+    else:
+        from safetensors.torch import load_model as st_load
+
+        from .models import build_model
+
+        spec = ArchSpec.from_json((folder / "spec.json").read_text())
+        model = build_model(spec)
+        st_load(model, str(folder / "model.safetensors"))
+    return model.eval()
+
+
+def _replace_dir(tmp: Path, target: Path) -> None:
+    """Move folder ``tmp`` to ``target``, replacing any old one; the old one is renamed aside first
+    so that at every instant one complete folder exists under one of the two names."""
+    old = target.with_name(target.name + ".old")
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# -- checkpoints ----------------------------------------------------------------------------------
+def _save_checkpoint(folder: Path, model, optimizer, scheduler, step: int, log: list[dict]) -> None:
+    from safetensors.torch import save_model as st_save
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        st_save(model, str(tmp / "model.safetensors"))
+        torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()},
+                   tmp / "optimizer.pt")
+        state = {"step": step, "scheduler": scheduler.state_dict(), "log": log}
+        (tmp / "state.json").write_text(json.dumps(state, default=float))
+        _replace_dir(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _find_checkpoint(folder: Path) -> Path | None:
+    for cand in (folder, folder.with_name(folder.name + ".old")):
+        if (cand / "state.json").is_file() and (cand / "optimizer.pt").is_file():
+            return cand
+    return None
+
+
+def _load_checkpoint(folder: Path, model, optimizer, scheduler) -> tuple[int, list[dict]]:
+    from safetensors.torch import load_model as st_load
+
+    st_load(model, str(folder / "model.safetensors"))
+    blob = torch.load(folder / "optimizer.pt", weights_only=True)
+    optimizer.load_state_dict(blob["optimizer"])
+    torch.set_rng_state(blob["torch_rng"])
+    state = json.loads((folder / "state.json").read_text())
+    scheduler.load_state_dict(state["scheduler"])
+    return int(state["step"]), list(state["log"])
+
+
+# -- the loop -------------------------------------------------------------------------------------
+def train(
+    spec: ArchSpec,
+    train_ids: np.ndarray,
+    cfg: TrainConfig,
+    out_dir: str | os.PathLike,
+    *,
+    progress: bool = True,
+    prov: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train ``spec`` on the token array ``train_ids`` (resuming from ``out_dir/checkpoint``).
+
+    Returns a summary: ``final_loss`` (mean of the last ``log_every`` steps' losses), ``steps``,
+    ``seconds``, ``tokens_per_s`` and ``resumed_from`` (the checkpoint step, or 0).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if int(np.max(train_ids[: min(len(train_ids), 1 << 20)])) >= spec.vocab_size:
+        raise ValueError(f"vocab_size: token ids reach beyond the spec's vocab_size={spec.vocab_size}")
+    if cfg.seq_len > spec.max_seq_len:
+        raise ValueError(f"train.seq_len: {cfg.seq_len} exceeds the spec's max_seq_len={spec.max_seq_len}")
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    model = build_trainable(spec, cfg)
+    model.train()
+    optimizer = make_optimizer(model, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
+    ckpt_dir = out / "checkpoint"
+    start, log = 0, []
+    found = _find_checkpoint(ckpt_dir)
+    if found is not None:
+        start, log = _load_checkpoint(found, model, optimizer, scheduler)
+    resumed_from = start
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=start, desc=f"train {spec.arch_id}", unit="step", mininterval=1.0)
+    t_start = time.perf_counter()
+    window_t, window_tokens, window_losses = time.perf_counter(), 0, []
+    for step in range(start, cfg.steps):
+        x = train_batch(train_ids, step, cfg.batch_size, cfg.seq_len, cfg.seed)
+        loss = _loss(model, x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        lr = optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        scheduler.step()
+        window_tokens += x.numel()
+        window_losses.append(float(loss.detach()))
+        if not math.isfinite(window_losses[-1]):
+            raise FloatingPointError(f"train: loss became {window_losses[-1]} at step {step} "
+                                     f"({spec.arch_id})")
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            now = time.perf_counter()
+            tps = window_tokens / max(now - window_t, 1e-9)
+            log.append({"step": done, "loss": float(np.mean(window_losses)), "lr": lr, "tokens_per_s": tps})
+            if bar is not None:
+                bar.set_postfix(loss=f"{log[-1]['loss']:.3f}", tok_s=f"{tps:,.0f}")
+            window_t, window_tokens, window_losses = now, 0, []
+        if bar is not None:
+            bar.update(1)
+        if done % cfg.checkpoint_every == 0 and done < cfg.steps:
+            _save_checkpoint(ckpt_dir, model, optimizer, scheduler, done, log)
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - t_start
+    model.eval()
+    save_model(model, spec, out / "model")
+    table = pd.DataFrame(log, columns=["step", "loss", "lr", "tokens_per_s"])
+    meta = dict(prov or provenance("train", {"train": cfg.to_dict(), "spec": spec.to_json()}))
+    write_table(table, out / "train_log.parquet", meta)
+    summary = {
+        "arch_id": spec.arch_id,
+        "final_loss": float(table["loss"].iloc[-1]) if len(table) else float("nan"),
+        "steps": cfg.steps,
+        "seconds": seconds,
+        "tokens_per_s": float(table["tokens_per_s"].median()) if len(table) else float("nan"),
+        "resumed_from": resumed_from,
+    }
+    write_json(summary, out / "train_summary.json")
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    shutil.rmtree(ckpt_dir.with_name("checkpoint.old"), ignore_errors=True)
+    return summary
