@@ -117,7 +117,6 @@ class TransformerXLLM(nn.Module):
         self.mem_len = spec.mem_len
         self.word_emb = AdaptiveEmbedding(spec.vocab_size, spec.d_embed, d, spec.cutoffs, spec.div_val,
                                           scale=True)
-        self.register_buffer("inv_freq", 1.0 / (10000 ** (torch.arange(0.0, d, 2.0) / d)), persistent=False)
         self.drop = nn.Dropout(dropout)
         self.layers = nn.ModuleList(
             RelDecoderLayer(d, h, dh, f, dropout, attn_dropout, spec.pre_lnorm)
@@ -134,8 +133,12 @@ class TransformerXLLM(nn.Module):
 
     def positions(self, klen: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """Sinusoidal embeddings of relative distances ``klen-1 ... 0``: ``(klen, d_model)``."""
-        pos = torch.arange(klen - 1, -1, -1.0, device=device, dtype=self.inv_freq.dtype)
-        angles = pos[:, None] * self.inv_freq[None, :]
+        # computed here, not kept as a buffer: loaders that build on the meta device leave
+        # non-persistent buffers uninitialised
+        d = self.spec.d_model
+        inv_freq = 1.0 / (10000 ** (torch.arange(0.0, d, 2.0, device=device) / d))
+        pos = torch.arange(klen - 1, -1, -1.0, device=device)
+        angles = pos[:, None] * inv_freq[None, :]
         return torch.cat([angles.sin(), angles.cos()], dim=-1).to(dtype)
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
