@@ -1,0 +1,88 @@
+"""``paretolm arch``: count parameters / FLOPs of specs and sample specs from a search space.
+
+``paretolm arch count --json '<spec>' [--seq-len 192]`` prints one JSON object (``arch_id``,
+``decoder_params``, ``embedding_params``, ``total_params``, ``flops``); ``--json -`` reads one spec
+per line from standard input and prints one result per line, in order, so thousands of specs cost
+one process start. ``paretolm arch sample --space <yaml or name> -n N --seed S`` prints N canonical
+specs as JSON lines. Counting never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TextIO
+
+from ..arch import ArchSpec
+from ..counting import DEFAULT_SEQ_LEN, count
+
+
+def count_record(spec: ArchSpec, seq_len: int) -> dict[str, object]:
+    c = count(spec, seq_len)
+    return {"arch_id": spec.arch_id, "decoder_params": c.decoder_params,
+            "embedding_params": c.embedding_params, "total_params": c.total_params, "flops": c.flops}
+
+
+def _count_lines(lines: Iterable[str], seq_len: int, out: TextIO) -> int:
+    n = 0
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            spec = ArchSpec.from_json(line)
+        except ValueError as e:
+            raise ValueError(f"line {lineno}: {e}") from None
+        out.write(json.dumps(count_record(spec, seq_len)) + "\n")
+        n += 1
+    return n
+
+
+def cmd_count(args: argparse.Namespace) -> int:
+    if args.seq_len <= 0:
+        raise ValueError(f"--seq-len: must be positive, got {args.seq_len}")
+    if args.json == "-":
+        _count_lines(sys.stdin, args.seq_len, sys.stdout)
+    else:
+        spec = ArchSpec.from_json(args.json)
+        print(json.dumps(count_record(spec, args.seq_len)))
+    return 0
+
+
+def _resolve_space(name: str) -> Path:
+    """A space file by path, by name under ``config/spaces`` of the cwd, then of the checkout."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    for base in (Path("config/spaces"), Path(__file__).resolve().parents[3] / "config" / "spaces"):
+        if (base / f"{name}.yaml").exists():
+            return base / f"{name}.yaml"
+    raise ValueError(f"--space: no search space named {name!r} (give a YAML path or a name in config/spaces)")
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from ..spaces import load_space
+
+    if args.n <= 0:
+        raise ValueError(f"-n: must be positive, got {args.n}")
+    space = load_space(_resolve_space(args.space))
+    for spec in space.sample(args.n, seed=args.seed):
+        sys.stdout.write(spec.to_json() + "\n")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("arch", help="count or sample architecture specs")
+    sub = parser.add_subparsers(dest="arch_command", required=True)
+    c = sub.add_parser("count", help="exact parameter and FLOP counts of a spec (JSON)")
+    c.add_argument("--json", required=True, metavar="SPEC",
+                   help="a spec as JSON, or '-' to read one spec per line from stdin")
+    c.add_argument("--seq-len", type=int, default=DEFAULT_SEQ_LEN, help="sequence length for FLOPs")
+    c.set_defaults(func=cmd_count)
+    s = sub.add_parser("sample", help="sample specs from a search space (JSON lines)")
+    s.add_argument("--space", required=True, help="space YAML path or name under config/spaces")
+    s.add_argument("-n", type=int, required=True, help="number of specs")
+    s.add_argument("--seed", type=int, default=0, help="random seed")
+    s.set_defaults(func=cmd_sample)
