@@ -57,6 +57,12 @@ def test_pareto_mask_and_hypervolume_known():
     assert C.hypervolume_2d(pts, (4, 4)) == pytest.approx(6.0)
     assert C.hypervolume_2d([[1, 1]], (3, 2)) == pytest.approx(2.0)
     assert C.hypervolume_2d([[5, 5]], (4, 4)) == 0.0  # outside the reference box
+    from paretolm.pareto import hypervolume
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        cloud = rng.random((15, 2))
+        assert C.hypervolume_2d(cloud, (1.1, 1.2)) == pytest.approx(hypervolume(cloud, (1.1, 1.2)))
 
 
 def test_d_avg_known_answer():

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .pareto import hypervolume
+
 
 def _check_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in df.columns]
@@ -105,7 +107,10 @@ def pareto_mask(points: np.ndarray) -> np.ndarray:
 
 
 def hypervolume_2d(points: np.ndarray, reference: Sequence[float]) -> float:
-    """Area dominated by ``points`` (both columns minimised) and bounded by ``reference``."""
+    """Area dominated by ``points`` (both columns minimised) and bounded by ``reference``.
+
+    A plain staircase sum kept as an independent check of ``paretolm.pareto.hypervolume``, which
+    ``frontier_comparison`` uses."""
     pts = np.asarray(points, dtype=float).reshape(-1, 2)
     ref = np.asarray(reference, dtype=float)
     pts = pts[np.all(pts < ref, axis=1)]
@@ -163,8 +168,8 @@ def frontier_comparison(
         reference = pts.max(axis=0)
     return {
         "d_avg": d_avg(df[pf], df[gt], latency, ppl),
-        "hypervolume_gt": hypervolume_2d(pts[gt], reference),
-        "hypervolume_proxy": hypervolume_2d(pts[pf], reference),
+        "hypervolume_gt": hypervolume(pts[gt], reference),
+        "hypervolume_proxy": hypervolume(pts[pf], reference),
         "reference": [float(r) for r in reference],
         "n_gt_front": int(gt.sum()),
         "n_proxy_front": int(pf.sum()),
