@@ -61,5 +61,6 @@ def hw_resource(key, default):
 
 
 def hw_slurm(key):
-    """Cluster routing of a hardware target (``hardware.<name>.slurm.<key>``); '' when unset."""
-    return lambda wc: target(wc).get("slurm", {}).get(key) or ""
+    """Cluster routing of a hardware target (``hardware.<name>.slurm.<key>``); None (the
+    resource stays unset, so the SLURM executor adds no flag) when the target leaves it out."""
+    return lambda wc: target(wc).get("slurm", {}).get(key) or None
