@@ -176,3 +176,68 @@ def frontier_comparison(
         "gt_mask": gt,
         "proxy_mask": pf,
     }
+
+
+# -- workflow stage -------------------------------------------------------------------------------
+def frontier_table(df: pd.DataFrame, proxies: Sequence[str], ppl: str = "valid_ppl") -> pd.DataFrame:
+    """``frontier_comparison`` per proxy and cost (latency, memory), plus the search's own frontier
+    (rows with ``source == "frontier"``) when the trained set also holds other models."""
+    rows = []
+    for cost in ("latency_ms", "peak_memory_mb"):
+        if cost not in df.columns or df[cost].isna().all():
+            continue
+        sub = df[df[cost].notna() & df[ppl].notna()].reset_index(drop=True)
+        cands: list[tuple[str, Any]] = [(p, None) for p in proxies]
+        on_front = (sub["source"] == "frontier").to_numpy() if "source" in sub.columns else None
+        if on_front is not None and on_front.any() and not on_front.all():
+            cands.append(("search_frontier", on_front))
+        for name, mask in cands:
+            proxy = name if mask is None else proxies[0]
+            out = frontier_comparison(sub, proxy=proxy, latency=cost, ppl=ppl, proxy_front=mask)
+            rows.append({"proxy": name, "cost": cost, "n": len(sub),
+                         **{k: out[k] for k in ("d_avg", "hypervolume_gt", "hypervolume_proxy",
+                                                "n_gt_front", "n_proxy_front")}})
+    return pd.DataFrame(rows, columns=["proxy", "cost", "n", "d_avg", "hypervolume_gt", "hypervolume_proxy",
+                                       "n_gt_front", "n_proxy_front"])
+
+
+def run_correlate(eval_table: str, params: str, out: str, frontiers_out: str,
+                  figures: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Snakemake rule ``correlate``: score the proxies on the trained specs and correlate them with
+    the measured perplexity (and mean zero-shot accuracy); frontiers and figures."""
+    from .arch import ArchSpec
+    from .artifacts import provenance, write_table
+    from .proxies import get, score_table
+    from .workflow import read_params
+
+    part = read_params(params)
+    val = part["validation"]
+    names = list(val.get("proxies") or part["proxies"]["names"])
+    ev = pd.read_parquet(eval_table)
+    specs = [ArchSpec.from_json(s) for s in ev["spec"]]
+    batch = None
+    if any(get(n).needs_data for n in names):
+        from .data import load_batch
+        from .training import data_block
+
+        batch = load_batch(data_block(part), int(part["proxies"].get("batch_size", 8)),
+                           int(part["proxies"]["seq_len"]), int(part["proxies"]["seed"]))
+    scores = score_table(specs, names, seq_len=int(part["proxies"]["seq_len"]), batch=batch,
+                         seed=int(part["proxies"]["seed"]))
+    df = ev.merge(scores, on="arch_id", how="left")
+    targets = {c: True for c in ("valid_ppl", "test_ppl") if c in df.columns}
+    targets.update({c: False for c in df.columns if c.endswith("shot_mean_acc")})
+    table = correlation_table(df, names, targets, bin_column="decoder_params" if "decoder_params" in names
+                              else None, n_bins=int(val.get("n_bins", 3)),
+                              top_k=tuple(val.get("top_k", (0.1, 0.2, 0.5))))
+    cost = {n: float(df[f"{n}_seconds"].median()) for n in names if f"{n}_seconds" in df.columns}
+    table["proxy_seconds"] = table["proxy"].map(cost)
+    prov = provenance("correlate", part, [eval_table, params])
+    write_table(table, out, prov)
+    fronts = frontier_table(df, names)
+    write_table(fronts, frontiers_out, prov)
+    if figures:
+        from .report import write_figures
+
+        write_figures(df, table, names, figures)
+    return table

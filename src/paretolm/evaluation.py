@@ -322,3 +322,100 @@ def mean_accuracy(table: pd.DataFrame) -> float:
     """Mean of each task's primary accuracy (``acc``) over the tasks of a ``zero_shot`` table."""
     acc = table[table["metric"] == "acc"]
     return float(acc["value"].mean()) if len(acc) else float("nan")
+
+
+# -- workflow stages ------------------------------------------------------------------------------
+SPLIT_PREFIX = {"validation": "valid", "test": "test", "train": "train"}
+
+
+def evaluate_model(model: torch.nn.Module, tokenizer: Any, data_cfg: Any, ev: Mapping[str, Any],
+                   extra_data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every number the evaluate stage records for one trained model, as one flat row.
+
+    ``ev`` is the ``evaluate`` config section: ``seq_len``, ``stride``, ``batch_size``,
+    ``max_tokens``, ``splits`` (of the training dataset), ``datasets`` (other datasets, same
+    tokenizer: out-of-domain perplexity) and ``zero_shot`` (``tasks``, ``limit``, ``num_fewshot``
+    list, ``data_dir``, ``batch_size``, ``bootstrap_iters``, ``seed``).
+    """
+    from dataclasses import replace as dc_replace
+
+    from .data import DatasetSpec
+
+    seq_len = int(ev["seq_len"])
+    prefix = prefix_token_of(tokenizer)
+    row: dict[str, Any] = {"eval_seq_len": seq_len, "eval_stride": ev.get("stride") or seq_len}
+    jobs = [("", data_cfg, s) for s in ev.get("splits", ["validation", "test"])]
+    for name, splits in (ev.get("datasets") or {}).items():
+        spec = DatasetSpec.from_config(name, (extra_data or {})[name])
+        jobs += [(f"{name}_", dc_replace(data_cfg, dataset=spec), s) for s in splits]
+    for label, dc, split in jobs:
+        res = split_perplexity(model, dc.split(split, tokenizer=tokenizer), seq_len, ev.get("stride"),
+                               prefix, int(ev.get("batch_size", 8)), ev.get("max_tokens"))
+        key = f"{label}{SPLIT_PREFIX.get(split, split)}"
+        for metric in ("ppl", "word_ppl", "byte_ppl", "bits_per_byte"):
+            row[f"{key}_{metric}"] = res[metric]
+        row[f"{key}_tokens"] = res["n_tokens"]
+    zs = ev.get("zero_shot") or {}
+    if zs.get("tasks"):
+        for k in zs.get("num_fewshot", [0]):
+            table = zero_shot(model, tokenizer, zs["tasks"], zs["data_dir"], zs.get("limit"), int(k),
+                              int(zs.get("batch_size", 8)), int(zs.get("seed", 0)), seq_len,
+                              int(zs.get("bootstrap_iters", 0)))
+            for r in table.itertuples():
+                row[f"{k}shot_{r.task}_{r.metric}"] = r.value
+            row[f"{k}shot_mean_acc"] = mean_accuracy(table)
+    return row
+
+
+def run_evaluate(arch_id: str, archs: str | os.PathLike, model_dir: str | os.PathLike,
+                 params: str | os.PathLike, out: str | os.PathLike) -> pd.DataFrame:
+    """Snakemake rule ``evaluate``: perplexities, zero-shot accuracy, latency and memory of one
+    trained model -> ``results/eval/{arch_id}.parquet`` (one row)."""
+    import json as _json
+
+    from .arch import ArchSpec
+    from .artifacts import provenance, write_table
+    from .data import data_config, resolve_path
+    from .training import data_block, load_model
+    from .workflow import read_params
+
+    part = read_params(params)
+    table = pd.read_parquet(archs)
+    sel = table[table["arch_id"] == arch_id]
+    if sel.empty:
+        raise ValueError(f"arch_id: {arch_id} is not among the selected architectures in {archs}")
+    spec = ArchSpec.from_json(sel["spec"].iloc[0])
+    torch.set_num_threads(int(part["evaluate"].get("threads", 1)))
+    dc = data_config(data_block(part))
+    tokenizer = dc.load_tokenizer()
+    model = load_model(model_dir)
+    ev = dict(part["evaluate"])
+    ev["seq_len"] = ev.get("seq_len") or part["train"].get("seq_len") or 64
+    if ev.get("zero_shot"):
+        ev["zero_shot"] = dict(ev["zero_shot"], data_dir=str(resolve_path(ev["zero_shot"]["data_dir"])))
+    row: dict[str, Any] = {"arch_id": arch_id, "source": sel["source"].iloc[0], "spec": spec.to_json()}
+    row.update(evaluate_model(model, tokenizer, dc, ev, part["datasets"]))
+    summary = Path(model_dir).parent / "train_summary.json"
+    if summary.is_file():
+        s = _json.loads(summary.read_text())
+        row.update({"train_final_loss": s["final_loss"], "train_seconds": s["seconds"],
+                    "train_tokens_per_s": s["tokens_per_s"]})
+    hw = part.get("hardware")
+    if hw:
+        from .profiling import Settings, measure
+
+        m = measure(spec, Settings.from_parts(hw["target"], hw["profile"]))
+        row.update({k: m[k] for k in ("latency_ms", "latency_iqr_ms", "peak_memory_mb")})
+    df = pd.DataFrame([row])
+    write_table(df, out, provenance("evaluate", part, [archs, params, *sorted(
+        str(p) for p in Path(model_dir).glob("*.safetensors"))]))
+    return df
+
+
+def run_eval_table(inputs: Sequence[str | os.PathLike], out: str | os.PathLike) -> pd.DataFrame:
+    """Snakemake rule ``eval_table``: every per-architecture row in one table."""
+    from .artifacts import provenance, write_table
+
+    df = pd.concat([pd.read_parquet(p) for p in inputs], ignore_index=True)
+    write_table(df, out, provenance("eval_table", {}, list(inputs)))
+    return df

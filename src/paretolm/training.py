@@ -357,3 +357,96 @@ def train(
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     shutil.rmtree(ckpt_dir.with_name("checkpoint.old"), ignore_errors=True)
     return summary
+
+
+# -- workflow stages ------------------------------------------------------------------------------
+def data_block(part: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``paretolm.data`` block of a validation params part (train dataset and tokenizer)."""
+    train_part = part["train"]
+    return {"datasets": part["datasets"], "tokenizers": part["tokenizers"],
+            "dataset": train_part["dataset"], "tokenizer": train_part["tokenizer"],
+            "cache_dir": train_part.get("cache_dir", "results/cache/data")}
+
+
+def _hyper(train_part: Mapping[str, Any]) -> TrainConfig:
+    skip = {"dataset", "tokenizer", "cache_dir"}
+    return TrainConfig.from_dict({k: v for k, v in train_part.items() if k not in skip})
+
+
+def select_archs(part: Mapping[str, Any], inputs: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """The architectures to train: one row per distinct trained spec with its ``source``.
+
+    Sources (``validation.sources``): ``{kind: sample, space, n, seed}`` (a random sample, the
+    ground truth), ``{kind: frontier, hardware}`` (``results/pareto_{hardware}.parquet``) and
+    ``{kind: baselines, base: <spec>, n_layer: [...]}`` (LTS's hand-scaled backbones). Every spec
+    gets the tokenizer's vocabulary (``vocab_size``) and at least the training sequence length, so
+    its ``arch_id`` is that of the model actually trained; ``source_arch_id`` keeps the original.
+    """
+    from .data import data_config
+    from .spaces import SearchSpace
+
+    dc = data_config(data_block(part))
+    vocab = len(dc.load_tokenizer())
+    seq_len = _hyper(part["train"]).seq_len
+    rows: list[dict[str, Any]] = []
+    for i, src in enumerate(part["validation"]["sources"]):
+        kind = src.get("kind")
+        if kind == "sample":
+            space = SearchSpace.from_yaml(Path(part["spaces_dir"]) / f"{src['space']}.yaml")
+            specs = [(s, {}) for s in space.sample(int(src["n"]), int(src.get("seed", 0)))]
+        elif kind == "frontier":
+            hw = src["hardware"]
+            path = (inputs or {}).get(f"frontier_{hw}") or f"results/pareto_{hw}.parquet"
+            front = pd.read_parquet(path)
+            specs = [(ArchSpec.from_json(r["spec"]),
+                      {k: r[k] for k in ("latency_ms", "peak_memory_mb") if k in r})
+                     for _, r in front.iterrows()]
+        elif kind == "baselines":
+            base = dict(src["base"])
+            specs = []
+            for n in src["n_layer"]:
+                d = dict(base, n_layer=int(n))
+                specs.append((ArchSpec.from_dict(d), {}))
+        else:
+            raise ValueError(f"validation.sources[{i}].kind: expected sample, frontier or baselines, "
+                             f"got {kind!r}")
+        for spec, extra in specs:
+            trained = spec.with_(vocab_size=vocab, max_seq_len=max(spec.max_seq_len, seq_len))
+            if trained.backbone in ("gpt2", "transformer_xl"):
+                trained = trained.with_(cutoffs=tuple(c for c in spec.cutoffs if c < vocab))
+            rows.append({"arch_id": trained.arch_id, "spec": trained.to_json(), "source": kind,
+                         "source_arch_id": spec.arch_id,
+                         **{f"search_{k}": float(v) for k, v in extra.items()}})
+    df = pd.DataFrame(rows)
+    if df.empty:
+        raise ValueError("validation.sources: no architectures selected")
+    return df.drop_duplicates("arch_id").reset_index(drop=True)
+
+
+def run_select(params: str | os.PathLike, out: str | os.PathLike, inputs: Mapping[str, str] | None = None,
+               input_files: list[str] | None = None) -> pd.DataFrame:
+    """Snakemake checkpoint ``select_validation``."""
+    from .workflow import read_params
+
+    part = read_params(params)
+    df = select_archs(part, inputs)
+    write_table(df, out, provenance("select_validation", part, [params, *(input_files or [])]))
+    return df
+
+
+def run_train(arch_id: str, archs: str | os.PathLike, params: str | os.PathLike,
+              out_dir: str | os.PathLike, progress: bool = True) -> dict[str, Any]:
+    """Snakemake rule ``train``: train one selected architecture from scratch (resumable)."""
+    from .data import data_config
+    from .workflow import read_params
+
+    part = read_params(params)
+    table = pd.read_parquet(archs)
+    row = table[table["arch_id"] == arch_id]
+    if row.empty:
+        raise ValueError(f"arch_id: {arch_id} is not among the selected architectures in {archs}")
+    spec = ArchSpec.from_json(row["spec"].iloc[0])
+    cfg = _hyper(part["train"])
+    ids = data_config(data_block(part)).split("train").ids
+    prov = provenance("train", {"train": part["train"], "spec": spec.to_json()}, [archs, params])
+    return train(spec, ids, cfg, out_dir, progress=progress, prov=prov)

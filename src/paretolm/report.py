@@ -1,0 +1,115 @@
+"""Figures of the validation half (matplotlib, Agg backend): what the Snakemake report shows.
+
+* ``scatter``: each proxy against measured validation perplexity, one panel per proxy, with the
+  ground-truth Pareto frontier (latency vs perplexity) and the proxy's frontier (latency vs proxy)
+  marked when latency was measured;
+* ``src``: SRC of each proxy with validation perplexity (and mean zero-shot accuracy when present),
+  over all models;
+* ``src_cost``: |SRC| against the median seconds a proxy costs per architecture (LTS Fig. 13a).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .artifacts import atomic_path
+from .correlation import pareto_mask
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+
+
+def scatter(df: pd.DataFrame, proxies: Sequence[str], path: str | os.PathLike, ppl: str = "valid_ppl") -> None:
+    plt = _plt()
+    n = len(proxies)
+    cols = min(3, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    has_lat = "latency_ms" in df.columns and df["latency_ms"].notna().all()
+    gt = pareto_mask(df[["latency_ms", ppl]].to_numpy(float)) if has_lat else np.zeros(len(df), bool)
+    for ax, name in zip(axes.flat, proxies, strict=False):
+        ax.scatter(df[name], df[ppl], s=18, c="0.55", label="trained models")
+        if has_lat:
+            pf = pareto_mask(np.column_stack([df["latency_ms"], -df[name].to_numpy(float)]))
+            ax.scatter(df[name][pf], df[ppl][pf], s=46, facecolors="none", edgecolors="tab:blue",
+                       label="proxy frontier")
+            ax.scatter(df[name][gt], df[ppl][gt], s=14, marker="x", c="tab:red", label="true frontier")
+        ax.set_xlabel(name)
+        ax.set_ylabel(ppl)
+        ax.set_yscale("log")
+        if df[name].min() > 0 and df[name].max() / max(df[name].min(), 1e-12) > 50:
+            ax.set_xscale("log")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def src_bars(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    plt = _plt()
+    allrows = table[table["bin"] == "all"]
+    targets = list(dict.fromkeys(allrows["target"]))
+    proxies = list(dict.fromkeys(allrows["proxy"]))
+    fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(proxies) + 2), 3.6))
+    width = 0.8 / max(1, len(targets))
+    x = np.arange(len(proxies))
+    for i, t in enumerate(targets):
+        vals = allrows[allrows["target"] == t].set_index("proxy").reindex(proxies)["src"]
+        ax.bar(x + i * width, vals, width, label=t)
+    ax.axhline(0, c="k", lw=0.6)
+    ax.set_xticks(x + width * (len(targets) - 1) / 2, proxies, rotation=30, ha="right")
+    ax.set_ylabel("Spearman rank correlation")
+    ax.set_ylim(-1, 1)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def src_vs_cost(table: pd.DataFrame, path: str | os.PathLike, target: str = "valid_ppl") -> None:
+    plt = _plt()
+    rows = table[(table["bin"] == "all") & (table["target"] == target)].dropna(subset=["proxy_seconds"])
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    ax.scatter(rows["proxy_seconds"].clip(lower=1e-7), rows["src"].abs())
+    for r in rows.itertuples():
+        ax.annotate(r.proxy, (max(r.proxy_seconds, 1e-7), abs(r.src)), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("median seconds per architecture")
+    ax.set_ylabel(f"|SRC| with {target}")
+    ax.set_ylim(0, 1.05)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def write_figures(df: pd.DataFrame, table: pd.DataFrame, proxies: Sequence[str],
+                  paths: Mapping[str, str | os.PathLike]) -> None:
+    """Write the figures named in ``paths`` (keys ``scatter``, ``src``, ``src_cost``)."""
+    known = {"scatter", "src", "src_cost"}
+    unknown = set(paths) - known
+    if unknown:
+        raise ValueError(f"figures: unknown figure {sorted(unknown)[0]!r} (known: {sorted(known)})")
+    if "scatter" in paths:
+        scatter(df, proxies, paths["scatter"])
+    if "src" in paths:
+        src_bars(table, paths["src"])
+    if "src_cost" in paths:
+        src_vs_cost(table, paths["src_cost"])
