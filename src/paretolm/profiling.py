@@ -88,6 +88,8 @@ def check_available(name: str, target: Mapping[str, Any]) -> None:
     import torch
 
     device = target.get("device", "cpu")
+    if target.get("quantize") == "dynamic_int8" and device != "cpu":
+        raise ValueError(f"hardware target {name!r}: dynamic_int8 quantization runs on device cpu only")
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"hardware target {name!r}: needs a CUDA GPU, but none is available here "
@@ -100,8 +102,6 @@ def check_available(name: str, target: Mapping[str, Any]) -> None:
             "run it where that CPU is (e.g. with the cluster profile, see docs/workflow.md)"
         )
     if target.get("quantize") == "dynamic_int8":
-        if device != "cpu":
-            raise ValueError(f"hardware target {name!r}: dynamic_int8 quantization runs on device cpu only")
         quantize_dynamic_fn()
         engines = [e for e in torch.backends.quantized.supported_engines if e != "none"]
         if not engines:

@@ -1,0 +1,130 @@
+"""Latency and memory measurement on real (tiny) models, targets, and the measurement cache."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+
+from paretolm import profiling
+from paretolm.arch import ArchSpec
+from paretolm.profiling import Profiler, Settings
+
+SPEC = ArchSpec(backbone="gpt2", n_layer=2, d_model=64, n_head=[2, 4], d_inner=[128, 256],
+                vocab_size=1000, max_seq_len=64)
+FAST = dict(seq_len=32, warmup=1, min_repeats=10, max_repeats=12, rel_iqr_max=1.0)
+
+
+def test_measure_real_model():
+    r = profiling.measure(SPEC, Settings(**FAST))
+    assert r["arch_id"] == SPEC.arch_id
+    assert r["latency_ms"] > 0 and r["latency_iqr_ms"] >= 0 and 10 <= r["repeats"] <= 12
+    # weights: 4 bytes per parameter, the tied head counted once
+    n_params = sum(p.numel() for p in profiling.prepare_model(SPEC, Settings(**FAST)).parameters())
+    assert r["weights_mb"] * 2**20 >= 4 * n_params
+    # the pass holds at least its logits (batch x seq x vocab floats) at its peak
+    assert r["activation_peak_mb"] * 2**20 >= 32 * 1000 * 4
+    assert r["peak_memory_mb"] > r["weights_mb"] + r["activation_peak_mb"] - 1e-9
+
+
+class Sequential(torch.nn.Module):
+    """Twenty 1 MiB allocations (ones + sum per step), each step's dropped after the next: at most
+    three live at once (previous result, ones, new result), so the peak is 3 MiB, the sum 20."""
+
+    def forward(self, x):
+        y = x
+        for _ in range(10):
+            y = torch.ones(2**18) + y.sum()
+        return y
+
+
+class Holding(torch.nn.Module):
+    """Allocates ten 1 MiB tensors and keeps all of them until it returns (peak >= 10 MiB)."""
+
+    def forward(self, x):
+        keep = [torch.ones(2**18) + x.sum() for _ in range(10)]
+        return torch.stack(keep).sum()
+
+
+def test_cpu_peak_is_a_true_peak_not_a_sum():
+    x = torch.zeros(4)
+    seq = profiling.cpu_peak_bytes(Sequential(), x)
+    hold = profiling.cpu_peak_bytes(Holding(), x)
+    mib = 2**20
+    assert 2 * mib <= seq <= 3.5 * mib
+    assert hold >= 10 * mib
+
+
+def test_tied_weights_counted_once_and_int8_is_smaller():
+    tied = profiling.weight_bytes(profiling.prepare_model(SPEC, Settings()))
+    untied = profiling.weight_bytes(profiling.prepare_model(SPEC.with_(tie_weights=False), Settings()))
+    assert untied - tied == 1000 * 64 * 4
+    big = SPEC.with_(d_inner=[2048, 2048])
+    fp32 = profiling.weight_bytes(profiling.prepare_model(big, Settings()))
+    int8 = profiling.weight_bytes(profiling.prepare_model(big, Settings(quantize="dynamic_int8")))
+    assert int8 < 0.6 * fp32
+    r = profiling.measure(big, Settings(quantize="dynamic_int8", **FAST))
+    assert r["latency_ms"] > 0 and r["weights_mb"] * 2**20 == pytest.approx(int8)
+
+
+def test_adaptive_repeats():
+    noisy = iter([0.001, 0.004] * 100)
+    s = Settings(warmup=0, min_repeats=10, max_repeats=30, rel_iqr_max=0.05)
+    times = profiling.time_forward(lambda ids: time.sleep(next(noisy)), None, s)
+    assert len(times) == 30  # spread stays high: repeats up to the cap
+    steady = profiling.time_forward(lambda ids: time.sleep(0.002), None, s.__class__(
+        warmup=0, min_repeats=10, max_repeats=30, rel_iqr_max=0.5))
+    assert len(steady) == 10
+
+
+def test_targets_checked():
+    arch = "x86_64" if profiling._machine() == "aarch64" else "aarch64"
+    with pytest.raises(ValueError, match=f"hardware target 'arm': needs a {arch} CPU"):
+        profiling.check_available("arm", {"device": "cpu", "arch": arch})
+    profiling.check_available("here", {"device": "cpu", "arch": profiling._machine()})
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="hardware target 'gpu': needs a CUDA GPU"):
+            profiling.check_available("gpu", {"device": "cuda"})
+    with pytest.raises(ValueError, match="device cpu only"):
+        profiling.check_available("q", {"device": "cuda", "quantize": "dynamic_int8"})
+    with pytest.raises(ValueError, match="profile.seq_len"):
+        profiling.measure(SPEC, Settings(seq_len=128))
+
+
+def test_quantize_api_guarded(monkeypatch):
+    assert callable(profiling.quantize_dynamic_fn())
+    import torch.ao.quantization as aoq
+    import torch.quantization as tq
+
+    monkeypatch.delattr(aoq, "quantize_dynamic")
+    assert profiling.quantize_dynamic_fn() is tq.quantize_dynamic
+    monkeypatch.delattr(tq, "quantize_dynamic")
+    with pytest.raises(ValueError, match="quantize: dynamic int8 quantization is not available"):
+        profiling.quantize_dynamic_fn()
+
+
+def test_cache_hit_miss_and_keys(tmp_path):
+    calls = []
+
+    def fake(spec, s):
+        calls.append(spec.arch_id)
+        return {"arch_id": spec.arch_id, "latency_ms": 1.0, "latency_iqr_ms": 0.1, "peak_memory_mb": 2.0}
+
+    p = Profiler("cpu", Settings(**FAST), tmp_path, measure_fn=fake)
+    first = p(SPEC)
+    assert p(SPEC) == first and p.counts() == {"measured": 1, "cache_hits": 1}
+    # a new process (new Profiler) with the same settings reuses the entry
+    assert Profiler("cpu", Settings(**FAST), tmp_path, measure_fn=fake)(SPEC) == first and len(calls) == 1
+    # other settings or another fingerprint: another key, measured again
+    Profiler("cpu", Settings(**{**FAST, "seq_len": 16}), tmp_path, measure_fn=fake)(SPEC)
+    other = Profiler("cpu", Settings(**FAST), tmp_path, measure_fn=fake, fingerprint={"cpu": "elsewhere"})
+    other(SPEC)
+    assert len(calls) == 3
+    # a corrupt entry is measured again and replaced
+    path = p.cache_path(SPEC.arch_id)
+    path.write_text("{not json")
+    Profiler("cpu", Settings(**FAST), tmp_path, measure_fn=fake)(SPEC)
+    assert len(calls) == 4 and json.loads(path.read_text())["result"]["arch_id"] == SPEC.arch_id
+    assert not list(tmp_path.rglob("*.tmp"))
