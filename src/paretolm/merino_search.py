@@ -153,8 +153,8 @@ def _smallest_genome(space: SearchSpace) -> Genome:
 
 def merino_search(
     space: SearchSpace,
-    config: MerinoConfig | None = None,
     proxy: str | ProxyFn = "merino_entropy",
+    config: MerinoConfig | None = None,
     **overrides: Any,
 ) -> SearchResult:
     """Run MeRino's evolutionary search on ``space`` (see the module docstring).
