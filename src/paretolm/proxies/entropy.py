@@ -214,18 +214,54 @@ def components(spec: ArchSpec, cfg: EntropySettings | None = None) -> dict[str, 
             "ffn_penalised": pen["ffn"], "total": total}
 
 
+@lru_cache(maxsize=65536)
+def _mha_value(d_model: int, inner: int, extra_r: bool, eps: float) -> float:
+    return sum(entropy_mp(m, n, eps) for m, n in _mha(d_model, inner, extra_r))
+
+
+@lru_cache(maxsize=65536)
+def _ffn_value(d_model: int, d_inner: int, eps: float) -> float:
+    return 2.0 * entropy_mp(d_model, d_inner, eps)
+
+
+@lru_cache(maxsize=65536)
+def _penalty(depth_: float, width: int, beta: float) -> float:
+    return penalty(depth_, width, beta)
+
+
+def _layers_fast(spec: ArchSpec) -> Iterator[tuple[int, int, bool, int, int]]:
+    """(d_model, attention inner width, r_net?, d_inner, times) per layer; PAR handled apart."""
+    b = spec.backbone
+    if b in ("gpt2", "opt"):
+        d = spec.d_model
+        return ((d, d, False, f, 1) for f in spec.d_inner)
+    if b == "transformer_xl":
+        d = spec.d_model
+        genes = zip(spec.n_head, spec.d_head, spec.d_inner, strict=True)
+        return ((d, h * dh, True, f, 1) for h, dh, f in genes)
+    if b == "bert":
+        return ((spec.d_model, spec.d_model, False, spec.d_inner, 1) for _ in range(spec.n_layer))
+    return ((blk.d_model, blk.d_model, False, blk.d_inner, blk.n_layer) for blk in spec.blocks)
+
+
 def network_entropy(spec: ArchSpec, cfg: EntropySettings | None = None) -> float:
     """MeRino's penalised, alpha-weighted network entropy (see the module docstring)."""
     cfg = cfg or _SETTINGS
-    if cfg.method == "mp":  # fast path: no dicts, one pass
-        eps, beta, (a1, a2) = cfg.eps, cfg.beta, cfg.alpha
-        L = depth(spec)
-        total = 0.0
-        for sub in sublayers(spec):
-            value = sub.times * sum(entropy_mp(m, n, eps) for m, n in sub.shapes)
-            total += (a1 if sub.kind == "mha" else a2) * penalty(L, sub.width, beta) * value
-        return total
-    return components(spec, cfg)["total"]
+    if cfg.method != "mp":
+        return components(spec, cfg)["total"]
+    # Fast path: per-layer values and penalties are cached, so a spec costs a few look-ups per layer.
+    eps, beta, (a1, a2) = cfg.eps, cfg.beta, cfg.alpha
+    L = depth(spec)
+    if spec.backbone == "par":
+        d, f = spec.d_model, spec.d_inner
+        n_s, n_f = spec.layers.count("s"), spec.layers.count("f")
+        return (a1 * n_s * _penalty(L, d, beta) * _mha_value(d, d, False, eps)
+                + a2 * n_f * _penalty(L, f, beta) * _ffn_value(d, f, eps))
+    total = 0.0
+    for d, inner, extra_r, f, times in _layers_fast(spec):
+        total += times * (a1 * _penalty(L, d, beta) * _mha_value(d, inner, extra_r, eps)
+                          + a2 * _penalty(L, f, beta) * _ffn_value(d, f, eps))
+    return total
 
 
 @register(
