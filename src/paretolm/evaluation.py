@@ -329,13 +329,15 @@ SPLIT_PREFIX = {"validation": "valid", "test": "test", "train": "train"}
 
 
 def evaluate_model(model: torch.nn.Module, tokenizer: Any, data_cfg: Any, ev: Mapping[str, Any],
-                   extra_data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                   extra_data: Mapping[str, Any] | None = None,
+                   max_length: int | None = None) -> dict[str, Any]:
     """Every number the evaluate stage records for one trained model, as one flat row.
 
     ``ev`` is the ``evaluate`` config section: ``seq_len``, ``stride``, ``batch_size``,
     ``max_tokens``, ``splits`` (of the training dataset), ``datasets`` (other datasets, same
     tokenizer: out-of-domain perplexity) and ``zero_shot`` (``tasks``, ``limit``, ``num_fewshot``
-    list, ``data_dir``, ``batch_size``, ``bootstrap_iters``, ``seed``).
+    list, ``data_dir``, ``batch_size``, ``bootstrap_iters``, ``seed``). Zero-shot requests see up
+    to ``max_length`` tokens (the model's context; default ``seq_len``), contexts cut from the left.
     """
     from dataclasses import replace as dc_replace
 
@@ -359,7 +361,7 @@ def evaluate_model(model: torch.nn.Module, tokenizer: Any, data_cfg: Any, ev: Ma
     if zs.get("tasks"):
         for k in zs.get("num_fewshot", [0]):
             table = zero_shot(model, tokenizer, zs["tasks"], zs["data_dir"], zs.get("limit"), int(k),
-                              int(zs.get("batch_size", 8)), int(zs.get("seed", 0)), seq_len,
+                              int(zs.get("batch_size", 8)), int(zs.get("seed", 0)), max_length or seq_len,
                               int(zs.get("bootstrap_iters", 0)))
             for r in table.itertuples():
                 row[f"{k}shot_{r.task}_{r.metric}"] = r.value
@@ -394,7 +396,7 @@ def run_evaluate(arch_id: str, archs: str | os.PathLike, model_dir: str | os.Pat
     if ev.get("zero_shot"):
         ev["zero_shot"] = dict(ev["zero_shot"], data_dir=str(resolve_path(ev["zero_shot"]["data_dir"])))
     row: dict[str, Any] = {"arch_id": arch_id, "source": sel["source"].iloc[0], "spec": spec.to_json()}
-    row.update(evaluate_model(model, tokenizer, dc, ev, part["datasets"]))
+    row.update(evaluate_model(model, tokenizer, dc, ev, part["datasets"], max_length=spec.max_seq_len))
     summary = Path(model_dir).parent / "train_summary.json"
     if summary.is_file():
         s = _json.loads(summary.read_text())
