@@ -28,6 +28,7 @@ in the final choice go to the earlier candidate. The same arguments give the sam
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 import time
@@ -182,11 +183,11 @@ def merino_search(
             return
         if not row["feasible"]:
             return
-        population.append((row["score"], evaluate.seen[row["arch_id"]], space.encode(spec)))
+        # kept sorted by (score, archive index): the lowest score leaves, among equal scores the
+        # oldest; archive indices are unique, so genomes are never compared
+        bisect.insort(population, (row["score"], evaluate.seen[row["arch_id"]], space.encode(spec)))
         if len(population) > cfg.population:
-            # lowest score leaves; among equal scores the oldest (smallest index) goes first
-            worst = min(range(len(population)), key=lambda i: (population[i][0], population[i][1]))
-            population.pop(worst)
+            population.pop(0)
 
     for _ in range(cfg.init_samples):
         genome, spec = space.sample_genome(rng)
