@@ -46,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="sequence length of the FLOPs feature (default: the profile's provenance, else 192)")
     f.add_argument("--test-fraction", type=float, default=0.2, help="held-out share for the metrics")
     f.add_argument("--folds", type=int, default=0, help="k-fold metrics instead of one split (small tables)")
+    f.add_argument("--hidden", default="auto",
+                   help="hidden layer widths, e.g. 32,32; 'linear' for none; auto: MLP from 200 rows up")
     f.add_argument("--seed", type=int, default=0)
     f.set_defaults(func=_fit_predictor)
 
@@ -90,7 +92,7 @@ def _merino_search(args: argparse.Namespace) -> int:
 
 def _fit_predictor(args: argparse.Namespace) -> int:
     from ..artifacts import file_hash, read_provenance, read_table
-    from ..latency_predictor import cross_validate, fit_profile, holdout, profile_features
+    from ..latency_predictor import cross_validate, default_hidden, fit_profile, holdout, profile_features
 
     path = Path(args.profile)
     if not path.exists():
@@ -106,14 +108,24 @@ def _fit_predictor(args: argparse.Namespace) -> int:
         seq_len = int(((prov.get("config") or {}).get("profile") or {}).get("seq_len", 192))
     X = profile_features(df, seq_len)
     y = df["latency_ms"].astype(float)
-    if args.folds:
-        metrics = cross_validate(X, y, folds=args.folds, seed=args.seed)
+    if args.hidden == "auto":
+        hidden = default_hidden(len(df))
+    elif args.hidden == "linear":
+        hidden = ()
     else:
-        metrics = holdout(X, y, test_fraction=args.test_fraction, seed=args.seed)
-    pred = fit_profile(df, seq_len, seed=args.seed)  # the saved predictor uses every row
+        try:
+            hidden = tuple(int(h) for h in args.hidden.split(","))
+        except ValueError:
+            raise ValueError(f"hidden: widths like 32,32, 'linear' or 'auto', got {args.hidden!r}") from None
+    if args.folds:
+        metrics = cross_validate(X, y, folds=args.folds, seed=args.seed, hidden=hidden)
+    else:
+        metrics = holdout(X, y, test_fraction=args.test_fraction, seed=args.seed, hidden=hidden)
+    pred = fit_profile(df, seq_len, seed=args.seed, hidden=hidden)  # the saved predictor uses every row
     pred.meta.update(source=path.name, source_hash=file_hash(path), heldout=metrics)
     pred.save(args.out)
-    print(json.dumps({"out": args.out, "rows": len(df), "seq_len": seq_len, "metrics": metrics}, indent=2))
+    print(json.dumps({"out": args.out, "rows": len(df), "seq_len": seq_len, "hidden": list(hidden),
+                      "metrics": metrics}, indent=2))
     return 0
 
 
