@@ -213,6 +213,41 @@ def test_second_run_does_nothing(ran):
 
 
 @pytest.mark.slow
+def test_audit_finds_stale_untraceable_and_inconsistent(ran, tmp_path):
+    import pandas as pd
+
+    from paretolm.artifacts import write_table
+
+    wd = tmp_path / "copy"
+    shutil.copytree(ran, wd, ignore=shutil.ignore_patterns(".snakemake"))
+    cli = [sys.executable, "-m", "paretolm.cli", "audit", "results"]
+    assert subprocess.run(cli, cwd=wd, capture_output=True, text=True).returncode == 0
+    # untraceable: a table without provenance
+    pd.DataFrame({"arch_id": ["x"]}).to_parquet(wd / "results/stray.parquet")
+    # stale: the samples changed after the proxies were scored from them
+    samples = read_table(wd / "results/samples/tiny.parquet")
+    write_table(samples.iloc[:-1], wd / "results/samples/tiny.parquet",
+                read_provenance(wd / "results/samples/tiny.parquet"))
+    # inconsistent: a frontier that drops a non-dominated architecture
+    front = read_table(wd / "results/pareto_cpu.parquet")
+    front_prov = read_provenance(wd / "results/pareto_cpu.parquet")
+    write_table(front.iloc[1:], wd / "results/pareto_cpu.parquet", front_prov)
+    out = subprocess.run([*cli, "--json"], cwd=wd, capture_output=True, text=True)
+    assert out.returncode == 1
+    found = {(Path(f["path"]).name, f["kind"]) for f in json.loads(out.stdout)["findings"]}
+    assert ("stray.parquet", "missing-provenance") in found
+    assert ("tiny.parquet", "stale") in found  # proxies and profile of the changed samples
+    assert ("tiny.parquet", "inconsistent") in found  # samples: 7 rows but sample.n=8
+    assert ("pareto_cpu.parquet", "inconsistent") in found
+    # a config edit makes the affected artifacts stale
+    cfg = yaml.safe_load((wd / "config/config.yaml").read_text())
+    cfg["search"]["iterations"] = 9
+    (wd / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+    text = subprocess.run(cli, cwd=wd, capture_output=True, text=True).stdout
+    assert "config of stage 'search' changed since this was made (search.iterations)" in text
+
+
+@pytest.mark.slow
 def test_config_change_reruns_only_affected_stages(ran):
     wd = ran
 
