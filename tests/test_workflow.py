@@ -136,6 +136,20 @@ def test_stage_parts_separate_what_matters(tmp_path):
     assert part(other_hw, "profile", hardware="cpu") == part(cfg, "profile", hardware="cpu")
 
 
+def test_proxy_data_block_is_self_contained():
+    cfg = workflow.validate_config(tiny_config(), REPO)
+    assert workflow.proxy_batch(cfg["proxies"], ["decoder_params"]) is None
+    with pytest.raises(ValueError, match=r"proxies.data: proxies \['synflow'\] need a token batch"):
+        workflow.proxy_batch(cfg["proxies"], ["decoder_params", "synflow"])
+    data = workflow.merge(cfg, {"proxies": {"data": {"dataset": "shakespeare", "tokenizer": "gpt2"}},
+                                "datasets": {"shakespeare": {"files": "a.txt"}}})
+    part = workflow.proxies_part(data)["data"]
+    assert part["datasets"] == {"shakespeare": {"files": "a.txt"}} and part["tokenizers"] == {}
+    edited = workflow.merge(data, {"datasets": {"shakespeare": {"files": "b.txt"}}})
+    assert workflow.canonical_hash(workflow.proxies_part(edited)) != workflow.canonical_hash(
+        workflow.proxies_part(data))
+
+
 def test_params_files_rewritten_only_on_change(tmp_path):
     path = tmp_path / "p.json"
     assert workflow.write_params(path, {"a": 1})

@@ -171,6 +171,20 @@ def measurement_settings(config: Mapping[str, Any], hardware: str) -> dict[str, 
     return {"hardware": target, "profile": prof}
 
 
+def proxies_part(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The proxies section, its data block made self-contained: a dataset or tokenizer named
+    there carries the ``datasets`` / ``tokenizers`` sections it is looked up in (so editing a
+    dataset's definition reruns the proxies that read it)."""
+    part = copy.deepcopy(dict(config["proxies"]))
+    data = part.get("data")
+    if data:
+        data = dict(data)
+        for section in ("datasets", "tokenizers"):
+            data.setdefault(section, copy.deepcopy(config.get(section) or {}))
+        part["data"] = data
+    return part
+
+
 def stage_config(config: Mapping[str, Any], stage: str, **wildcards: str) -> dict[str, Any]:
     """The config part that can change ``stage``'s output for the given wildcards."""
     if stage == "sample":
@@ -178,7 +192,7 @@ def stage_config(config: Mapping[str, Any], stage: str, **wildcards: str) -> dic
         return {"sample": {k: config["sample"][k] for k in ("n", "seed")},
                 "space": space, "space_def": _space_content(config, space)}
     if stage == "proxies":
-        return {"proxies": dict(config["proxies"])}
+        return {"proxies": proxies_part(config)}
     if stage == "profile":
         return measurement_settings(config, wildcards["hardware"])
     if stage == "search":
@@ -186,7 +200,7 @@ def stage_config(config: Mapping[str, Any], stage: str, **wildcards: str) -> dic
         return {
             "search": dict(config["search"]),
             "space_def": _space_content(config, space),
-            "proxies": dict(config["proxies"]),
+            "proxies": proxies_part(config),
             **measurement_settings(config, wildcards["hardware"]),
         }
     raise ValueError(f"stage: unknown stage {stage!r} (known: sample, proxies, profile, search)")
