@@ -6,4 +6,5 @@ from paretolm.workflow import logged
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 with logged(sm.log[0]):
     run_correlate(sm.input.eval_table, sm.input.params, sm.output.table, sm.output.frontiers,
-                  figures={"scatter": sm.output.scatter, "src": sm.output.src, "src_cost": sm.output.src_cost})
+                  figures={"scatter": sm.output.scatter, "src": sm.output.src,
+                           "src_cost": sm.output.src_cost})

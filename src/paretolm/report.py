@@ -34,7 +34,8 @@ def _save(fig, path: str | os.PathLike) -> None:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
-def scatter(df: pd.DataFrame, proxies: Sequence[str], path: str | os.PathLike, ppl: str = "valid_ppl") -> None:
+def scatter(df: pd.DataFrame, proxies: Sequence[str], path: str | os.PathLike,
+            ppl: str = "valid_ppl") -> None:
     plt = _plt()
     n = len(proxies)
     cols = min(3, n)

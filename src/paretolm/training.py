@@ -411,9 +411,10 @@ def select_archs(part: Mapping[str, Any], inputs: Mapping[str, str] | None = Non
             raise ValueError(f"validation.sources[{i}].kind: expected sample, frontier or baselines, "
                              f"got {kind!r}")
         for spec, extra in specs:
-            trained = spec.with_(vocab_size=vocab, max_seq_len=max(spec.max_seq_len, seq_len))
-            if trained.backbone in ("gpt2", "transformer_xl"):
-                trained = trained.with_(cutoffs=tuple(c for c in spec.cutoffs if c < vocab))
+            changes: dict[str, Any] = {"vocab_size": vocab, "max_seq_len": max(spec.max_seq_len, seq_len)}
+            if spec.backbone in ("gpt2", "transformer_xl"):
+                changes["cutoffs"] = tuple(c for c in spec.cutoffs if c < vocab)
+            trained = spec.with_(**changes)
             rows.append({"arch_id": trained.arch_id, "spec": trained.to_json(), "source": kind,
                          "source_arch_id": spec.arch_id,
                          **{f"search_{k}": float(v) for k, v in extra.items()}})
