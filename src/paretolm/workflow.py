@@ -366,6 +366,10 @@ def run_proxies(samples: str | Path, params: str | Path, out: str | Path) -> pd.
     names = list(part["names"])
     specs = [ArchSpec.from_json(s) for s in read_table(samples)["spec"]]
     batch = proxy_batch(part, names)
+    if part.get("entropy"):
+        from .proxies import entropy
+
+        entropy.configure(**part["entropy"])
     df = proxies.score_table(specs, names, seq_len=int(part["seq_len"]), batch=batch, seed=int(part["seed"]))
     write_table(df, out, provenance("proxies", {"proxies": part}, [samples, params]))
     logging.getLogger("paretolm").info("scored %d architectures with %s", len(df), names)
