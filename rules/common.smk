@@ -64,3 +64,21 @@ def hw_slurm(key):
     """Cluster routing of a hardware target (``hardware.<name>.slurm.<key>``); None (the
     resource stays unset, so the SLURM executor adds no flag) when the target leaves it out."""
     return lambda wc: target(wc).get("slurm", {}).get(key) or None
+
+
+# -- validation half -------------------------------------------------------------------------
+VAL_PARAMS = wf.VALIDATION_PARAMS
+wf.write_validation_params(config)
+
+
+def _frontier_inputs(wc):
+    return {f"frontier_{s['hardware']}": f"results/pareto_{s['hardware']}.parquet"
+            for s in config["validation"]["sources"] if s.get("kind") == "frontier"}
+
+
+def validation_archs(wc=None):
+    """arch_ids chosen by the select_validation checkpoint (re-evaluated once it has run)."""
+    import pandas as pd
+
+    path = checkpoints.select_validation.get().output[0]
+    return pd.read_parquet(path, columns=["arch_id"])["arch_id"].tolist()

@@ -1,7 +1,6 @@
 """Snakemake script of rule profile: latency and peak memory on one hardware target."""
 
 from paretolm.profiling import run_profile
-
 from paretolm.workflow import logged
 
 with logged(snakemake.log[0]):  # noqa: F821  (injected by Snakemake)

@@ -1,7 +1,6 @@
 """Snakemake script of rule search: LTS's evolutionary search on one hardware target."""
 
 from paretolm.search import run_search
-
 from paretolm.workflow import logged
 
 with logged(snakemake.log[0]):  # noqa: F821  (injected by Snakemake)

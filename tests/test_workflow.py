@@ -346,15 +346,13 @@ def test_unavailable_target_fails_at_once(tmp_path):
 
 
 @pytest.mark.slow
-def test_lint_is_clean_for_search_rules(tmp_path):
+def test_lint_is_clean(tmp_path):
     wd = make_workdir(tmp_path, tiny_config())
     out = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=wd, capture_output=True,
                          text=True, timeout=120)
     text = out.stdout + out.stderr
-    headers = [line for line in text.splitlines() if line.startswith("Lints for")]
-    mine = ("Snakefile:", "common.smk", "sample.smk", "proxies.smk", "profile.smk", "search.smk",
-            "rule all ", "rule sample ", "rule proxies ", "rule profile ", "rule search ")
-    assert not [h for h in headers if any(m in h for m in mine)], text
+    assert out.returncode == 0, text
+    assert not [line for line in text.splitlines() if line.startswith("Lints for")], text
 
 
 def test_workflow_files_present():

@@ -34,8 +34,9 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Mapping
+from typing import Any
 
 BACKBONES = ("gpt2", "transformer_xl", "opt", "merino", "par", "bert")
 LTS_CUTOFFS = (19997, 39997, 199997)
@@ -254,7 +255,7 @@ class ArchSpec:
         return self._canonical
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ArchSpec":
+    def from_dict(cls, data: Mapping[str, Any]) -> ArchSpec:
         if not isinstance(data, Mapping):
             raise ValueError(f"spec: expected a JSON object, got {type(data).__name__}")
         known = {f.name for f in fields(cls) if not f.name.startswith("_")}
@@ -266,14 +267,14 @@ class ArchSpec:
         return cls(**dict(data))
 
     @classmethod
-    def from_json(cls, text: str) -> "ArchSpec":
+    def from_json(cls, text: str) -> ArchSpec:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise ValueError(f"spec: not valid JSON ({e})") from None
         return cls.from_dict(data)
 
-    def with_(self, **changes: Any) -> "ArchSpec":
+    def with_(self, **changes: Any) -> ArchSpec:
         """A copy with some genes changed (re-validated)."""
         return replace(self, **changes)
 
@@ -368,7 +369,7 @@ def compress_par(layers: str) -> str:
     return best
 
 
-def spec_from_any(value: "ArchSpec | Mapping[str, Any] | str") -> ArchSpec:
+def spec_from_any(value: ArchSpec | Mapping[str, Any] | str) -> ArchSpec:
     """Accept a spec, a dict or a JSON string."""
     if isinstance(value, ArchSpec):
         return value

@@ -26,9 +26,10 @@ first layer's per-layer genes), ``d_inner_min_ratio`` (LTS's ``d_inner >= 1.7 * 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -56,7 +57,7 @@ class SearchSpace:
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], name: str | None = None) -> "SearchSpace":
+    def from_dict(cls, data: Mapping[str, Any], name: str | None = None) -> SearchSpace:
         for key in ("backbone", "genes"):
             if key not in data:
                 raise ValueError(f"{key}: missing from search space {name or data.get('name', '?')!r}")
@@ -73,7 +74,7 @@ class SearchSpace:
         return space
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "SearchSpace":
+    def from_yaml(cls, path: str | Path) -> SearchSpace:
         path = Path(path)
         with open(path) as fh:
             data = yaml.safe_load(fh)

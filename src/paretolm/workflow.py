@@ -374,3 +374,39 @@ def run_proxies(samples: str | Path, params: str | Path, out: str | Path) -> pd.
     write_table(df, out, provenance("proxies", {"proxies": part}, [samples, params]))
     logging.getLogger("paretolm").info("scored %d architectures with %s", len(df), names)
     return df
+
+
+# -- validation half: one params file per stage -----------------------------------------------
+VALIDATION_PARAMS = "results/params/validation"
+VALIDATION_STAGES = ("select", "train", "evaluate", "correlate")
+
+
+def validation_stage_config(config: Mapping[str, Any], stage: str) -> dict[str, Any]:
+    """The config part that can change a validation stage's outputs."""
+    data = {k: config[k] for k in ("train", "datasets", "tokenizers")}
+    if stage == "select":
+        return {**data, "spaces_dir": config["spaces_dir"],
+                "validation": {"sources": config["validation"]["sources"]}}
+    if stage == "train":
+        return data
+    if stage == "evaluate":
+        hw = config["validation"].get("hardware")
+        hardware = None
+        if hw:
+            target = {k: v for k, v in hardware_target(config, hw).items() if k not in ("resources", "slurm")}
+            hardware = {"name": hw, "target": target,
+                        "profile": {k: v for k, v in config["profile"].items() if k != "cache"}}
+        return {**data, "evaluate": config["evaluate"], "hardware": hardware}
+    if stage == "correlate":
+        val = {k: v for k, v in config["validation"].items() if k != "sources"}
+        return {**data, "validation": val, "proxies": config["proxies"]}
+    raise ValueError(f"stage: unknown validation stage {stage!r} (known: {VALIDATION_STAGES})")
+
+
+def write_validation_params(config: Mapping[str, Any], root: str | Path = ".") -> dict[str, bool]:
+    """Write each validation stage's params file, only where its content changed."""
+    folder = Path(root) / VALIDATION_PARAMS
+    return {
+        stage: write_params(folder / f"{stage}.json", validation_stage_config(config, stage))
+        for stage in VALIDATION_STAGES
+    }

@@ -10,8 +10,8 @@ instantiated model in the tests.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 from ..arch import ArchSpec
 

@@ -9,7 +9,7 @@ class with ``@register("name")``.
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 import torch.nn as nn
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import pandas as pd
 
