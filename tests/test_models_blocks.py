@@ -83,7 +83,7 @@ def test_merino_block_shares_one_layer() -> None:
     assert len(calls) == 3
     out.loss.backward()
     # the shared weights receive the gradient of all three applications
-    assert layer.ffn.fc.weight.grad is not None and layer.ffn.fc.weight.grad.abs().sum() > 0
+    assert layer.mlp.fc.weight.grad is not None and layer.mlp.fc.weight.grad.abs().sum() > 0
 
 
 def test_merino_widths_projections_and_tied_head() -> None:
@@ -92,7 +92,7 @@ def test_merino_widths_projections_and_tied_head() -> None:
     assert m.blocks[0].transition is None and m.blocks[1].transition is None
     assert tuple(m.blocks[2].transition.weight.shape) == (128, 64)
     assert m.blocks[2].layer.attn.n_head == 128 // 32
-    assert m.blocks[2].layer.ffn.fc.out_features == 192
+    assert m.blocks[2].layer.mlp.fc.out_features == 192
     assert m.lm_head.weight is m.wte.weight
     assert tuple(m.project_out.weight.shape) == (64, 128)
     untied = build_model(spec.with_(tie_weights=False))

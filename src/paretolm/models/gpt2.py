@@ -24,23 +24,7 @@ import torch.nn as nn
 from ..arch import ArchSpec
 from . import register
 from .adaptive import AdaptiveEmbedding, AdaptiveLogSoftmax, ProjectedLMHead
-from .layers import FeedForward, LMOutput, SelfAttention, init_gpt2, next_token_loss
-
-
-class Block(nn.Module):
-    """Pre-LN decoder block: ``x + attn(ln_1(x))`` then ``x + mlp(ln_2(x))``."""
-
-    def __init__(self, d_model: int, n_head: int, d_inner: int, activation: str, dropout: float,
-                 attn_dropout: float):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(d_model)
-        self.attn = SelfAttention(d_model, n_head, dropout=dropout, attn_dropout=attn_dropout)
-        self.ln_2 = nn.LayerNorm(d_model)
-        self.mlp = FeedForward(d_model, d_inner, activation=activation, dropout=dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+from .layers import LMOutput, PreLNBlock, init_gpt2, next_token_loss
 
 
 @register("gpt2")
@@ -63,7 +47,7 @@ class GPT2LM(nn.Module):
         self.wpe = nn.Embedding(spec.max_seq_len, d_model)
         self.drop = nn.Dropout(dropout)
         self.layers = nn.ModuleList(
-            Block(d_model, h, f, self.activation, dropout, attn_dropout)
+            PreLNBlock(d_model, h, f, self.activation, dropout, attn_dropout)
             for h, f in zip(spec.n_head, spec.d_inner, strict=True)
         )
         self.ln_f = nn.LayerNorm(d_model)

@@ -59,6 +59,22 @@ class FeedForward(nn.Module):
         return self.dropout(self.proj(self.act(self.fc(x))))
 
 
+class PreLNBlock(nn.Module):
+    """Pre-LayerNorm decoder block: ``x + attn(ln_1(x))`` then ``x + mlp(ln_2(x))``."""
+
+    def __init__(self, d_model: int, n_head: int, d_inner: int, activation: str = "gelu",
+                 dropout: float = 0.0, attn_dropout: float = 0.0):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(d_model)
+        self.attn = SelfAttention(d_model, n_head, dropout=dropout, attn_dropout=attn_dropout)
+        self.ln_2 = nn.LayerNorm(d_model)
+        self.mlp = FeedForward(d_model, d_inner, activation=activation, dropout=dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
 def init_gpt2(module: nn.Module, n_layer: int, std: float = 0.02) -> None:
     """GPT-2 initialisation: N(0, 0.02) weights, zero biases, residual projections scaled by
     1/sqrt(2 * n_layer)."""
@@ -71,7 +87,9 @@ def init_gpt2(module: nn.Module, n_layer: int, std: float = 0.02) -> None:
 
 
 def next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of position t predicting labels[t + 1]; -100 labels are ignored."""
-    return F.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.size(-1)).float(), labels[:, 1:].reshape(-1), ignore_index=-100
-    )
+    """Mean cross-entropy of position t predicting labels[t + 1]; -100 labels are ignored.
+
+    The labels are shifted (and the last position ignored) rather than the logits sliced, which
+    would copy the largest tensor of the step."""
+    shifted = F.pad(labels[:, 1:], (0, 1), value=-100)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), shifted.reshape(-1), ignore_index=-100)

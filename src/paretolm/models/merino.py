@@ -27,23 +27,7 @@ import torch.nn as nn
 
 from ..arch import ArchSpec
 from . import register
-from .layers import FeedForward, LMOutput, SelfAttention, init_gpt2, next_token_loss
-
-
-class PreLNLayer(nn.Module):
-    """GPT-2 style pre-LayerNorm decoder layer."""
-
-    def __init__(self, d_model: int, n_head: int, d_inner: int, dropout: float, attn_dropout: float,
-                 activation: str = "gelu"):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(d_model)
-        self.attn = SelfAttention(d_model, n_head, dropout=dropout, attn_dropout=attn_dropout)
-        self.ln_2 = nn.LayerNorm(d_model)
-        self.ffn = FeedForward(d_model, d_inner, activation=activation, dropout=dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
-        return x + self.ffn(self.ln_2(x))
+from .layers import LMOutput, PreLNBlock, init_gpt2, next_token_loss
 
 
 class MerinoBlockModule(nn.Module):
@@ -53,7 +37,7 @@ class MerinoBlockModule(nn.Module):
                  dropout: float, attn_dropout: float):
         super().__init__()
         self.transition = nn.Linear(d_in, d_model) if d_in != d_model else None
-        self.layer = PreLNLayer(d_model, n_head, d_inner, dropout, attn_dropout)
+        self.layer = PreLNBlock(d_model, n_head, d_inner, dropout=dropout, attn_dropout=attn_dropout)
         self.n_layer = n_layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
