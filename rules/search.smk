@@ -3,7 +3,9 @@ SEARCH_OUTPUT = {
     "archive": "results/search/{hardware}/archive.parquet",
 }
 if config["search"]["plot"]:
-    SEARCH_OUTPUT["plot"] = "results/pareto_{hardware}.png"
+    SEARCH_OUTPUT["plot"] = report(
+        "results/pareto_{hardware}.png", caption="../report/pareto.rst", category="Search"
+    )
 
 
 rule search:
