@@ -120,10 +120,22 @@ def provenance(
         "code": code_version(),
         "libraries": library_versions(),
         "hardware": hardware_fingerprint(),
-        "inputs": {str(p): file_hash(p) for p in inputs},
+        "inputs": {_portable(p): file_hash(p) for p in inputs},
         "argv": sys.argv[:1],
         **extra,
     }
+
+
+def _portable(path: str | Path) -> str:
+    """An input's path as recorded: relative to the working directory when inside it, so
+    provenance does not depend on where the project was checked out."""
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            return str(p.relative_to(Path.cwd()))
+        except ValueError:
+            return str(p)
+    return str(p)
 
 
 @contextmanager
