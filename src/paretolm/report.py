@@ -5,7 +5,7 @@
   marked when latency was measured;
 * ``src``: SRC of each proxy with validation perplexity (and mean zero-shot accuracy when present),
   over all models;
-* ``src_cost``: |SRC| against the median seconds a proxy costs per architecture (LTS Fig. 13a).
+* ``src_cost``: SRC (sign flipped for perplexity, so higher is better) against the median seconds a proxy costs per architecture (LTS Fig. 13a).
 """
 
 from __future__ import annotations
@@ -88,14 +88,19 @@ def src_vs_cost(table: pd.DataFrame, path: str | os.PathLike, target: str = "val
     plt = _plt()
     rows = table[(table["bin"] == "all") & (table["target"] == target)].dropna(subset=["proxy_seconds"])
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    ax.scatter(rows["proxy_seconds"].clip(lower=1e-7), rows["src"].abs())
-    for r in rows.itertuples():
-        ax.annotate(r.proxy, (max(r.proxy_seconds, 1e-7), abs(r.src)), fontsize=7, xytext=(3, 3),
+    # Perplexity: a good proxy has a negative SRC, so plot -SRC; either way higher is better and a
+    # proxy that ranks backwards stays visibly below zero instead of hiding behind |SRC|.
+    sign = -1.0 if target.endswith("ppl") else 1.0
+    quality = sign * rows["src"]
+    ax.scatter(rows["proxy_seconds"].clip(lower=1e-7), quality)
+    for r, q in zip(rows.itertuples(), quality, strict=True):
+        ax.annotate(r.proxy, (max(r.proxy_seconds, 1e-7), q), fontsize=7, xytext=(3, 3),
                     textcoords="offset points")
+    ax.axhline(0.0, color="0.6", lw=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("median seconds per architecture")
-    ax.set_ylabel(f"|SRC| with {target}")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylabel(f"{'-' if sign < 0 else ''}SRC with {target}")
+    ax.set_ylim(-1.05, 1.05)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
