@@ -207,11 +207,15 @@ def test_every_proxy_on_a_real_backbone_is_finite_and_deterministic(name: str) -
     ArchSpec(backbone="par", layers="sffs", d_model=64, n_head=2, d_inner=128, vocab_size=300,
              max_seq_len=32),
     ArchSpec(backbone="bert", n_layer=2, d_model=48, n_head=4, d_inner=96, vocab_size=300, max_seq_len=32),
-], ids=["gpt2-adaptive", "merino", "par", "bert"])
+    ArchSpec(backbone="transformer_xl", n_layer=2, d_model=64, n_head=[2, 4], d_inner=[128, 256], vocab_size=300,
+             max_seq_len=32, div_val=2, cutoffs=[100, 200]),
+    ArchSpec(backbone="opt", n_layer=2, d_model=64, n_head=2, d_inner=128, vocab_size=300, max_seq_len=32),
+], ids=["gpt2-adaptive", "merino", "par", "bert", "transformer_xl-adaptive", "opt"])
 def test_other_backbones_run(spec: ArchSpec) -> None:
-    for name in ("synflow", "jacob_cov", "relu_log_det"):
-        v, _ = zc.run_data_proxy(name, spec, _batch(spec), seed=0)
-        assert math.isfinite(v)
+    for name in zc.DATA_PROXIES:
+        v, flops = zc.run_data_proxy(name, spec, _batch(spec), seed=0)
+        assert math.isfinite(v), name
+        assert flops > 0, name
 
 
 def test_synflow_float64_survives_a_deep_wide_stack_and_orders_by_width() -> None:

@@ -403,10 +403,11 @@ def jacob_cov(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = Non
     emb = _input_embedding_module(model)
     store: list[torch.Tensor] = []
 
-    def keep(_mod: nn.Module, _inp: Any, out: torch.Tensor) -> torch.Tensor:
-        out = out.detach().requires_grad_(True)
+    def keep(_mod: nn.Module, _inp: Any, out: torch.Tensor) -> None:
+        # The embedding output is already in the graph (its weights need grad): take the gradient
+        # with respect to it directly rather than swapping in a fresh leaf, which breaks under the
+        # module hooks of FlopCounterMode for some models (Transformer-XL's adaptive embedding).
         store.append(out)
-        return out
 
     handle = emb.register_forward_hook(keep)
     try:
