@@ -22,6 +22,13 @@ SPECS = {
     "opt": {"backbone": "opt", "n_layer": 1, "d_model": 64, "n_head": 4, "d_inner": 128, "max_seq_len": 64},
     "transformer_xl": {"backbone": "transformer_xl", "n_layer": 2, "d_model": 64, "n_head": [2, 4],
                        "d_inner": [128, 256], "div_val": 4, "mem_len": 16},
+    "merino_tied": {"backbone": "merino", "blocks": [{"d_model": 64, "ffn_ratio": 2.0, "n_layer": 2},
+                                                     {"d_model": 128, "ffn_ratio": 1.5, "n_layer": 1}],
+                    "max_seq_len": 64},
+    "merino_untied": {"backbone": "merino", "blocks": [{"d_model": 64, "ffn_ratio": 2.0, "n_layer": 1}],
+                      "max_seq_len": 64, "tie_weights": False},
+    "par": {"backbone": "par", "layers": "(sff)x2 i", "d_model": 64, "n_head": 4, "d_inner": 128,
+            "max_seq_len": 64},
 }
 
 

@@ -5,7 +5,8 @@
   marked when latency was measured;
 * ``src``: SRC of each proxy with validation perplexity (and mean zero-shot accuracy when present),
   over all models;
-* ``src_cost``: SRC (sign flipped for perplexity, so higher is better) against the median seconds a proxy costs per architecture (LTS Fig. 13a).
+* ``src_cost``: SRC (sign flipped for perplexity, so higher is better) against the median seconds
+  a proxy costs per architecture (LTS Fig. 13a).
 """
 
 from __future__ import annotations

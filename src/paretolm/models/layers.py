@@ -59,6 +59,23 @@ class FeedForward(nn.Module):
         return self.dropout(self.proj(self.act(self.fc(x))))
 
 
+class TiedLMHead(nn.Module):
+    """LM head that reads the token embedding's matrix at call time. The tensor is stored once, so
+    state dicts and safetensors files hold no alias (``save_pretrained`` rejects shared tensors it
+    was not told about) and a reload keeps the tie."""
+
+    def __init__(self, embedding: nn.Embedding):
+        super().__init__()
+        self.__dict__["_embedding"] = embedding  # not a submodule: the parent owns it
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self._embedding.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self._embedding.weight)
+
+
 class PreLNBlock(nn.Module):
     """Pre-LayerNorm decoder block: ``x + attn(ln_1(x))`` then ``x + mlp(ln_2(x))``."""
 

@@ -27,7 +27,7 @@ import torch.nn as nn
 
 from ..arch import ArchSpec
 from . import register
-from .layers import LMOutput, PreLNBlock, init_gpt2, next_token_loss
+from .layers import LMOutput, PreLNBlock, TiedLMHead, init_gpt2, next_token_loss
 
 
 class MerinoBlockModule(nn.Module):
@@ -68,14 +68,12 @@ class MerinoLM(nn.Module):
         self.ln_f = nn.LayerNorm(e_last)
         if spec.tie_weights:
             self.project_out = nn.Linear(e_last, e_first, bias=False) if e_last != e_first else None
-            self.lm_head = nn.Linear(e_first, spec.vocab_size, bias=False)
+            self.lm_head = TiedLMHead(self.wte)
         else:
             self.project_out = None
             self.lm_head = nn.Linear(e_last, spec.vocab_size, bias=False)
         # Residual scaling follows the applied depth: a shared layer still adds L_i residual branches.
         init_gpt2(self, spec.num_layers)
-        if spec.tie_weights:
-            self.lm_head.weight = self.wte.weight
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None) -> LMOutput:
         t = input_ids.size(1)

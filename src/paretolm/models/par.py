@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..arch import ArchSpec, compress_par
 from . import register
-from .layers import FeedForward, LMOutput, SelfAttention, init_gpt2, next_token_loss
+from .layers import FeedForward, LMOutput, SelfAttention, TiedLMHead, init_gpt2, next_token_loss
 
 PAR_ACTIVATION = "relu"
 CANDIDATES = ("s", "f", "i")
@@ -86,10 +86,8 @@ class ParLM(nn.Module):
                 subs.append(nn.Identity())
         self.sublayers = nn.ModuleList(subs)
         self.ln_f = nn.LayerNorm(d)
-        self.lm_head = nn.Linear(d, spec.vocab_size, bias=False)
+        self.lm_head = TiedLMHead(self.wte) if spec.tie_weights else nn.Linear(d, spec.vocab_size, bias=False)
         _residual_init(self, spec.num_layers)
-        if spec.tie_weights:
-            self.lm_head.weight = self.wte.weight
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None) -> LMOutput:
         t = input_ids.size(1)
