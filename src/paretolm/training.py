@@ -161,23 +161,12 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 
 
 # -- models and their files -----------------------------------------------------------------------
-def _hf():
-    try:
-        from .models import hf
-    except ImportError:
-        return None
-    return hf
-
-
 def build_trainable(spec: ArchSpec, cfg: TrainConfig) -> torch.nn.Module:
-    """The model to train: the Hugging Face wrapper when present (what lm-eval and
-    ``save_pretrained`` need), else the bare backbone."""
-    hf = _hf()
-    if hf is not None:
-        return hf.from_spec(spec, dropout=cfg.dropout, attn_dropout=cfg.attn_dropout)
-    from .models import build_model
+    """The model to train: the Hugging Face wrapper, which is what ``save_pretrained`` and lm-eval
+    need (causal backbones; a ``bert`` spec is refused with a message naming the backbone)."""
+    from .models import hf
 
-    return build_model(spec, dropout=cfg.dropout, attn_dropout=cfg.attn_dropout)
+    return hf.from_spec(spec, dropout=cfg.dropout, attn_dropout=cfg.attn_dropout)
 
 
 def _loss(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -191,12 +180,7 @@ def save_model(model: torch.nn.Module, spec: ArchSpec, folder: str | os.PathLike
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        if hasattr(model, "save_pretrained"):
-            model.save_pretrained(tmp, safe_serialization=True)
-        else:
-            from safetensors.torch import save_model as st_save
-
-            st_save(model, str(tmp / "model.safetensors"))
+        model.save_pretrained(tmp, safe_serialization=True)
         (tmp / "spec.json").write_text(spec.to_json() + "\n")
         _replace_dir(tmp, folder)
     except BaseException:
@@ -207,19 +191,9 @@ def save_model(model: torch.nn.Module, spec: ArchSpec, folder: str | os.PathLike
 
 def load_model(folder: str | os.PathLike) -> torch.nn.Module:
     """A model written by ``save_model`` (eval mode)."""
-    folder = Path(folder)
-    hf = _hf()
-    if hf is not None and (folder / "config.json").is_file():
-        model = hf.ParetoLMForCausalLM.from_pretrained(folder)
-    else:
-        from safetensors.torch import load_model as st_load
+    from .models import hf
 
-        from .models import build_model
-
-        spec = ArchSpec.from_json((folder / "spec.json").read_text())
-        model = build_model(spec)
-        st_load(model, str(folder / "model.safetensors"))
-    return model.eval()
+    return hf.ParetoLMForCausalLM.from_pretrained(Path(folder)).eval()
 
 
 def _replace_dir(tmp: Path, target: Path) -> None:
