@@ -54,6 +54,24 @@ def test_config_validation_names_the_key():
     assert PRESETS["lts-lm1b"].seq_len == 32
 
 
+@pytest.mark.parametrize("preset, logged", [("lts-wt103", "random_TransXL_wt103"), ("lts-lm1b", "random_TransXL_lm1b")])
+def test_lts_presets_match_the_settings_lts_logged(preset, logged):
+    import yaml
+
+    from paretolm.ground_truth import data_root
+
+    path = data_root() / "ground-truth" / "lts-archai" / logged / "config_0" / "j0" / "model_config.yaml"
+    if not path.exists():
+        pytest.skip(f"LTS logs not available at {path}")
+    lts = yaml.safe_load(path.read_text())
+    cfg = PRESETS[preset]
+    assert cfg.optimizer == {"jitlamb": "lamb", "lamb": "lamb", "adam": "adam"}[lts["optim"]]
+    assert cfg.lr == pytest.approx(lts["lr"]) and cfg.min_lr_ratio == pytest.approx(lts["eta_min"] / lts["lr"])
+    assert (cfg.steps, cfg.batch_size, cfg.seq_len) == (lts["max_step"], lts["batch_size"], lts["tgt_len"])
+    assert (cfg.warmup_steps, cfg.schedule, cfg.grad_clip) == (lts["warmup_step"], lts["scheduler"], lts["clip"])
+    assert (cfg.dropout, cfg.attn_dropout, cfg.weight_decay) == (lts["dropout"], lts["dropatt"], lts["weight_decay"])
+
+
 @pytest.mark.parametrize("name", ["lamb", "adam", "adamw"])
 def test_optimizers_reduce_loss(tmp_path, name):
     cfg = TrainConfig(optimizer=name, lr=3e-3 if name != "lamb" else 1e-2, steps=40, batch_size=4,
