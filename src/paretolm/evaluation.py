@@ -378,15 +378,12 @@ def run_evaluate(arch_id: str, archs: str | os.PathLike, model_dir: str | os.Pat
     from .arch import ArchSpec
     from .artifacts import provenance, write_table
     from .data import data_config, resolve_path
-    from .training import data_block, load_model
+    from .training import data_block, load_model, selected_row
     from .workflow import read_params
 
     part = read_params(params)
-    table = pd.read_parquet(archs)
-    sel = table[table["arch_id"] == arch_id]
-    if sel.empty:
-        raise ValueError(f"arch_id: {arch_id} is not among the selected architectures in {archs}")
-    spec = ArchSpec.from_json(sel["spec"].iloc[0])
+    selected = selected_row(archs, arch_id)
+    spec = ArchSpec.from_json(selected["spec"])
     torch.set_num_threads(int(part["evaluate"].get("threads", 1)))
     dc = data_config(data_block(part))
     tokenizer = dc.load_tokenizer()
@@ -395,7 +392,7 @@ def run_evaluate(arch_id: str, archs: str | os.PathLike, model_dir: str | os.Pat
     ev["seq_len"] = ev.get("seq_len") or part["train"].get("seq_len") or 64
     if ev.get("zero_shot"):
         ev["zero_shot"] = dict(ev["zero_shot"], data_dir=str(resolve_path(ev["zero_shot"]["data_dir"])))
-    row: dict[str, Any] = {"arch_id": arch_id, "source": sel["source"].iloc[0], "spec": spec.to_json()}
+    row: dict[str, Any] = {"arch_id": arch_id, "source": selected["source"], "spec": spec.to_json()}
     row.update(evaluate_model(model, tokenizer, dc, ev, part["datasets"], max_length=spec.max_seq_len))
     summary = Path(model_dir).parent / "train_summary.json"
     if summary.is_file():

@@ -413,6 +413,15 @@ def run_select(params: str | os.PathLike, out: str | os.PathLike, inputs: Mappin
     return df
 
 
+def selected_row(archs: str | os.PathLike, arch_id: str) -> pd.Series:
+    """The row of ``arch_id`` in the table the ``select_validation`` checkpoint wrote."""
+    table = pd.read_parquet(archs)
+    rows = table[table["arch_id"] == arch_id]
+    if rows.empty:
+        raise ValueError(f"arch_id: {arch_id} is not among the selected architectures in {archs}")
+    return rows.iloc[0]
+
+
 def run_train(arch_id: str, archs: str | os.PathLike, params: str | os.PathLike,
               out_dir: str | os.PathLike, progress: bool = True) -> dict[str, Any]:
     """Snakemake rule ``train``: train one selected architecture from scratch (resumable)."""
@@ -420,11 +429,7 @@ def run_train(arch_id: str, archs: str | os.PathLike, params: str | os.PathLike,
     from .workflow import read_params
 
     part = read_params(params)
-    table = pd.read_parquet(archs)
-    row = table[table["arch_id"] == arch_id]
-    if row.empty:
-        raise ValueError(f"arch_id: {arch_id} is not among the selected architectures in {archs}")
-    spec = ArchSpec.from_json(row["spec"].iloc[0])
+    spec = ArchSpec.from_json(selected_row(archs, arch_id)["spec"])
     cfg = _hyper(part["train"])
     ids = data_config(data_block(part)).split("train").ids
     prov = provenance("train", {"train": part["train"], "spec": spec.to_json()}, [archs, params])
