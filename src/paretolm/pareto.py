@@ -80,14 +80,6 @@ def non_dominated_sort(points: np.ndarray) -> list[np.ndarray]:
     return fronts
 
 
-def pareto_ranks(points: np.ndarray) -> np.ndarray:
-    """Front index of every point (0 = non-dominated)."""
-    ranks = np.empty(len(points), dtype=int)
-    for r, front in enumerate(non_dominated_sort(points)):
-        ranks[front] = r
-    return ranks
-
-
 def crowding_distance(points: np.ndarray) -> np.ndarray:
     """NSGA-II crowding distance of each point within one front: the sum over objectives of the
     normalised gap between its neighbours. Boundary points get ``inf``, so they are kept first."""
