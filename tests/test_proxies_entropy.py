@@ -72,7 +72,7 @@ def test_par_identity_sublayers_add_nothing_and_halve_depth() -> None:
     a = ArchSpec(backbone="par", layers="sf", d_model=128, n_head=4, d_inner=256)
     b = ArchSpec(backbone="par", layers="sfii", d_model=128, n_head=4, d_inner=256)
     assert network_entropy(a) == network_entropy(b)
-    assert entropy.depth(a) == 1.0
+    assert a.plugin.entropy_depth(a) == 1.0
     gpt = ArchSpec(backbone="gpt2", n_layer=1, d_model=128, n_head=4, d_inner=256)
     assert network_entropy(a) == pytest.approx(network_entropy(gpt))
 
@@ -123,12 +123,18 @@ def test_penalty_and_settings_validation() -> None:
         entropy_mp(0, 4)
 
 
-def test_configure_changes_registered_proxy_and_restores() -> None:
+def test_settings_are_passed_not_global() -> None:
+    """Scoring with non-default settings changes only that scorer: no process-global state."""
+    from paretolm.proxies import Scorer
+
     spec = ArchSpec(backbone="gpt2", n_layer=1, d_model=64, n_head=2, d_inner=128)
-    before = get("merino_entropy").fn(spec)
-    try:
-        entropy.configure(eps=0.5)
-        assert get("merino_entropy").fn(spec) > before
-    finally:
-        entropy.configure(eps=1.0)
-    assert get("merino_entropy").fn(spec) == before
+    default = get("merino_entropy").fn(spec)
+    tuned = Scorer(["merino_entropy"], settings={"merino_entropy": {"eps": 0.5}})
+    value = tuned.table([spec])["merino_entropy"].iloc[0]
+    assert value == network_entropy(spec, EntropySettings(eps=0.5)) and value > default
+    assert get("merino_entropy").fn(spec) == default
+    assert Scorer(["merino_entropy"]).table([spec])["merino_entropy"].iloc[0] == default
+    with pytest.raises(ValueError, match="proxies.settings.merino_entropy"):
+        Scorer(["merino_entropy"], settings={"merino_entropy": {"epsilon": 0.5}})
+    with pytest.raises(ValueError, match="proxies.settings.decoder_params"):
+        Scorer(["decoder_params"], settings={"decoder_params": {"eps": 0.5}})

@@ -41,22 +41,14 @@ FORMAT = "paretolm-latency-mlp/1"
 
 # -- features -------------------------------------------------------------------------------------
 def layer_genes(spec: ArchSpec) -> tuple[list[int], list[int], list[int]]:
-    """Per-layer width, FFN width and head count of any backbone (MeRino blocks expanded)."""
-    b = spec.backbone
-    if b == "merino":
-        widths, inner, heads = [], [], []
-        for blk in spec.blocks:
-            widths += [blk.d_model] * blk.n_layer
-            inner += [blk.d_inner] * blk.n_layer
-            heads += [max(1, blk.d_model // spec.d_head)] * blk.n_layer
-        return widths, inner, heads
-    if b == "par":
-        n = sum(c != "i" for c in spec.layers)
-        return [spec.d_model] * n, [spec.d_inner] * n, [spec.n_head] * n
-    n = spec.n_layer
-    inner = list(spec.d_inner) if isinstance(spec.d_inner, tuple) else [spec.d_inner] * n
-    heads = list(spec.n_head) if isinstance(spec.n_head, tuple) else [spec.n_head] * n
-    return [spec.d_model] * n, inner, heads
+    """Per-layer width, FFN width and head count from the backbone's layer view (shared layers
+    repeated as often as they are applied)."""
+    widths, inner, heads = [], [], []
+    for layer in spec.layer_view():
+        widths += [layer.d_model] * layer.times
+        inner += [layer.d_inner] * layer.times
+        heads += [layer.n_head] * layer.times
+    return widths, inner, heads
 
 
 def spec_features(spec: ArchSpec, seq_len: int = DEFAULT_SEQ_LEN, positions: int = 0) -> dict[str, float]:

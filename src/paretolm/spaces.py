@@ -15,7 +15,8 @@ Gene declarations (``genes:`` mapping)::
     div_val: {choices: [1, 2, 4]}
 
 ``per: block`` genes belong to MeRino blocks (``n_block`` in ``fixed``); ``per: sublayer`` genes
-to PAR sub-layers (``n_sublayer`` in ``fixed``).
+to PAR sub-layers (``n_sublayer`` in ``fixed``). How a genome maps to a spec is the backbone
+plugin's codec (``LayerCodec`` here for layer-stacked backbones).
 
 Constraints (``constraints:`` mapping, all optional): ``homogeneous`` (every layer shares the
 first layer's per-layer genes), ``d_inner_min_ratio`` (LTS's ``d_inner >= 1.7 * d_model``),
@@ -34,6 +35,8 @@ from typing import Any
 import yaml
 
 from .arch import ArchSpec
+from .backbones import get as get_backbone
+from .counting import count
 
 Genome = dict[str, Any]
 
@@ -82,28 +85,26 @@ class SearchSpace:
             raise ValueError(f"{path}: a search space file must hold a mapping")
         return cls.from_dict(data, name=path.stem)
 
+    @property
+    def codec(self) -> Any:
+        """How genomes of this space's backbone map to specs (the backbone plugin's codec)."""
+        return get_backbone(self.backbone).codec
+
     def _check(self) -> None:
         known = {"homogeneous", "d_inner_min_ratio", "decoder_params", "heads_divide_width"}
         unknown = set(self.constraints) - known
         if unknown:
             raise ValueError(f"constraints.{sorted(unknown)[0]}: unknown constraint (known: {sorted(known)})")
+        codec = self.codec
         for gene in self.genes.values():
-            if gene.per == "layer" and "n_layer" not in self.genes and "n_layer" not in self.fixed:
-                raise ValueError(f"genes.{gene.name}: per-layer gene needs an n_layer gene or fixed value")
-            if gene.per == "block" and "n_block" not in self.fixed:
-                raise ValueError(f"genes.{gene.name}: per-block gene needs fixed.n_block")
-            if gene.per == "sublayer" and "n_sublayer" not in self.fixed:
-                raise ValueError(f"genes.{gene.name}: per-sublayer gene needs fixed.n_sublayer")
+            if gene.per is not None and gene.per != codec.per:
+                raise ValueError(f"genes.{gene.name}.per: backbone {self.backbone!r} takes per: {codec.per}, "
+                                 f"not {gene.per}")
+        codec.check(self)
 
     # -- genome layout ---------------------------------------------------------------------
     def _positions(self, gene: Gene) -> int:
-        if gene.per == "layer":
-            return max(self.genes["n_layer"].choices) if "n_layer" in self.genes else self.fixed["n_layer"]
-        if gene.per == "block":
-            return int(self.fixed["n_block"])
-        if gene.per == "sublayer":
-            return int(self.fixed["n_sublayer"])
-        return 1
+        return 1 if gene.per is None else self.codec.positions(self)
 
     def keys(self) -> Iterator[tuple[str, Gene]]:
         """Every genome key with the gene that draws it."""
@@ -123,42 +124,19 @@ class SearchSpace:
         values = {"backbone": self.backbone, **self.fixed}
         values.pop("n_block", None)
         values.pop("n_sublayer", None)
-        homogeneous = bool(self.constraints.get("homogeneous", False))
         for gene in self.genes.values():
             if gene.per is None:
                 values[gene.name] = genome[gene.name]
-        if self.backbone == "merino":
-            values["blocks"] = self._merino_blocks(genome)
-        elif self.backbone == "par":
-            values["layers"] = "".join(
-                str(genome[f"{g}[{i}]"]) for g in ("layers",) for i in range(self.fixed["n_sublayer"])
-            )
-        else:
-            n = values["n_layer"]
-            for gene in self.genes.values():
-                if gene.per == "layer":
-                    values[gene.name] = [genome[f"{gene.name}[{0 if homogeneous else i}]"] for i in range(n)]
-        return ArchSpec.from_dict(values)
-
-    def _merino_blocks(self, genome: Genome) -> list[dict[str, Any]]:
-        widths = sorted(genome[f"d_model[{i}]"] for i in range(self.fixed["n_block"]))
-        return [
-            {"d_model": w, "ffn_ratio": float(genome[f"ffn_ratio[{i}]"]), "n_layer": genome[f"n_layer[{i}]"]}
-            for i, w in enumerate(widths)
-        ]
+        return ArchSpec.from_dict(self.codec.decode(self, genome, values))
 
     def violation(self, spec: ArchSpec) -> str | None:
         """Why a valid spec breaks this space's constraints, or None."""
-        ratio = self.constraints.get("d_inner_min_ratio")
-        if ratio and spec.backbone in ("gpt2", "transformer_xl", "opt"):
-            for i, d in enumerate(spec.d_inner):
-                if d < ratio * spec.d_model:
-                    return f"d_inner[{i}]={d} < {ratio} * d_model={spec.d_model}"
+        why = self.codec.violation(self, spec)
+        if why:
+            return why
         bounds = self.constraints.get("decoder_params")
         if bounds:
-            from .counting import decoder_params
-
-            n = decoder_params(spec)
+            n = count(spec).decoder_params
             if n < bounds.get("min", 0) or n > bounds.get("max", float("inf")):
                 return f"decoder_params={n} outside [{bounds.get('min', 0)}, {bounds.get('max', 'inf')}]"
         return None
@@ -172,26 +150,7 @@ class SearchSpace:
         return None if self.violation(spec) else (genome, spec)
 
     def _repair(self, genome: Genome, rng: random.Random) -> Genome:
-        """Redraw, uniformly among the valid choices, head counts that do not divide the width and
-        inner widths under ``d_inner_min_ratio``: the same as drawing them conditionally on
-        ``d_model``, and far cheaper than rejecting whole deep candidates."""
-        width = genome.get("d_model", self.fixed.get("d_model"))
-        if not isinstance(width, int) or self.backbone in ("merino", "par"):
-            return genome
-        ratio = self.constraints.get("d_inner_min_ratio") or 0
-        ok = {
-            "n_head": (lambda h: width % h == 0) if self.constraints.get("heads_divide_width", True) else None,
-            "d_inner": (lambda d: d >= ratio * width) if ratio else None,
-        }
-        out = dict(genome)
-        for key, gene in self.keys():
-            test = ok.get(gene.name)
-            if test is None or test(out[key]):
-                continue
-            valid = [c for c in gene.choices if test(c)]
-            if valid:
-                out[key] = rng.choice(valid)
-        return out
+        return self.codec.repair(self, genome, rng)
 
     # -- the operators every search shares -------------------------------------------------
     def sample_genome(self, rng: random.Random) -> tuple[Genome, ArchSpec]:
@@ -246,17 +205,70 @@ class SearchSpace:
         for key, gene in self.keys():
             if gene.per is None:
                 genome[key] = d.get(gene.name, gene.choices[0])
-                continue
-            i = int(key[key.index("[") + 1:-1])
-            if spec.backbone == "merino":
-                blocks = d["blocks"]
-                genome[key] = blocks[i][gene.name] if i < len(blocks) else gene.choices[0]
-            elif spec.backbone == "par":
-                genome[key] = d["layers"][i]
             else:
-                values = d[gene.name]
-                genome[key] = values[i] if i < len(values) else gene.choices[0]
+                genome[key] = self.codec.encode_position(spec, gene, int(key[key.index("[") + 1:-1]))
         return genome
+
+
+class LayerCodec:
+    """Genome of a layer-stacked space (LTS): ``per: layer`` genes get one entry per position up
+    to the deepest ``n_layer``; a shallower candidate ignores the tail. ``homogeneous`` copies the
+    first layer's genes to every layer."""
+
+    per = "layer"
+
+    def positions(self, space: SearchSpace) -> int:
+        if "n_layer" in space.genes:
+            return max(space.genes["n_layer"].choices)
+        return int(space.fixed["n_layer"])
+
+    def check(self, space: SearchSpace) -> None:
+        for gene in space.genes.values():
+            if gene.per == "layer" and "n_layer" not in space.genes and "n_layer" not in space.fixed:
+                raise ValueError(f"genes.{gene.name}: per-layer gene needs an n_layer gene or fixed value")
+
+    def decode(self, space: SearchSpace, genome: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+        n = values["n_layer"]
+        homogeneous = bool(space.constraints.get("homogeneous", False))
+        for gene in space.genes.values():
+            if gene.per == "layer":
+                values[gene.name] = [genome[f"{gene.name}[{0 if homogeneous else i}]"] for i in range(n)]
+        return values
+
+    def encode_position(self, spec: ArchSpec, gene: Gene, i: int) -> Any:
+        values = spec.get(gene.name)
+        return values[i] if i < len(values) else gene.choices[0]
+
+    def violation(self, space: SearchSpace, spec: ArchSpec) -> str | None:
+        ratio = space.constraints.get("d_inner_min_ratio")
+        if ratio:
+            inner = spec.d_inner if isinstance(spec.d_inner, tuple) else (spec.d_inner,)
+            for i, d in enumerate(inner):
+                if d < ratio * spec.d_model:
+                    return f"d_inner[{i}]={d} < {ratio} * d_model={spec.d_model}"
+        return None
+
+    def repair(self, space: SearchSpace, genome: Genome, rng: random.Random) -> Genome:
+        """Redraw, uniformly among the valid choices, head counts that do not divide the width and
+        inner widths under ``d_inner_min_ratio``: the same as drawing them conditionally on
+        ``d_model``, and far cheaper than rejecting whole deep candidates."""
+        width = genome.get("d_model", space.fixed.get("d_model"))
+        if not isinstance(width, int):
+            return genome
+        ratio = space.constraints.get("d_inner_min_ratio") or 0
+        ok = {
+            "n_head": (lambda h: width % h == 0) if space.constraints.get("heads_divide_width", True) else None,
+            "d_inner": (lambda d: d >= ratio * width) if ratio else None,
+        }
+        out = dict(genome)
+        for key, gene in space.keys():
+            test = ok.get(gene.name)
+            if test is None or test(out[key]):
+                continue
+            valid = [c for c in gene.choices if test(c)]
+            if valid:
+                out[key] = rng.choice(valid)
+        return out
 
 
 def _parse_gene(name: str, decl: Any) -> Gene:
@@ -265,7 +277,7 @@ def _parse_gene(name: str, decl: Any) -> Gene:
     if not isinstance(decl, Mapping):
         raise ValueError(f"genes.{name}: expected a mapping or a list of choices, got {decl!r}")
     per = decl.get("per")
-    if per not in (None, "layer", "block", "sublayer"):
+    if per is not None and not isinstance(per, str):
         raise ValueError(f"genes.{name}.per: expected layer, block or sublayer, got {per!r}")
     if "choices" in decl:
         choices = tuple(decl["choices"])

@@ -389,10 +389,7 @@ def select_archs(part: Mapping[str, Any], inputs: Mapping[str, str] | None = Non
             raise ValueError(f"validation.sources[{i}].kind: expected sample, frontier or baselines, "
                              f"got {kind!r}")
         for spec, extra in specs:
-            changes: dict[str, Any] = {"vocab_size": vocab, "max_seq_len": max(spec.max_seq_len, seq_len)}
-            if spec.backbone in ("gpt2", "transformer_xl"):
-                changes["cutoffs"] = tuple(c for c in spec.cutoffs if c < vocab)
-            trained = spec.with_(**changes)
+            trained = spec.plugin.retarget(spec, vocab, max(spec.max_seq_len, seq_len))
             rows.append({"arch_id": trained.arch_id, "spec": trained.to_json(), "source": kind,
                          "source_arch_id": spec.arch_id,
                          **{f"search_{k}": float(v) for k, v in extra.items()}})
@@ -400,17 +397,6 @@ def select_archs(part: Mapping[str, Any], inputs: Mapping[str, str] | None = Non
     if df.empty:
         raise ValueError("validation.sources: no architectures selected")
     return df.drop_duplicates("arch_id").reset_index(drop=True)
-
-
-def run_select(params: str | os.PathLike, out: str | os.PathLike, inputs: Mapping[str, str] | None = None,
-               input_files: list[str] | None = None) -> pd.DataFrame:
-    """Snakemake checkpoint ``select_validation``."""
-    from .workflow import read_params
-
-    part = read_params(params)
-    df = select_archs(part, inputs)
-    write_table(df, out, provenance("select_validation", part, [params, *(input_files or [])]))
-    return df
 
 
 def selected_row(archs: str | os.PathLike, arch_id: str) -> pd.Series:
@@ -421,16 +407,3 @@ def selected_row(archs: str | os.PathLike, arch_id: str) -> pd.Series:
         raise ValueError(f"arch_id: {arch_id} is not among the selected architectures in {archs}")
     return rows.iloc[0]
 
-
-def run_train(arch_id: str, archs: str | os.PathLike, params: str | os.PathLike,
-              out_dir: str | os.PathLike, progress: bool = True) -> dict[str, Any]:
-    """Snakemake rule ``train``: train one selected architecture from scratch (resumable)."""
-    from .data import data_config
-    from .workflow import read_params
-
-    part = read_params(params)
-    spec = ArchSpec.from_json(selected_row(archs, arch_id)["spec"])
-    cfg = _hyper(part["train"])
-    ids = data_config(data_block(part)).split("train").ids
-    prov = provenance("train", {"train": part["train"], "spec": spec.to_json()}, [archs, params])
-    return train(spec, ids, cfg, out_dir, progress=progress, prov=prov)

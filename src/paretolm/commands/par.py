@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..arch import ArchSpec, compress_par
+from ..arch import ArchSpec
+from ..backbones.par import compress_par
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -23,7 +23,7 @@ As in ``counting.lts``, the final LayerNorm of the decoder stack counts as decod
 from __future__ import annotations
 
 from ..arch import ArchSpec
-from . import Counts, register
+from ..backbones import Counts
 
 TYPE_VOCAB_SIZE = 2  # models.bert.TYPE_VOCAB_SIZE
 
@@ -60,7 +60,6 @@ def par_sublayer_flops(d_model: int, n_head: int, d_inner: int, seq_len: int) ->
     return _attention_flops(d_model, d_model, seq_len), _ffn_flops(d_model, d_inner, seq_len), 0
 
 
-@register("merino")
 def count_merino(spec: ArchSpec, seq_len: int) -> Counts:
     t, v = seq_len, spec.vocab_size
     blocks = spec.blocks
@@ -90,7 +89,6 @@ def count_merino(spec: ArchSpec, seq_len: int) -> Counts:
     return Counts(decoder, embedding, decoder + embedding, flops)
 
 
-@register("par")
 def count_par(spec: ArchSpec, seq_len: int) -> Counts:
     t, d, v, di = seq_len, spec.d_model, spec.vocab_size, spec.d_inner
     n_s = spec.layers.count("s")
@@ -101,7 +99,6 @@ def count_par(spec: ArchSpec, seq_len: int) -> Counts:
     return Counts(decoder, embedding, decoder + embedding, flops)
 
 
-@register("bert")
 def count_bert(spec: ArchSpec, seq_len: int) -> Counts:
     t, d, v = seq_len, spec.d_model, spec.vocab_size
     decoder = spec.n_layer * _layer_params(d, spec.d_inner)

@@ -26,7 +26,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..arch import ArchSpec
-from . import Counts, register
 
 
 def _clusters(vocab: int, cutoffs: tuple[int, ...]) -> list[int]:
@@ -41,9 +40,9 @@ def _clusters(vocab: int, cutoffs: tuple[int, ...]) -> list[int]:
 def _adaptive_side(spec: ArchSpec, seq_len: int, adaptive_head: bool) -> tuple[int, int]:
     """(parameters, FLOPs) of token embedding + LM head, as ``models.adaptive`` builds them."""
     v, d = spec.vocab_size, spec.d_model
-    div_val = spec.div_val or 1
-    de = spec.d_embed or d
-    cutoffs = spec.cutoffs or ()
+    div_val = spec.get("div_val") or 1  # opt has no adaptive genes
+    de = spec.get("d_embed") or d
+    cutoffs = spec.get("cutoffs") or ()
     tied = spec.tie_weights
     t = seq_len
     if div_val == 1:
@@ -84,7 +83,7 @@ def gpt2_breakdown(spec: ArchSpec, seq_len: int) -> dict[str, int]:
     attn_f = n * 8 * t * d * d
     sdpa_f = n * 4 * t * t * d
     ln_p = n * 4 * d + 2 * d
-    emb_p, emb_f = _adaptive_side(spec, seq_len, adaptive_head=(spec.div_val or 1) > 1)
+    emb_p, emb_f = _adaptive_side(spec, seq_len, adaptive_head=(spec.get("div_val") or 1) > 1)
     pos_p = spec.max_seq_len * d
     decoder = attn_p + ffn_p + ln_p
     return {
@@ -120,18 +119,6 @@ def transformer_xl_breakdown(spec: ArchSpec, seq_len: int) -> dict[str, int]:
         "linear_flops": lin_f, "sdpa_flops": sdpa_f, "relpos_flops": rel_f, "embed_head_flops": emb_f,
         "flops": lin_f + sdpa_f + rel_f + emb_f,
     }
-
-
-@register("gpt2", "opt")
-def count_gpt2(spec: ArchSpec, seq_len: int) -> Counts:
-    b = gpt2_breakdown(spec, seq_len)
-    return Counts(b["decoder_params"], b["embedding_params"], b["total_params"], b["flops"])
-
-
-@register("transformer_xl")
-def count_transformer_xl(spec: ArchSpec, seq_len: int) -> Counts:
-    b = transformer_xl_breakdown(spec, seq_len)
-    return Counts(b["decoder_params"], b["embedding_params"], b["total_params"], b["flops"])
 
 
 def breakdown(spec: ArchSpec, seq_len: int) -> dict[str, int]:

@@ -1,45 +1,27 @@
-"""PyTorch language models built from an ``ArchSpec``: one module per backbone.
+"""PyTorch language models built from an ``ArchSpec``: the building blocks of every backbone.
 
-``build_model(spec)`` returns an ``nn.Module`` whose ``forward(input_ids, labels=None)`` returns a
-``LMOutput`` (``logits`` and, when labels are given, the mean next-token loss; ``bert`` computes the
-masked-token loss over positions whose label is not -100). Each backbone module registers its
-class with ``@register("name")``.
+``build_model(spec)`` asks the spec's backbone plugin for its module, whose
+``forward(input_ids, labels=None)`` returns an ``LMOutput`` (``logits`` and, when labels are given,
+the mean next-token loss; ``bert`` computes the masked-token loss over positions whose label is
+not -100). Attention and feed-forward modules carry ``role = "attn"`` / ``"ffn"``, which is how the
+data-dependent proxies find the weights they score.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import torch.nn as nn
-
-from ..arch import ArchSpec
 from .layers import LMOutput
 
-_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
-_MODULES = {
-    "gpt2": "gpt2",
-    "opt": "gpt2",
-    "transformer_xl": "transformer_xl",
-    "merino": "merino",
-    "par": "par",
-    "bert": "bert",
-}
+if TYPE_CHECKING:
+    import torch.nn as nn
 
-
-def register(backbone: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    def deco(cls: type[nn.Module]) -> type[nn.Module]:
-        _BUILDERS[backbone] = cls
-        return cls
-
-    return deco
+    from ..arch import ArchSpec
 
 
 def build_model(spec: ArchSpec, dropout: float = 0.0, attn_dropout: float = 0.0) -> nn.Module:
     """Instantiate the model for ``spec`` (GPT-2-style initialisation, train mode)."""
-    if spec.backbone not in _BUILDERS:
-        importlib.import_module(f"{__name__}.{_MODULES[spec.backbone]}")
-    return _BUILDERS[spec.backbone](spec, dropout=dropout, attn_dropout=attn_dropout)
+    return spec.plugin.build(spec, dropout=dropout, attn_dropout=attn_dropout)
 
 
-__all__ = ["LMOutput", "build_model", "register"]
+__all__ = ["LMOutput", "build_model"]

@@ -16,7 +16,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..arch import ArchSpec
-from . import register
 from .layers import FeedForward, LMOutput, SelfAttention, init_gpt2
 
 TYPE_VOCAB_SIZE = 2
@@ -36,8 +35,8 @@ class PostLNEncoderLayer(nn.Module):
         return self.ln_2(x + self.ffn(x))
 
 
-@register("bert")
 class BertMLM(nn.Module):
+    embedding_module, head_module = "word", "decoder"
     def __init__(self, spec: ArchSpec, dropout: float = 0.0, attn_dropout: float = 0.0):
         super().__init__()
         if spec.backbone != "bert":

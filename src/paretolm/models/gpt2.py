@@ -22,14 +22,13 @@ import torch
 import torch.nn as nn
 
 from ..arch import ArchSpec
-from . import register
 from .adaptive import AdaptiveEmbedding, AdaptiveLogSoftmax, ProjectedLMHead
 from .layers import LMOutput, PreLNBlock, init_gpt2, next_token_loss
 
 
-@register("gpt2")
 class GPT2LM(nn.Module):
     """GPT-2 backbone of LTS (see module docstring)."""
+    embedding_module, head_module = "wte", "head"  # read by the data-dependent proxies
 
     activation = "gelu"
 
@@ -39,9 +38,9 @@ class GPT2LM(nn.Module):
             raise ValueError(f"backbone: {type(self).__name__} builds gpt2/opt specs, got {spec.backbone!r}")
         self.spec = spec
         d_model = spec.d_model
-        div_val = spec.div_val or 1
-        d_embed = spec.d_embed or d_model
-        cutoffs = spec.cutoffs or ()
+        div_val = spec.get("div_val") or 1  # opt has no adaptive genes
+        d_embed = spec.get("d_embed") or d_model
+        cutoffs = spec.get("cutoffs") or ()
         self.adaptive = div_val > 1
         self.wte = AdaptiveEmbedding(spec.vocab_size, d_embed, d_model, cutoffs, div_val)
         self.wpe = nn.Embedding(spec.max_seq_len, d_model)
@@ -78,7 +77,6 @@ class GPT2LM(nn.Module):
         return LMOutput(logits=logits, loss=loss)
 
 
-@register("opt")
 class OPTLM(GPT2LM):
     """OPT-style decoder: as ``gpt2`` with a ReLU FFN (spec has no div_val / d_embed: plain tied)."""
 

@@ -62,8 +62,8 @@ class ParetoLMForCausalLM(PreTrainedModel, GenerationMixin):
     def __init__(self, config: ParetoLMConfig):
         super().__init__(config)
         spec = config.arch_spec
-        if spec.backbone == "bert":
-            raise ValueError("backbone: bert is a masked LM, not a causal LM")
+        if not spec.plugin.causal:
+            raise ValueError(f"backbone: {spec.backbone} is not a causal LM")
         self.backbone = build_model(spec, dropout=config.dropout, attn_dropout=config.attn_dropout)
         self.post_init()
 

@@ -23,6 +23,7 @@ class LMOutput:
 class SelfAttention(nn.Module):
     """Multi-head self-attention with a fused QKV projection; ``n_head * d_head`` may differ from
     ``d_model`` (heterogeneous layers). Causal unless ``causal=False`` (BERT)."""
+    role = "attn"  # what the data-dependent proxies score it as
 
     def __init__(self, d_model: int, n_head: int, d_head: int | None = None, dropout: float = 0.0,
                  attn_dropout: float = 0.0, causal: bool = True, bias: bool = True):
@@ -48,6 +49,7 @@ class SelfAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
+    role = "ffn"
     def __init__(self, d_model: int, d_inner: int, activation: str = "gelu", dropout: float = 0.0):
         super().__init__()
         self.fc = nn.Linear(d_model, d_inner)

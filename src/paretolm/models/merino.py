@@ -26,7 +26,6 @@ import torch
 import torch.nn as nn
 
 from ..arch import ArchSpec
-from . import register
 from .layers import LMOutput, PreLNBlock, TiedLMHead, init_gpt2, next_token_loss
 
 
@@ -48,8 +47,8 @@ class MerinoBlockModule(nn.Module):
         return x
 
 
-@register("merino")
 class MerinoLM(nn.Module):
+    embedding_module, head_module = "wte", "lm_head"
     def __init__(self, spec: ArchSpec, dropout: float = 0.0, attn_dropout: float = 0.0):
         super().__init__()
         if spec.backbone != "merino":

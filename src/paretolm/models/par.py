@@ -21,8 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..arch import ArchSpec, compress_par
-from . import register
+from ..arch import ArchSpec
+from ..backbones.par import compress_par
 from .layers import FeedForward, LMOutput, SelfAttention, TiedLMHead, init_gpt2, next_token_loss
 
 PAR_ACTIVATION = "relu"
@@ -65,8 +65,8 @@ def _residual_init(module: nn.Module, n_residual: int) -> None:
     init_gpt2(module, max(n_residual, 1) / 2)  # type: ignore[arg-type]
 
 
-@register("par")
 class ParLM(nn.Module):
+    embedding_module, head_module = "wte", "lm_head"
     def __init__(self, spec: ArchSpec, dropout: float = 0.0, attn_dropout: float = 0.0):
         super().__init__()
         if spec.backbone != "par":

@@ -29,7 +29,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..arch import ArchSpec
-from . import register
 from .adaptive import AdaptiveEmbedding, AdaptiveLogSoftmax
 from .layers import LMOutput, init_gpt2, next_token_loss
 
@@ -42,6 +41,7 @@ def rel_shift(x: torch.Tensor) -> torch.Tensor:
 
 
 class RelPartialLearnableAttention(nn.Module):
+    role = "attn"
     def __init__(self, d_model: int, n_head: int, d_head: int, dropout: float, attn_dropout: float,
                  pre_lnorm: bool):
         super().__init__()
@@ -79,6 +79,7 @@ class RelPartialLearnableAttention(nn.Module):
 
 
 class PositionwiseFF(nn.Module):
+    role = "ffn"
     def __init__(self, d_model: int, d_inner: int, dropout: float, pre_lnorm: bool):
         super().__init__()
         self.fc = nn.Linear(d_model, d_inner)
@@ -104,9 +105,9 @@ class RelDecoderLayer(nn.Module):
         return self.ff(self.attn(x, r, mem))
 
 
-@register("transformer_xl")
 class TransformerXLLM(nn.Module):
     """Transformer-XL language model of LTS (see module docstring)."""
+    embedding_module, head_module = "word_emb", "crit"
 
     def __init__(self, spec: ArchSpec, dropout: float = 0.0, attn_dropout: float = 0.0):
         super().__init__()

@@ -1,119 +1,153 @@
 """Proxies: cheap scores that predict a trained model's perplexity without training it.
 
-Every proxy is one registered function. Sign convention: each is reported so that **higher
-predicts lower perplexity**. Analytic proxies take the spec alone; data-dependent ones take an
-untrained model built from the spec and one batch of token ids. ``score_table`` scores many specs
-and records, for each proxy, the seconds it cost (``<name>_seconds``) and, for data-dependent ones,
-the FLOPs it counted (``<name>_flops``).
+Every proxy is one function registered with ``@proxy`` in a module of this package (scanned on
+first use). Sign convention: each is reported so that **higher predicts lower perplexity**.
+Analytic proxies take the spec; data-dependent ones (``needs_data=True``) take an untrained model
+built from the spec and one batch of token ids. A proxy with knobs names a frozen dataclass as its
+``settings``; config ``proxies.settings.<name>`` fills it, and every stage that scores (proxies,
+search, correlate, the CLI) goes through one ``Scorer`` built from the same config part, so they
+all score with the same settings.
 
-Adding a proxy::
-
-    @register("my_proxy", needs_data=False, doc="formula ...")
+    @proxy("my_proxy", doc="formula ...")
     def my_proxy(spec: ArchSpec, seq_len: int) -> float: ...
 
-    @register("my_data_proxy", needs_data=True, doc="formula ...")
+    @proxy("my_data_proxy", needs_data=True, doc="formula ...")
     def my_data_proxy(model: nn.Module, batch: torch.Tensor, spec: ArchSpec) -> float: ...
 """
 
 from __future__ import annotations
 
-import importlib
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from ..arch import ArchSpec
-from ..counting import count
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
 class Proxy:
     name: str
     fn: Callable[..., float]
-    needs_data: bool
-    doc: str
+    needs_data: bool = False
+    doc: str = ""
+    settings: type | None = None  # a dataclass of the proxy's knobs, or None
+
+    def make_settings(self, values: Mapping[str, Any] | None) -> Any:
+        """The proxy's settings object from a config mapping (None: the proxy has no knobs)."""
+        if self.settings is None:
+            if values:
+                raise ValueError(f"proxies.settings.{self.name}: proxy {self.name!r} takes no settings")
+            return None
+        try:
+            return self.settings(**dict(values or {}))
+        except TypeError as e:
+            raise ValueError(f"proxies.settings.{self.name}: {e}") from None
 
 
-_REGISTRY: dict[str, Proxy] = {}
-# Modules whose import registers further proxies (kept lazy: they pull in torch).
-_PLUGIN_MODULES = ("entropy", "zero_cost")
+PROXIES: Registry[Proxy] = Registry("proxy", package=__name__)
 
 
-def register(name: str, needs_data: bool = False, doc: str = "") -> Callable:
+def proxy(name: str, needs_data: bool = False, doc: str = "", settings: type | None = None) -> Callable:
+    """Register the decorated function as proxy ``name``."""
+
     def deco(fn: Callable[..., float]) -> Callable[..., float]:
-        _REGISTRY[name] = Proxy(name=name, fn=fn, needs_data=needs_data, doc=doc or (fn.__doc__ or "").strip())
+        PROXIES.add(name, Proxy(name=name, fn=fn, needs_data=needs_data,
+                                doc=doc or (fn.__doc__ or "").strip(), settings=settings))
         return fn
 
     return deco
 
 
-def _load_plugins() -> None:
-    for mod in _PLUGIN_MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{mod}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{mod}":
-                raise
+def get(name: str) -> Proxy:
+    return PROXIES.get(name)
 
 
 def registry() -> dict[str, Proxy]:
-    _load_plugins()
-    return dict(_REGISTRY)
+    return dict(PROXIES.items())
 
 
-def get(name: str) -> Proxy:
-    reg = registry()
-    if name not in reg:
-        raise ValueError(f"proxies: unknown proxy {name!r} (known: {', '.join(sorted(reg))})")
-    return reg[name]
+@dataclass
+class Scorer:
+    """Scores specs with named proxies, one settings object per proxy, one data batch for all."""
 
+    names: Sequence[str]
+    seq_len: int = 192
+    seed: int = 0
+    batch: Any = None
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
-for _field, _doc in (
-    ("decoder_params", "LTS's proxy: parameters inside the decoder layers (no embeddings, no head)."),
-    ("embedding_params", "Token and positional embedding parameters (and an untied head)."),
-    ("total_params", "All parameters of the model."),
-    ("flops", "Forward FLOPs at batch 1 and the configured sequence length."),
-):
-    register(_field, doc=_doc)(
-        (lambda field: lambda spec, seq_len=192: float(getattr(count(spec, seq_len), field)))(_field)
-    )
+    def __post_init__(self) -> None:
+        self.names = list(self.names)
+        self.proxies = [get(n) for n in self.names]
+        unknown = sorted(set(self.settings) - set(PROXIES.names()))
+        if unknown:
+            raise ValueError(f"proxies.settings.{unknown[0]}: not a proxy (known: {', '.join(PROXIES.names())})")
+        self._settings = {p.name: p.make_settings(self.settings.get(p.name)) for p in self.proxies}
+        need = self.data_proxies()
+        if need and self.batch is None:
+            raise ValueError(f"proxies.data: proxies {need} need a token batch; configure proxies.data")
 
+    @classmethod
+    def from_part(cls, part: Mapping[str, Any]) -> Scorer:
+        """From the ``proxies`` config section (names, seq_len, seed, batch_size, data, settings)."""
+        names = list(part["names"])
+        need = [n for n in names if get(n).needs_data]
+        batch = None
+        if need:
+            if not part.get("data"):
+                raise ValueError(f"proxies.data: proxies {need} need a token batch; configure proxies.data")
+            from ..data import load_batch
 
-def score_table(
-    specs: Sequence[ArchSpec],
-    names: Iterable[str],
-    *,
-    seq_len: int = 192,
-    batch: Any = None,
-    seed: int = 0,
-    progress: bool = False,
-) -> pd.DataFrame:
-    """Score every spec with every named proxy: one row per spec, ``arch_id`` first."""
-    proxies = [get(n) for n in names]
-    if any(p.needs_data for p in proxies) and batch is None:
-        need = [p.name for p in proxies if p.needs_data]
-        raise ValueError(f"proxies: {need} need a data batch (configure a dataset for the proxy stage)")
-    rows = []
-    iterator: Iterable[ArchSpec] = specs
-    if progress:
-        from tqdm import tqdm
+            batch = load_batch(part["data"], int(part["batch_size"]), int(part["seq_len"]), int(part["seed"]))
+        return cls(names, seq_len=int(part["seq_len"]), seed=int(part["seed"]), batch=batch,
+                   settings=part.get("settings") or {})
 
-        iterator = tqdm(specs, desc="proxies", unit="arch")
-    for spec in iterator:
+    def data_proxies(self) -> list[str]:
+        return [p.name for p in self.proxies if p.needs_data]
+
+    def score(self, spec: ArchSpec, name: str) -> tuple[float, int | None]:
+        """One proxy's value for ``spec`` and, for data-dependent ones, the FLOPs it cost."""
+        p = get(name)
+        kwargs = {} if self._settings.get(name) is None else {"settings": self._settings[name]}
+        if p.needs_data:
+            from .zero_cost import run_data_proxy
+
+            return run_data_proxy(p, spec, self.batch, seed=self.seed, **kwargs)
+        return float(p.fn(spec, seq_len=self.seq_len, **kwargs)), None
+
+    def row(self, spec: ArchSpec, costs: bool = True) -> dict[str, Any]:
         row: dict[str, Any] = {"arch_id": spec.arch_id}
-        for p in proxies:
+        for p in self.proxies:
             t0 = time.perf_counter()
-            if p.needs_data:
-                from .zero_cost import run_data_proxy
-
-                value, flops = run_data_proxy(p, spec, batch, seed=seed)
+            value, flops = self.score(spec, p.name)
+            if costs and flops is not None:
                 row[f"{p.name}_flops"] = flops
-            else:
-                value = p.fn(spec, seq_len=seq_len)
             row[p.name] = float(value)
-            row[f"{p.name}_seconds"] = time.perf_counter() - t0
-        rows.append(row)
-    return pd.DataFrame(rows)
+            if costs:
+                row[f"{p.name}_seconds"] = time.perf_counter() - t0
+        return row
+
+    def table(self, specs: Sequence[ArchSpec], progress: bool = False, costs: bool = True) -> pd.DataFrame:
+        """One row per spec, ``arch_id`` first; with ``costs``, ``<name>_seconds`` (and
+        ``<name>_flops`` for data-dependent proxies) beside each value."""
+        iterator: Iterable[ArchSpec] = specs
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(specs, desc="proxies", unit="arch")
+        return pd.DataFrame([self.row(spec, costs) for spec in iterator])
+
+
+def score_table(specs: Sequence[ArchSpec], names: Iterable[str], *, seq_len: int = 192, batch: Any = None,
+                seed: int = 0, settings: Mapping[str, Mapping[str, Any]] | None = None,
+                progress: bool = False) -> pd.DataFrame:
+    """Score every spec with every named proxy: one row per spec, ``arch_id`` first."""
+    scorer = Scorer(list(names), seq_len=seq_len, seed=seed, batch=batch, settings=settings or {})
+    return scorer.table(specs, progress=progress)
+
+
+__all__ = ["PROXIES", "Proxy", "Scorer", "get", "proxy", "registry", "score_table"]

@@ -45,19 +45,19 @@ Two routes to H(W):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from ..arch import ArchSpec
-from . import register
+from . import proxy
 
 
 @dataclass(frozen=True)
 class EntropySettings:
-    """Knobs of the entropy proxy (config ``proxies.entropy``: eps, alpha, beta, method, samples)."""
+    """Knobs of the entropy proxy (config ``proxies.settings.merino_entropy``); the schema holds the
+    defaults users see, these are the same for direct calls."""
 
     eps: float = 1.0
     alpha: tuple[float, float] = (0.6, 0.4)
@@ -67,32 +67,20 @@ class EntropySettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "alpha", tuple(float(a) for a in self.alpha))
         if not self.eps > 0:
-            raise ValueError(f"proxies.entropy.eps: must be positive, got {self.eps!r}")
+            raise ValueError(f"proxies.settings.merino_entropy.eps: must be positive, got {self.eps!r}")
         if len(self.alpha) != 2 or any(a < 0 for a in self.alpha):
-            raise ValueError(f"proxies.entropy.alpha: need two non-negative weights, got {self.alpha!r}")
+            raise ValueError(f"proxies.settings.merino_entropy.alpha: need two non-negative weights, got {self.alpha!r}")
         if self.beta < 0:
-            raise ValueError(f"proxies.entropy.beta: must be non-negative, got {self.beta!r}")
+            raise ValueError(f"proxies.settings.merino_entropy.beta: must be non-negative, got {self.beta!r}")
         if self.method not in ("mp", "svd"):
-            raise ValueError(f"proxies.entropy.method: 'mp' or 'svd', got {self.method!r}")
+            raise ValueError(f"proxies.settings.merino_entropy.method: 'mp' or 'svd', got {self.method!r}")
         if self.samples < 1:
-            raise ValueError(f"proxies.entropy.samples: must be >= 1, got {self.samples!r}")
+            raise ValueError(f"proxies.settings.merino_entropy.samples: must be >= 1, got {self.samples!r}")
 
 
-_SETTINGS = EntropySettings()
-
-
-def configure(**changes: object) -> EntropySettings:
-    """Change the settings the registered ``merino_entropy`` proxy uses (e.g. from config)."""
-    global _SETTINGS
-    if "alpha" in changes:
-        changes["alpha"] = tuple(float(a) for a in changes["alpha"])  # type: ignore[union-attr]
-    _SETTINGS = replace(_SETTINGS, **changes)  # type: ignore[arg-type]
-    return _SETTINGS
-
-
-def settings() -> EntropySettings:
-    return _SETTINGS
+DEFAULT = EntropySettings()
 
 
 # -- H(W) for one Gaussian matrix ------------------------------------------------------------
@@ -124,61 +112,15 @@ def entropy_svd(m: int, n: int, eps: float = 1.0, samples: int = 4, seed: int = 
     return total / samples
 
 
-# -- which matrices a spec has -----------------------------------------------------------------
-@dataclass(frozen=True)
-class Sublayer:
-    """One attention or FFN sub-layer: its matrix shapes, its width for the penalty, and how many
-    times it is applied (shared MeRino layers)."""
-
-    kind: str  # "mha" or "ffn"
-    shapes: tuple[tuple[int, int], ...]
-    width: int  # E for attention, F for the FFN
-    times: int = 1
-
-
+# -- which matrices a spec has: the backbone's per-layer view ---------------------------------
 def _mha(d_model: int, inner: int, extra_r: bool = False) -> tuple[tuple[int, int], ...]:
+    """Q, K, V and output projections (and Transformer-XL's r_net) of one attention."""
     shapes = ((d_model, inner),) * 3 + ((inner, d_model),)
     return shapes + ((d_model, inner),) if extra_r else shapes
 
 
 def _ffn(d_model: int, d_inner: int) -> tuple[tuple[int, int], ...]:
     return ((d_model, d_inner), (d_inner, d_model))
-
-
-def sublayers(spec: ArchSpec) -> Iterator[Sublayer]:
-    """Attention and FFN sub-layers of any backbone, from the spec's genes alone."""
-    b = spec.backbone
-    if b in ("gpt2", "opt"):
-        for f in spec.d_inner:
-            yield Sublayer("mha", _mha(spec.d_model, spec.d_model), spec.d_model)
-            yield Sublayer("ffn", _ffn(spec.d_model, f), f)
-    elif b == "transformer_xl":
-        for h, dh, f in zip(spec.n_head, spec.d_head, spec.d_inner, strict=True):
-            yield Sublayer("mha", _mha(spec.d_model, h * dh, extra_r=True), spec.d_model)
-            yield Sublayer("ffn", _ffn(spec.d_model, f), f)
-    elif b == "bert":
-        for _ in range(spec.n_layer):
-            yield Sublayer("mha", _mha(spec.d_model, spec.d_model), spec.d_model)
-            yield Sublayer("ffn", _ffn(spec.d_model, spec.d_inner), spec.d_inner)
-    elif b == "merino":
-        for blk in spec.blocks:
-            yield Sublayer("mha", _mha(blk.d_model, blk.d_model), blk.d_model, blk.n_layer)
-            yield Sublayer("ffn", _ffn(blk.d_model, blk.d_inner), blk.d_inner, blk.n_layer)
-    elif b == "par":
-        for c in spec.layers:
-            if c == "s":
-                yield Sublayer("mha", _mha(spec.d_model, spec.d_model), spec.d_model)
-            elif c == "f":
-                yield Sublayer("ffn", _ffn(spec.d_model, spec.d_inner), spec.d_inner)
-    else:  # pragma: no cover - ArchSpec validates the backbone
-        raise ValueError(f"backbone: no entropy definition for {b!r}")
-
-
-def depth(spec: ArchSpec) -> float:
-    """L of the effectiveness penalty (PAR: non-identity sub-layers / 2)."""
-    if spec.backbone == "par":
-        return sum(c != "i" for c in spec.layers) / 2.0
-    return float(spec.num_layers)
 
 
 def penalty(depth_: float, width: int, beta: float) -> float:
@@ -190,7 +132,7 @@ def penalty(depth_: float, width: int, beta: float) -> float:
 
 def components(spec: ArchSpec, cfg: EntropySettings | None = None) -> dict[str, float]:
     """Unweighted MHA and FFN entropies, their penalised forms, and the total."""
-    cfg = cfg or _SETTINGS
+    cfg = cfg or DEFAULT
     if cfg.method == "mp":
         h = lambda m, n: entropy_mp(m, n, cfg.eps)  # noqa: E731
     else:
@@ -202,13 +144,19 @@ def components(spec: ArchSpec, cfg: EntropySettings | None = None) -> dict[str, 
                 cache[key] = entropy_svd(key[0], key[1], cfg.eps, cfg.samples, cfg.seed)
             return cache[key]
 
-    L = depth(spec)
+    L = spec.plugin.entropy_depth(spec)
     raw = {"mha": 0.0, "ffn": 0.0}
     pen = {"mha": 0.0, "ffn": 0.0}
-    for sub in sublayers(spec):
-        value = sub.times * sum(h(m, n) for m, n in sub.shapes)
-        raw[sub.kind] += value
-        pen[sub.kind] += penalty(L, sub.width, cfg.beta) * value
+    for layer in spec.layer_view():
+        parts = []
+        if layer.attention:
+            parts.append(("mha", _mha(layer.d_model, layer.attn_inner, layer.r_net), layer.d_model))
+        if layer.ffn:
+            parts.append(("ffn", _ffn(layer.d_model, layer.d_inner), layer.d_inner))
+        for kind, shapes, width in parts:
+            value = layer.times * sum(h(m, n) for m, n in shapes)
+            raw[kind] += value
+            pen[kind] += penalty(L, width, cfg.beta) * value
     total = cfg.alpha[0] * pen["mha"] + cfg.alpha[1] * pen["ffn"]
     return {"mha": raw["mha"], "ffn": raw["ffn"], "mha_penalised": pen["mha"],
             "ffn_penalised": pen["ffn"], "total": total}
@@ -229,48 +177,32 @@ def _penalty(depth_: float, width: int, beta: float) -> float:
     return penalty(depth_, width, beta)
 
 
-def _layers_fast(spec: ArchSpec) -> Iterator[tuple[int, int, bool, int, int]]:
-    """(d_model, attention inner width, r_net?, d_inner, times) per layer; PAR handled apart."""
-    b = spec.backbone
-    if b in ("gpt2", "opt"):
-        d = spec.d_model
-        return ((d, d, False, f, 1) for f in spec.d_inner)
-    if b == "transformer_xl":
-        d = spec.d_model
-        genes = zip(spec.n_head, spec.d_head, spec.d_inner, strict=True)
-        return ((d, h * dh, True, f, 1) for h, dh, f in genes)
-    if b == "bert":
-        return ((spec.d_model, spec.d_model, False, spec.d_inner, 1) for _ in range(spec.n_layer))
-    return ((blk.d_model, blk.d_model, False, blk.d_inner, blk.n_layer) for blk in spec.blocks)
-
-
-def network_entropy(spec: ArchSpec, cfg: EntropySettings | None = None) -> float:
-    """MeRino's penalised, alpha-weighted network entropy (see the module docstring)."""
-    cfg = cfg or _SETTINGS
+def network_entropy(spec: ArchSpec, cfg: EntropySettings = DEFAULT) -> float:
+    """MeRino's penalised, alpha-weighted network entropy (docs/proxies.md)."""
     if cfg.method != "mp":
         return components(spec, cfg)["total"]
     # Fast path: per-layer values and penalties are cached, so a spec costs a few look-ups per layer.
     eps, beta, (a1, a2) = cfg.eps, cfg.beta, cfg.alpha
-    L = depth(spec)
-    if spec.backbone == "par":
-        d, f = spec.d_model, spec.d_inner
-        n_s, n_f = spec.layers.count("s"), spec.layers.count("f")
-        return (a1 * n_s * _penalty(L, d, beta) * _mha_value(d, d, False, eps)
-                + a2 * n_f * _penalty(L, f, beta) * _ffn_value(d, f, eps))
+    L = spec.plugin.entropy_depth(spec)
     total = 0.0
-    for d, inner, extra_r, f, times in _layers_fast(spec):
-        total += times * (a1 * _penalty(L, d, beta) * _mha_value(d, inner, extra_r, eps)
-                          + a2 * _penalty(L, f, beta) * _ffn_value(d, f, eps))
+    for layer in spec.layer_view():
+        term = 0.0
+        if layer.attention:
+            term += a1 * _penalty(L, layer.d_model, beta) * _mha_value(layer.d_model, layer.attn_inner,
+                                                                       layer.r_net, eps)
+        if layer.ffn:
+            term += a2 * _penalty(L, layer.d_inner, beta) * _ffn_value(layer.d_model, layer.d_inner, eps)
+        total += layer.times * term
     return total
 
 
-@register(
+@proxy(
     "merino_entropy",
-    needs_data=False,
+    settings=EntropySettings,
     doc="MeRino subspace entropy: sum over layers of alpha1*(1-beta*L/log E)*H_MHA + "
     "alpha2*(1-beta*L/log F)*H_FFN, H(W)=E[log det(I+WW^T/eps^2)] of N(0,1) matrices "
     "(Marchenko-Pastur closed form). Higher = more expressive = lower predicted perplexity.",
 )
-def merino_entropy(spec: ArchSpec, seq_len: int = 192) -> float:
+def merino_entropy(spec: ArchSpec, seq_len: int = 192, settings: EntropySettings = DEFAULT) -> float:
     """Registered proxy; ``seq_len`` is unused (entropy depends on the weight shapes only)."""
-    return network_entropy(spec)
+    return network_entropy(spec, settings)

@@ -6,9 +6,8 @@ GPT-2 initialisation, dropout off), runs the proxy and counts its FLOPs with
 ``torch.utils.flop_counter.FlopCounterMode``.
 
 **What is scored.** The weight matrices of the decoder's attention and feed-forward sub-layers:
-every ``nn.Linear`` weight whose nearest enclosing module is an attention module (class name
-containing ``Attention``/``Attn``) or a feed-forward module (``FeedForward``/``PositionwiseFF``/
-``FF``). Biases, LayerNorms, embeddings, the LM head (tied or not), adaptive-softmax clusters and
+every ``nn.Linear`` weight whose nearest enclosing module declares ``role = "attn"`` or
+``role = "ffn"`` (the models' attention and feed-forward modules do). Biases, LayerNorms, embeddings, the LM head (tied or not), adaptive-softmax clusters and
 MeRino's width-transition projections are not scored, though gradients flow through all of them.
 A weight shared by several layers (MeRino blocks) is scored once.
 
@@ -43,7 +42,6 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -55,11 +53,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..arch import ArchSpec
-from . import Proxy, register
-
-_ATTN = re.compile(r"attention|attn", re.IGNORECASE)
-_FFN = re.compile(r"feedforward|positionwiseff|^ff$|ffn|mlp", re.IGNORECASE)
-
+from . import Proxy, proxy
 
 @dataclass(frozen=True)
 class Scored:
@@ -74,14 +68,6 @@ class Scored:
         return self.module.weight
 
 
-def _kind_of(cls_name: str) -> str | None:
-    if _ATTN.search(cls_name):
-        return "attn"
-    if _FFN.search(cls_name):
-        return "ffn"
-    return None
-
-
 def scored_weights(model: nn.Module) -> list[Scored]:
     """Attention and FFN ``nn.Linear`` weights of the decoder (see the module docstring)."""
     modules = dict(model.named_modules())
@@ -94,7 +80,7 @@ def scored_weights(model: nn.Module) -> list[Scored]:
         parts = name.split(".")
         kind = None
         for i in range(len(parts) - 1, 0, -1):  # nearest enclosing module first
-            kind = _kind_of(type(modules[".".join(parts[:i])]).__name__)
+            kind = getattr(modules[".".join(parts[:i])], "role", None)
             if kind:
                 break
         if kind:
@@ -117,17 +103,10 @@ def _loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
     return out.loss
 
 
-_HEAD = re.compile(r"head|decoder|crit|softmax", re.IGNORECASE)
-
-
 def _head_module(model: nn.Module) -> nn.Module | None:
-    """The output head: the last top-level child named or typed like a head (``head``, ``lm_head``,
-    BERT's ``decoder``, an adaptive softmax / ``crit``), or None."""
-    found = None
-    for name, child in model.named_children():
-        if _HEAD.search(name) or _HEAD.search(type(child).__name__):
-            found = child
-    return found
+    """The output head the model names in ``head_module`` (None when it names none)."""
+    name = getattr(model, "head_module", None)
+    return getattr(model, name) if name else None
 
 
 def _output_sum(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
@@ -169,7 +148,7 @@ def _math_sdpa() -> Iterator[None]:
 
 
 # -- gradient-based --------------------------------------------------------------------------
-@register("grad_norm", needs_data=True, doc="sum over scored weights of ||dL/dW||_F (higher = better).")
+@proxy("grad_norm", needs_data=True, doc="sum over scored weights of ||dL/dW||_F (higher = better).")
 def grad_norm(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) -> float:
     """grad_norm = sum_W ||dL/dW||_F over the scored weights (Abdelfattah et al., ICLR 2021).
 
@@ -179,7 +158,7 @@ def grad_norm(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = Non
     return float(sum(g.double().norm() for g in _grads(model, batch, scored)))
 
 
-@register("snip", needs_data=True, doc="sum over scored weights of |W * dL/dW| (higher = better).")
+@proxy("snip", needs_data=True, doc="sum over scored weights of |W * dL/dW| (higher = better).")
 def snip(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) -> float:
     """SNIP saliency (Lee et al., ICLR 2019) summed over the scored weights: sum |W ⊙ dL/dW|.
 
@@ -191,7 +170,7 @@ def snip(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) ->
     return float(sum((s.weight.detach().double() * g.double()).abs().sum() for s, g in pairs))
 
 
-@register("grasp", needs_data=True, doc="sum over scored weights of -W * (H g) (GraSP; higher = better as "
+@proxy("grasp", needs_data=True, doc="sum over scored weights of -W * (H g) (GraSP; higher = better as "
           "published by Abdelfattah et al.).")
 def grasp(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) -> float:
     """GraSP (Wang et al., ICLR 2020) as a network score: sum over scored weights of ``-W ⊙ (H g)``,
@@ -213,7 +192,7 @@ def grasp(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) -
     return float(sum((-w.detach().double() * h.double()).sum() for w, h in zip(weights, hg, strict=True)))
 
 
-@register("fisher", needs_data=True, doc="sum over scored Linear outputs a of 0.5*mean_b(sum_t a*dL/da)^2 "
+@proxy("fisher", needs_data=True, doc="sum over scored Linear outputs a of 0.5*mean_b(sum_t a*dL/da)^2 "
           "(higher = better).")
 def fisher(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) -> float:
     """Fisher information of the scored layers' output channels (Theis et al. 2018, as a NAS proxy by
@@ -282,7 +261,7 @@ def _log(value: float) -> float:
     return math.log(value) if value > 0 else (-math.inf if value == 0 else math.nan)
 
 
-@register("synflow", needs_data=True, doc="log sum over scored weights of |W| * dR/d|W|, R = summed "
+@proxy("synflow", needs_data=True, doc="log sum over scored weights of |W| * dR/d|W|, R = summed "
           "final hidden state of the |theta| float64 net, LayerNorm affine-only (higher = better).")
 def synflow(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) -> float:
     """SynFlow (Tanaka et al., NeurIPS 2020) as a network score: every parameter replaced by its
@@ -298,7 +277,7 @@ def synflow(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None)
     return _log(float(sum(t.sum() for t in terms)))
 
 
-@register("dss", needs_data=True, doc="log( sum_attn ||W||_* ||dL/dW||_* + sum_mlp |W| * dR/d|W| ) "
+@proxy("dss", needs_data=True, doc="log( sum_attn ||W||_* ||dL/dW||_* + sum_mlp |W| * dR/d|W| ) "
           "(Zhou et al. 2022; higher = better).")
 def dss(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) -> float:
     """DSS-indicator of TF-TAS (Zhou et al., CVPR 2022): synaptic *diversity* of the attention weights,
@@ -342,7 +321,7 @@ def naswot_kernel(codes: torch.Tensor) -> torch.Tensor:
     return c @ c.T + (1 - c) @ (1 - c).T
 
 
-@register("relu_log_det", needs_data=True, doc="NASWOT: log|det K|, K_ij = units where samples i, j share "
+@proxy("relu_log_det", needs_data=True, doc="NASWOT: log|det K|, K_ij = units where samples i, j share "
           "the sign of the FFN pre-activation (higher = better).")
 def relu_log_det(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) -> float:
     """NASWOT (Mellor et al., ICML 2021): each sequence of the batch gets a binary code, the sign
@@ -371,14 +350,11 @@ def relu_log_det(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = 
 
 
 def _input_embedding_module(model: nn.Module) -> nn.Module:
-    """The module whose output is the token embedding (adaptive embedding module if any)."""
-    for mod in model.modules():
-        if "adaptiveembedding" in type(mod).__name__.lower():
-            return mod
-    for mod in model.modules():
-        if isinstance(mod, nn.Embedding):  # registration order: token embedding first
-            return mod
-    raise ValueError("model: no token embedding found for jacob_cov")
+    """The module whose output is the token embedding, as the model names it in ``embedding_module``."""
+    name = getattr(model, "embedding_module", None)
+    if not name:
+        raise ValueError(f"model: {type(model).__name__} names no embedding_module for jacob_cov")
+    return getattr(model, name)
 
 
 def jacob_cov_score(jacobians: torch.Tensor, k: float = 1e-5) -> float:
@@ -390,7 +366,7 @@ def jacob_cov_score(jacobians: torch.Tensor, k: float = 1e-5) -> float:
     return float(-(torch.log(eig + k) + 1.0 / (eig + k)).sum())
 
 
-@register("jacob_cov", needs_data=True, doc="Mellor et al. v1: -sum log(l+k)+1/(l+k) over eigenvalues of the "
+@proxy("jacob_cov", needs_data=True, doc="Mellor et al. v1: -sum log(l+k)+1/(l+k) over eigenvalues of the "
           "correlation of per-sequence Jacobians d(sum final hidden)/d(token embeddings) (higher = better).")
 def jacob_cov(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) -> float:
     """Jacobian covariance (Mellor et al. 2020, v1 of NASWOT): ``J_i = d(sum of the final hidden
@@ -419,11 +395,6 @@ def jacob_cov(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = Non
 
 
 # -- running a proxy on a spec ---------------------------------------------------------------
-DATA_PROXIES: tuple[str, ...] = (
-    "synflow", "snip", "grad_norm", "fisher", "grasp", "jacob_cov", "relu_log_det", "dss",
-)
-
-
 def count_flops(fn: Callable[[], float]) -> tuple[float, int]:
     """Run ``fn`` under ``FlopCounterMode`` and return its value and the FLOPs it counted (matmuls,
     attention, convolutions; SVDs and elementwise ops are not counted by PyTorch's counter)."""
@@ -434,7 +405,7 @@ def count_flops(fn: Callable[[], float]) -> tuple[float, int]:
 
 
 def run_data_proxy(
-    proxy: Proxy | str, spec: ArchSpec, batch: torch.Tensor, seed: int = 0
+    proxy: Proxy | str, spec: ArchSpec, batch: torch.Tensor, seed: int = 0, **settings: Any
 ) -> tuple[float, int]:
     """Build the untrained model for ``spec`` (seeded), run ``proxy`` on ``batch``; (value, FLOPs)."""
     from ..models import build_model
@@ -458,11 +429,11 @@ def run_data_proxy(
         torch.manual_seed(seed)
         model = build_model(spec)
     model.train()
-    return count_flops(lambda: proxy.fn(model, batch, spec))
+    return count_flops(lambda: proxy.fn(model, batch, spec, **settings))
 
 
 __all__ = [
-    "DATA_PROXIES", "Scored", "count_flops", "dss", "fisher", "grad_norm", "grasp", "jacob_cov",
+    "Scored", "count_flops", "dss", "fisher", "grad_norm", "grasp", "jacob_cov",
     "jacob_cov_score", "naswot_kernel", "relu_log_det", "run_data_proxy", "scored_weights", "snip",
     "synflow",
 ]
