@@ -32,7 +32,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def bench_merino(iterations: int, seed: int) -> list[dict]:
-    from paretolm.merino_search import merino_search, random_search
+    from paretolm.methods.merino import merino_search, random_search
     from paretolm.spaces import load_space
 
     space = load_space(ROOT / "config" / "spaces" / "merino.yaml")
@@ -89,7 +89,7 @@ def bench_measured(n: int, seed: int, search: bool) -> dict:
     from paretolm.artifacts import provenance, write_table
     from paretolm.latency_predictor import cross_validate, default_hidden, fit_profile, profile_features
     from paretolm.spaces import load_space
-    from paretolm.speedlimit import int8_measure_fn, measure_table, speedlimit_search
+    from paretolm.methods.speedlimit import int8_measure_fn, measure_table, speedlimit_search
 
     space_path = ROOT / "config" / "spaces" / "speedlimit_bert.yaml"
     space = load_space(space_path)

@@ -11,7 +11,7 @@ from paretolm.arch import ArchSpec
 from paretolm.artifacts import read_provenance, read_table
 from paretolm.cli import main
 from paretolm.counting import count
-from paretolm.merino_search import MerinoConfig, merino_search, random_search
+from paretolm.methods.merino import MerinoConfig, merino_search, random_search
 from paretolm.spaces import load_space
 
 SPACE = "config/spaces/merino.yaml"

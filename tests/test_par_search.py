@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
+from conftest import data_path
 
 from paretolm.arch import ArchSpec
-from paretolm.models.par import gumbel_par_search, par_design_rules, token_batches
+from paretolm.methods.par import gumbel_par_search, par_design_rules
+from paretolm.models.par import token_batches
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("PARETOLM_DATA", ROOT / ".." / "shared" / "data"))
-SHAKESPEARE = DATA / "corpora" / "tinyshakespeare" / "input.txt"
 SMALL = dict(n_sublayer=6, d_model=32, n_head=2, d_inner=64, vocab_size=256, max_seq_len=32)
 
 
 @pytest.fixture(scope="module")
 def tokens() -> torch.Tensor:
-    if not SHAKESPEARE.exists():
-        pytest.skip(f"offline data not found: {SHAKESPEARE}")
-    return torch.tensor(list(SHAKESPEARE.read_bytes()[:200_000]), dtype=torch.long)  # byte-level
+    text = data_path("corpora/tinyshakespeare/input.txt")
+    return torch.tensor(list(text.read_bytes()[:200_000]), dtype=torch.long)  # byte-level
 
 
 def search(tokens: torch.Tensor, seed: int, steps: int = 30, **kw):

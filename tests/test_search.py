@@ -8,7 +8,7 @@ import pytest
 from paretolm import pareto
 from paretolm.arch import ArchSpec
 from paretolm.profiling import Profiler, Settings
-from paretolm.search import EvolutionarySearch, SearchConfig
+from paretolm.methods.lts import EvolutionarySearch, SearchConfig
 from paretolm.spaces import SearchSpace
 
 SPACE = SearchSpace.from_dict(
@@ -131,14 +131,17 @@ def test_initial_population_taken_from_profile_table():
 
 
 def test_config_from_section_and_bad_values():
-    cfg = SearchConfig.from_config(
-        {"iterations": 2, "population": 10, "parents": 3, "objectives": {"proxy": "flops", "memory": False},
-         "bounds": {"params": {"column": "total_params", "max": 5e6}, "latency_ms_max": 20}}
-    )
+    from paretolm.config import load_config
+
+    section = {"iterations": 2, "population": 10, "parents": 3,
+               "objectives": {"proxy": "flops", "memory": False},
+               "bounds": {"params": {"column": "total_params", "max": 5e6}, "latency_ms_max": 20}}
+    config = load_config(overrides={"search": section, "proxies": {"names": ["flops", "total_params"]}})
+    cfg = SearchConfig.from_config(config["search"])
     assert cfg.objectives() == {"flops": "max", "latency_ms": "min"}
     assert cfg.params_column == "total_params" and cfg.params_max == 5e6 and cfg.latency_ms_max == 20
     with pytest.raises(ValueError, match="search.parents"):
-        SearchConfig.from_config({"population": 5, "parents": 6})
+        SearchConfig.from_config({**config["search"], "population": 5, "parents": 6})
     defaults = SearchConfig()
     assert (defaults.iterations, defaults.population, defaults.parents, defaults.mutations,
             defaults.mutation_prob, defaults.crossovers) == (30, 100, 20, 40, 0.3, 40)

@@ -11,7 +11,7 @@ from paretolm.arch import ArchSpec
 from paretolm.counting import count
 from paretolm.latency_predictor import fit_profile
 from paretolm.spaces import load_space
-from paretolm.speedlimit import SpeedLimitConfig, int8_latency, measure_table, speedlimit_search
+from paretolm.methods.speedlimit import SpeedLimitConfig, int8_latency, measure_table, speedlimit_search
 
 SPACE = "config/spaces/speedlimit_bert.yaml"
 

@@ -16,8 +16,11 @@ import json
 import sys
 from pathlib import Path
 
+from . import COMMANDS
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+
+@COMMANDS.register("merino")
+def register_merino(subparsers: argparse._SubParsersAction) -> None:
     merino = subparsers.add_parser("merino", help="MeRino: entropy-maximising search under budgets")
     msub = merino.add_subparsers(dest="merino_command", required=True)
     s = msub.add_parser("search", help="evolutionary search maximising a proxy under FLOPs/params budgets")
@@ -37,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--out", default=None, help="Parquet archive to write (atomically, with provenance)")
     s.set_defaults(func=_merino_search)
 
+
+@COMMANDS.register("speedlimit")
+def register_speedlimit(subparsers: argparse._SubParsersAction) -> None:
     sl = subparsers.add_parser("speedlimit", help="SpeedLimit: latency predictor, int8 latency cap")
     ssub = sl.add_subparsers(dest="speedlimit_command", required=True)
     f = ssub.add_parser("fit-predictor", help="fit the latency predictor on a profile table")
@@ -61,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _merino_search(args: argparse.Namespace) -> int:
     from ..artifacts import provenance, write_table
-    from ..merino_search import merino_search
+    from ..methods.merino import merino_search
     from ..spaces import load_space
 
     space = load_space(args.space)

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from ..arch import ArchSpec
 from ..backbones.par import compress_par
+from . import COMMANDS
 
 
+@COMMANDS.register("par")
 def register(subparsers: argparse._SubParsersAction) -> None:
     par = subparsers.add_parser("par", help="PAR Transformer: design rules and Gumbel-softmax search")
     sub = par.add_subparsers(dest="par_command", required=True)
@@ -34,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _rules(args: argparse.Namespace) -> int:
-    from ..models.par import par_design_rules
+    from ..methods.par import par_design_rules
 
     spec = ArchSpec(backbone="par", layers=args.layers, d_model=64, n_head=1, d_inner=64)
     broken = par_design_rules(spec)
@@ -47,7 +49,8 @@ def _search(args: argparse.Namespace) -> int:
     what transfers to a full-size model."""
     import torch
 
-    from ..models.par import gumbel_par_search, par_design_rules, token_batches
+    from ..methods.par import gumbel_par_search, par_design_rules
+    from ..models.par import token_batches
 
     data = args.text.read_bytes()
     if len(data) <= 2 * args.seq_len:

@@ -34,17 +34,15 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from . import pareto
-from .arch import ArchSpec
-from .artifacts import provenance, read_table, write_table
-from .spaces import Genome, SearchSpace
+from ... import pareto
+from ...arch import ArchSpec
+from ...spaces import Genome, SearchSpace
 
-log = logging.getLogger("paretolm.search")
+log = logging.getLogger(__name__)
 
 Measure = Callable[[ArchSpec], Mapping[str, Any]]
 Score = Callable[[Sequence[ArchSpec]], pd.DataFrame]
@@ -72,20 +70,18 @@ class SearchConfig:
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> SearchConfig:
-        """From the ``search`` config section (nested ``objectives`` and ``bounds``)."""
-        obj = section.get("objectives", {})
-        bounds = section.get("bounds", {})
-        params = bounds.get("params", {}) or {}
+        """From the validated ``search`` config section (the schema fills every default)."""
+        obj, bounds = section["objectives"], section["bounds"]
         flat = {k: v for k, v in section.items() if k in cls.__dataclass_fields__}
         cfg = cls(
             **flat,
-            proxy=obj.get("proxy", "decoder_params"),
-            latency=bool(obj.get("latency", True)),
-            memory=bool(obj.get("memory", True)),
-            params_column=params.get("column") or "decoder_params",
-            params_min=params.get("min"),
-            params_max=params.get("max"),
-            latency_ms_max=bounds.get("latency_ms_max"),
+            proxy=obj["proxy"],
+            latency=bool(obj["latency"]),
+            memory=bool(obj["memory"]),
+            params_column=bounds["params"]["column"],
+            params_min=bounds["params"]["min"],
+            params_max=bounds["params"]["max"],
+            latency_ms_max=bounds["latency_ms_max"],
         )
         cfg.check()
         return cfg
@@ -264,44 +260,3 @@ class EvolutionarySearch:
         feasible = table[table["feasible"]].reset_index(drop=True)
         front = pareto.pareto_front(feasible, self.cfg.objectives())
         return front.reset_index(drop=True)
-
-
-def run_search(hardware: str, profile: str | Path, space_file: str | Path, params: str | Path,
-               cache_dir: str | Path | None, frontier: str | Path, archive: str | Path,
-               plot: str | Path | None = None) -> pd.DataFrame:
-    """Stage 4: the search on ``hardware``; writes the archive, the frontier and its figure."""
-    from . import proxies
-    from .profiling import Profiler, settings_from_params
-    from .workflow import proxy_batch, read_params
-
-    part = read_params(params)
-    cfg = SearchConfig.from_config(part["search"])
-    space = SearchSpace.from_yaml(space_file)
-    profiler = Profiler(hardware, settings_from_params(part), cache_dir)
-    pcfg = part["proxies"]
-    names = list(pcfg["names"])
-    batch = proxy_batch(pcfg, names)
-
-    def score(specs: Sequence[ArchSpec]) -> pd.DataFrame:
-        table = proxies.score_table(specs, names, seq_len=int(pcfg["seq_len"]), batch=batch,
-                                    seed=int(pcfg["seed"]))
-        return table[[c for c in table.columns if not c.endswith("_seconds")]]
-
-    initial = read_table(profile)
-    t0 = time.perf_counter()
-    search = EvolutionarySearch(space, cfg, profiler, score, initial)
-    arch_df, front_df = search.run()
-    arch_df["on_front"] = arch_df["arch_id"].isin(set(front_df["arch_id"]))
-    stats = {"measurements": profiler.counts(), "rejected": search.rejected,
-             "objectives": cfg.objectives(), "seconds": time.perf_counter() - t0}
-    inputs = [profile, space_file, params]
-    write_table(arch_df, archive,
-                provenance("search", part, inputs, wildcards={"hardware": hardware}, **stats))
-    write_table(front_df, frontier, provenance("search", part, [*inputs, archive],
-                                               wildcards={"hardware": hardware}, **stats))
-    if plot:
-        from .plots import frontier_figure
-
-        frontier_figure(arch_df, front_df, cfg.objectives(), plot, title=f"{space.name} on {hardware}")
-    log.info("search on %s: archive %d, frontier %d, %s", hardware, len(arch_df), len(front_df), stats)
-    return front_df

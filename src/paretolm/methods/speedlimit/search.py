@@ -32,11 +32,11 @@ from typing import Any
 
 import pandas as pd
 
-from .arch import ArchSpec
-from .counting import count
-from .latency_predictor import LatencyPredictor
-from .merino_search import SearchResult, resolve_proxy
-from .spaces import Genome, SearchSpace
+from ...arch import ArchSpec
+from ...counting import count
+from ...latency_predictor import LatencyPredictor
+from ..merino.search import SearchResult, resolve_proxy
+from ...spaces import Genome, SearchSpace
 
 MeasureFn = Callable[[ArchSpec], "float | Mapping[str, Any]"]
 Child = tuple[ArchSpec, str, tuple[str, ...]]
@@ -47,7 +47,7 @@ def int8_latency(spec: ArchSpec, seq_len: int = 128, batch: int = 1, threads: in
                  repeats: int = 5, seed: int = 0) -> dict[str, Any]:
     """Median forward latency (ms) of ``spec`` with int8 dynamic quantization of its Linear layers,
     on the CPU, in eval mode under ``torch.inference_mode``, after ``warmup`` passes."""
-    from .profiling import Settings, measure
+    from ...profiling import Settings, measure
 
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats: need repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")

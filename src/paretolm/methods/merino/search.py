@@ -38,9 +38,9 @@ from typing import Any
 
 import pandas as pd
 
-from .arch import ArchSpec
-from .counting import DEFAULT_SEQ_LEN, count
-from .spaces import Genome, SearchSpace
+from ...arch import ArchSpec
+from ...counting import DEFAULT_SEQ_LEN, count
+from ...spaces import Genome, SearchSpace
 
 ProxyFn = Callable[..., float]
 PARAM_FIELDS = ("total_params", "decoder_params")
@@ -98,7 +98,7 @@ def resolve_proxy(proxy: str | ProxyFn) -> tuple[str, ProxyFn]:
     """A registered proxy by name (analytic ones only) or a callable ``fn(spec, seq_len=...)``."""
     if callable(proxy):
         return getattr(proxy, "__name__", "custom"), proxy
-    from .proxies import get
+    from ...proxies import get
 
     p = get(proxy)
     if p.needs_data:
