@@ -11,6 +11,7 @@ import torch
 from paretolm import profiling
 from paretolm.arch import ArchSpec
 from paretolm.profiling import Profiler, Settings
+from paretolm.runtimes import cpu as cpu_runtime
 
 SPEC = ArchSpec(backbone="gpt2", n_layer=2, d_model=64, n_head=[2, 4], d_inner=[128, 256],
                 vocab_size=1000, max_seq_len=64)
@@ -50,8 +51,8 @@ class Holding(torch.nn.Module):
 
 def test_cpu_peak_is_a_true_peak_not_a_sum():
     x = torch.zeros(4)
-    seq = profiling.cpu_peak_bytes(Sequential(), x)
-    hold = profiling.cpu_peak_bytes(Holding(), x)
+    seq = cpu_runtime.cpu_peak_bytes(Sequential(), x)
+    hold = cpu_runtime.cpu_peak_bytes(Holding(), x)
     mib = 2**20
     assert 2 * mib <= seq <= 3.5 * mib
     assert hold >= 10 * mib
@@ -94,15 +95,15 @@ def test_targets_checked():
 
 
 def test_quantize_api_guarded(monkeypatch):
-    assert callable(profiling.quantize_dynamic_fn())
+    assert callable(cpu_runtime.quantize_dynamic_fn())
     import torch.ao.quantization as aoq
     import torch.quantization as tq
 
     monkeypatch.delattr(aoq, "quantize_dynamic")
-    assert profiling.quantize_dynamic_fn() is tq.quantize_dynamic
+    assert cpu_runtime.quantize_dynamic_fn() is tq.quantize_dynamic
     monkeypatch.delattr(tq, "quantize_dynamic")
     with pytest.raises(ValueError, match="quantize: dynamic int8 quantization is not available"):
-        profiling.quantize_dynamic_fn()
+        cpu_runtime.quantize_dynamic_fn()
 
 
 def test_cache_hit_miss_and_keys(tmp_path):

@@ -1,34 +1,9 @@
 """Latency and peak memory of one forward pass on a hardware target, with an on-disk cache.
 
-**Latency.** The model is built from the spec, put in eval mode and (per target) cast to its
-dtype, dynamically quantized (``cpu_int8``: int8 ``nn.Linear`` layers, as SpeedLimit) and moved
-to its device. Under ``torch.inference_mode`` it runs ``warmup`` untimed passes on a fixed batch
-of random token ids (``batch`` x ``seq_len``), then at least ``min_repeats`` timed passes; while
-the relative spread (IQR / median) is above ``rel_iqr_max`` it keeps timing, in rounds of
-``min_repeats // 2``, up to ``max_repeats``. Reported: the median (``latency_ms``) and the IQR
-(``latency_iqr_ms``). CPU passes are timed with ``time.perf_counter_ns``; CUDA passes with CUDA
-events around the pass, after a synchronisation.
-
-**Peak memory** (``peak_memory_mb``) is the memory the forward pass needs at its high point: the
-model's weights (parameters, buffers and packed int8 weights, each storage counted once, so tied
-weights count once) plus the largest amount of memory that tensors allocated during the pass hold
-*at the same time*. On CUDA this is ``torch.cuda.max_memory_allocated()`` after
-``reset_peak_memory_stats()`` (it includes the resident weights and the input). On CPU, PyTorch's
-allocator reports every allocation and free to ``torch.profiler`` when ``profile_memory=True``
-(``[memory]`` events with a signed byte count); one extra pass runs under the profiler, the events
-are put in time order and the running sum of their byte counts is the memory held by tensors the
-pass allocated, so its maximum is the true transient peak. It is not a sum of allocations (freed
-blocks are subtracted as they are freed, which is what the LTS code's sum of per-operator usage
-missed), and unlike ``tracemalloc`` (blind to PyTorch's allocator) or the process's RSS high-water
-mark (which includes the interpreter, imports and model construction, and allocator reuse) it
-sees exactly the tensors of this pass. Memory outside PyTorch's allocator (oneDNN scratch
-buffers) is not included.
-
-**Cache.** Every measurement is a small JSON file under ``<cache>/<hardware>/``, named by the
-``arch_id`` and a hash of the hardware fingerprint, the torch version and the measurement
-settings, written atomically. Profiling and the search look there first, so no architecture is
-measured twice on the same machine with the same settings, and a killed run resumes where it
-stopped.
+The target's runtime (``paretolm.runtimes``, chosen by its ``device``) prepares the model, times
+warm-up plus adaptive repeats (median and IQR reported) and measures the pass's peak memory. Every
+measurement is cached as a JSON file keyed by architecture, machine fingerprint, torch version and
+settings, so nothing is measured twice and a killed run resumes. Protocol details: docs/hardware.md.
 """
 
 from __future__ import annotations
@@ -48,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .arch import ArchSpec
-from .artifacts import atomic_path, canonical_hash, hardware_fingerprint, provenance, read_table, write_table
+from .artifacts import atomic_path, canonical_hash, hardware_fingerprint
 
 log = logging.getLogger("paretolm.profiling")
 
@@ -63,52 +38,20 @@ def _machine() -> str:
     return _ARCH_ALIASES.get(m, m)
 
 
-def quantize_dynamic_fn() -> Callable[..., Any]:
-    """``quantize_dynamic`` from wherever this PyTorch keeps it (the API has been moving from
-    ``torch.quantization`` to ``torch.ao.quantization``); ValueError if neither has it."""
-    import importlib
-
-    for module in ("torch.ao.quantization", "torch.quantization"):
-        try:
-            fn = getattr(importlib.import_module(module), "quantize_dynamic", None)
-        except ImportError:
-            fn = None
-        if fn is not None:
-            return fn
-    import torch
-
-    raise ValueError(
-        f"quantize: dynamic int8 quantization is not available in torch {torch.__version__} "
-        "(neither torch.ao.quantization.quantize_dynamic nor torch.quantization.quantize_dynamic)"
-    )
-
-
 def check_available(name: str, target: Mapping[str, Any]) -> None:
     """Raise ValueError naming the target and what is missing if this machine cannot serve it."""
-    import torch
+    from .runtimes import get as get_runtime
 
-    device = target.get("device", "cpu")
-    if target.get("quantize") == "dynamic_int8" and device != "cpu":
-        raise ValueError(f"hardware target {name!r}: dynamic_int8 quantization runs on device cpu only")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"hardware target {name!r}: needs a CUDA GPU, but none is available here "
-            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'none'})"
-        )
     want = target.get("arch")
     if want and _ARCH_ALIASES.get(str(want).lower(), str(want).lower()) != _machine():
         raise ValueError(
             f"hardware target {name!r}: needs a {want} CPU, but this machine is {_machine()}; "
             "run it where that CPU is (e.g. with the cluster profile, see docs/workflow.md)"
         )
-    if target.get("quantize") == "dynamic_int8":
-        quantize_dynamic_fn()
-        engines = [e for e in torch.backends.quantized.supported_engines if e != "none"]
-        if not engines:
-            raise ValueError(f"hardware target {name!r}: this PyTorch build has no quantized CPU engine")
     dtype = target.get("dtype", "float32")
     if dtype not in _DTYPES:
         raise ValueError(f"hardware target {name!r}: dtype {dtype!r} not one of {sorted(_DTYPES)}")
+    get_runtime(target.get("device", "cpu")).check(name, target)
 
 
 @dataclass(frozen=True)
@@ -146,18 +89,14 @@ class Settings:
 
 # -- one measurement ------------------------------------------------------------------------------
 def prepare_model(spec: ArchSpec, s: Settings) -> Any:
-    """The model as the target runs it: eval mode, dtype, int8 linears, device."""
+    """The model as the target runs it: eval mode, then the runtime's dtype, int8 linears, device."""
     import torch
 
     from .models import build_model
+    from .runtimes import get as get_runtime
 
     torch.manual_seed(s.seed)
-    model = build_model(spec).eval()
-    if s.quantize == "dynamic_int8":
-        model = quantize_dynamic_fn()(model, {torch.nn.Linear}, dtype=torch.qint8)
-    elif s.dtype != "float32":
-        model = model.to(getattr(torch, s.dtype))
-    return model.to(s.device)
+    return get_runtime(s.device).prepare(build_model(spec).eval(), s)
 
 
 def weight_bytes(model: Any) -> int:
@@ -193,33 +132,6 @@ def weight_bytes(model: Any) -> int:
     return total
 
 
-def _forward(model: Any, ids: Any) -> Any:
-    out = model(ids)
-    return out
-
-
-def cpu_peak_bytes(model: Any, ids: Any) -> int:
-    """Peak bytes held at once by tensors allocated during one forward pass on CPU (see module
-    docstring): the maximum of the time-ordered running sum of the profiler's memory events."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        out = _forward(model, ids)
-        del out
-    events = [
-        (e.start_ns(), e.nbytes())
-        for e in prof.profiler.kineto_results.events()
-        if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU
-    ]
-    events.sort(key=lambda x: x[0])
-    running = peak = 0
-    for _, nbytes in events:
-        running += nbytes
-        peak = max(peak, running)
-    return peak
-
-
 def _iqr(values: Sequence[float]) -> float:
     q1, q3 = np.percentile(values, [25, 75])
     return float(q3 - q1)
@@ -229,27 +141,17 @@ def time_forward(model: Any, ids: Any, s: Settings) -> list[float]:
     """Milliseconds of each timed pass (after warm-up), adaptive as described above."""
     import torch
 
-    cuda = s.device == "cuda"
-    times: list[float] = []
+    from .runtimes import get as get_runtime
+
+    runtime = get_runtime(s.device)
 
     def one() -> float:
-        if cuda:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            torch.cuda.synchronize()
-            start.record()
-            _forward(model, ids)
-            end.record()
-            end.synchronize()
-            return float(start.elapsed_time(end))
-        t0 = time.perf_counter_ns()
-        _forward(model, ids)
-        return (time.perf_counter_ns() - t0) / 1e6
+        return runtime.time_call(lambda: model(ids))
 
     with torch.inference_mode():
         for _ in range(s.warmup):
-            _forward(model, ids)
-        if cuda:
-            torch.cuda.synchronize()
+            model(ids)
+        runtime.synchronize()
         times = [one() for _ in range(s.min_repeats)]
         step = max(1, s.min_repeats // 2)
         while len(times) < s.max_repeats:
@@ -278,20 +180,11 @@ def measure(spec: ArchSpec, s: Settings) -> dict[str, Any]:
     peak = float("nan")
     transient = float("nan")
     if s.memory:
-        if s.device == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            with torch.inference_mode():
-                out = _forward(model, ids)
-                del out
-            torch.cuda.synchronize()
-            peak_bytes = torch.cuda.max_memory_allocated()
-            transient = peak_bytes - weights
-        else:
-            transient = cpu_peak_bytes(model, ids)
-            peak_bytes = weights + transient + ids.numel() * ids.element_size()
+        from .runtimes import get as get_runtime
+
+        peak_bytes, transient_bytes = get_runtime(s.device).peak_bytes(model, ids, weights)
         peak = peak_bytes / 2**20
-        transient = transient / 2**20
+        transient = transient_bytes / 2**20
     del model
     gc.collect()
     return {
@@ -378,25 +271,3 @@ class Profiler:
 def settings_from_params(part: Mapping[str, Any]) -> Settings:
     return Settings.from_parts(part["hardware"], part["profile"])
 
-
-def run_profile(hardware: str, samples: str | Path, proxies: str | Path, params: str | Path,
-                cache_dir: str | Path | None, out: str | Path) -> pd.DataFrame:
-    """Stage 3: measure every sampled architecture on ``hardware``; proxy columns alongside."""
-    from .workflow import read_params
-
-    part = read_params(params)
-    profiler = Profiler(hardware, settings_from_params(part), cache_dir)
-    sample_df = read_table(samples)
-    specs = [ArchSpec.from_json(s) for s in sample_df["spec"]]
-    t0 = time.perf_counter()
-    meas = profiler.table(specs)
-    proxy_df = read_table(proxies)
-    proxy_cols = [c for c in proxy_df.columns if c == "arch_id" or not c.endswith("_seconds")]
-    df = meas.merge(proxy_df[proxy_cols], on="arch_id", how="left", validate="one_to_one")
-    df.insert(1, "spec", sample_df["spec"].to_numpy())
-    prov = provenance("profile", part, [samples, proxies, params], wildcards={"hardware": hardware},
-                      measurements=profiler.counts(), measurement_key=profiler.key_hash,
-                      seconds=time.perf_counter() - t0)
-    write_table(df, out, prov)
-    log.info("profiled %d architectures on %s: %s", len(df), hardware, profiler.counts())
-    return df
