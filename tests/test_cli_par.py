@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
+from conftest import data_path
 
 from paretolm.arch import ArchSpec
 from paretolm.cli import main
-from paretolm.ground_truth import data_root
-
-SHAKESPEARE = data_root() / "corpora" / "tinyshakespeare" / "input.txt"
 
 
 def run(capsys, *argv: str) -> tuple[int, dict]:
@@ -32,10 +29,9 @@ def test_rules_reject_bad_notation(capsys):
 
 
 def test_search_on_real_text_is_seeded(capsys, tmp_path):
-    if not SHAKESPEARE.exists():
-        pytest.skip(f"offline data not found: {SHAKESPEARE}")
+    shakespeare = data_path("corpora/tinyshakespeare/input.txt")
     text = tmp_path / "shakespeare.txt"
-    text.write_bytes(SHAKESPEARE.read_bytes()[:100_000])
+    text.write_bytes(shakespeare.read_bytes()[:100_000])
     argv = ["par", "search", "--text", str(text), "--positions", "4", "--d-model", "32", "--n-head", "2",
             "--d-inner", "64", "--steps", "15", "--seq-len", "32", "--seed", "3"]
     code, first = run(capsys, *argv)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
 import pytest
+from conftest import data_path
 
 from paretolm.arch import ArchSpec
 from paretolm.cli import main
 from paretolm.counting import count
 from paretolm.proxies.entropy import network_entropy
 
-DATA = Path(os.environ.get("PARETOLM_DATA", "../shared/data"))
-NBB = DATA / "ground-truth" / "nas-bench-bert"
 SPECS = [
     ArchSpec(backbone="gpt2", n_layer=2, d_model=64, n_head=2, d_inner=128, max_seq_len=32),
     ArchSpec(backbone="merino", blocks=[{"d_model": 64, "ffn_ratio": 2.0, "n_layer": 2}], max_seq_len=32),
@@ -46,9 +44,7 @@ def test_score_analytic_from_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pyte
 
 
 def test_score_data_proxy_from_text_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    text = DATA / "corpora" / "tinyshakespeare" / "input.txt"
-    if not text.is_file():
-        pytest.skip("shared data not available")
+    text = data_path("corpora/tinyshakespeare/input.txt")
     small = tmp_path / "small.txt"
     small.write_text(text.read_text()[:5000])
     specs = tmp_path / "specs.jsonl"
@@ -76,10 +72,9 @@ def test_score_errors_name_the_field(monkeypatch: pytest.MonkeyPatch, capsys: py
 
 @pytest.mark.slow
 def test_nas_bench_bert_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    if not (NBB / "BERT_benchmark.json").is_file():
-        pytest.skip("NAS-Bench-BERT not available")
+    nbb = data_path("ground-truth/nas-bench-bert/BERT_benchmark.json").parent
     out = tmp_path / "nbb.parquet"
-    assert main(["proxy", "nas-bench-bert", str(NBB), "--out", str(out)]) == 0
+    assert main(["proxy", "nas-bench-bert", str(nbb), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "500 architectures" in text and "Synaptic Diversity" in text
     import pandas as pd

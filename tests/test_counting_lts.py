@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import needs_data
 
 from paretolm.arch import ArchSpec
 from paretolm.counting import count
 from paretolm.counting.lts import breakdown, measured_flops
-from paretolm.ground_truth import iter_lts_archs, lts_root
+from paretolm.ground_truth import iter_lts_archs
 from paretolm.models import build_model
 from paretolm.spaces import load_space
 
@@ -132,7 +133,7 @@ def test_bad_specs_name_the_field():
 
 
 # -- LTS's own counts -------------------------------------------------------------------------------
-needs_lts = pytest.mark.skipif(not lts_root().is_dir(), reason="LTS ground truth not available")
+needs_lts = needs_data("ground-truth/lts-archai")
 
 
 @pytest.fixture(scope="module")

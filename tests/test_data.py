@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import DATA, needs_data
 
 from paretolm import data
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="offline data folder missing")
-
 KJV = str(DATA / "corpora/kjv/kjv_verses.txt")
 SHAKES = str(DATA / "corpora/tinyshakespeare/input.txt")
+WT2 = DATA / "corpora/wikitext-2"
+GPT2 = DATA / "tokenizers/gpt2"
+pytestmark = needs_data(KJV, SHAKES, WT2, GPT2)
 
 
 def _cfg(tmp_path: Path, **over) -> dict:
@@ -23,11 +23,10 @@ def _cfg(tmp_path: Path, **over) -> dict:
         "datasets": {
             "kjv": {"files": KJV, "split": {"train": 0.9, "validation": 0.05, "test": 0.05}},
             "shakespeare": {"files": SHAKES, "split": {"train": 0.9, "validation": 0.1}},
-            "wt2": {"files": {"validation": str(DATA / "corpora/wikitext-2/valid.txt"),
-                              "test": str(DATA / "corpora/wikitext-2/test.txt")}},
+            "wt2": {"files": {"validation": str(WT2 / "valid.txt"), "test": str(WT2 / "test.txt")}},
         },
         "tokenizers": {
-            "gpt2": {"type": "gpt2", "path": str(DATA / "tokenizers/gpt2")},
+            "gpt2": {"type": "gpt2", "path": str(GPT2)},
             "sh_bpe": {"type": "bpe", "vocab_size": 512, "train_on": "shakespeare"},
             "sh_word": {"type": "word", "vocab_size": 2000, "train_on": "shakespeare"},
         },

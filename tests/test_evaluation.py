@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from conftest import DATA, data_path, needs_data
 
 from paretolm import evaluation as E
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-STORIES = DATA / "models" / "stories260K-hf"
 ZS = DATA / "zero-shot"
-needs_data = pytest.mark.skipif(not STORIES.is_dir(), reason="offline data folder missing")
 
 
 class Bigram(nn.Module):
@@ -65,7 +61,7 @@ def test_bad_window_arguments():
 
 def test_strided_context_lowers_loss_of_a_real_model():
     stories, tok = _stories()
-    text = (DATA / "corpora/tinyshakespeare/input.txt").read_text()[:3000]
+    text = data_path("corpora/tinyshakespeare/input.txt").read_text()[:3000]
     ids = tok(text, add_special_tokens=False)["input_ids"]
     flat, _ = E.score_stream(stories, ids, 32, prefix_token=tok.bos_token_id)
     strided, _ = E.score_stream(stories, ids, 32, stride=8, prefix_token=tok.bos_token_id)
@@ -75,15 +71,15 @@ def test_strided_context_lowers_loss_of_a_real_model():
 def _stories():
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-    if not STORIES.is_dir():
-        pytest.skip("stories260K missing")
-    model = AutoModelForCausalLM.from_pretrained(STORIES)
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(STORIES / "tokenizer.json"), bos_token="<s>",
+    stories = data_path("models/stories260K-hf")
+    model = AutoModelForCausalLM.from_pretrained(stories)
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(stories / "tokenizer.json"), bos_token="<s>",
                                   eos_token="</s>", unk_token="<unk>")
     return model, tok
 
 
-@needs_data
+@needs_data("models/stories260K-hf", "zero-shot", "corpora/wikitext-2/wikitext2_valid_docs.jsonl",
+            "corpora/tinyshakespeare/input.txt")
 @pytest.mark.parametrize("seq_len", [96])
 def test_stories260k_perplexity_agrees_with_lm_eval(tmp_path, seq_len):
     model, tok = _stories()
@@ -112,7 +108,7 @@ def _loglik(model, tok, context: str, continuation: str) -> float:
     return float(sum(logp[len(ctx) - 1 + i, t] for i, t in enumerate(cont)))
 
 
-@needs_data
+@needs_data("models/stories260K-hf", "zero-shot")
 def test_zero_shot_items_match_hand_scoring():
     model, tok = _stories()
     table = E.zero_shot(model, tok, ["copa", "winogrande", "lambada_openai"], ZS, limit=6, batch_size=4)

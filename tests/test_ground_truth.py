@@ -7,17 +7,17 @@ import math
 
 import pandas as pd
 import pytest
+from conftest import DATA, needs_data
 
 from paretolm.ground_truth import (
     backbone_of_set,
     iter_lts_archs,
     load_lts_archs,
-    lts_root,
     lts_spec_from_model_config,
 )
 
-ROOT = lts_root()
-pytestmark = pytest.mark.skipif(not ROOT.is_dir(), reason="LTS ground truth not available")
+ROOT = DATA / "ground-truth" / "lts-archai"
+pytestmark = needs_data(ROOT)
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,12 @@ import math
 
 import pytest
 import torch
+from conftest import data_path
 from safetensors import safe_open
 from transformers import AutoConfig, AutoModelForCausalLM, GPT2TokenizerFast
 
-from paretolm.ground_truth import data_root
 from paretolm.models.hf import ParetoLMConfig, ParetoLMForCausalLM, from_spec
 
-TOKENIZER = data_root() / "tokenizers" / "gpt2"
 SPECS = {
     "gpt2_tied": {"backbone": "gpt2", "n_layer": 2, "d_model": 64, "n_head": [2, 4], "d_inner": [128, 256],
                   "max_seq_len": 64},
@@ -86,9 +85,7 @@ def test_bad_config_names_the_field():
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    if not (TOKENIZER / "vocab.json").exists():
-        pytest.skip("GPT-2 tokenizer files not available")
-    tok = GPT2TokenizerFast.from_pretrained(str(TOKENIZER))
+    tok = GPT2TokenizerFast.from_pretrained(str(data_path("tokenizers/gpt2/vocab.json").parent))
     assert tok("Hello world").input_ids == [15496, 995]
     return tok
 

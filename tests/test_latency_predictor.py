@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import DATA, needs_data
 
 from paretolm.arch import ArchSpec
 from paretolm.artifacts import provenance, read_table, write_table
@@ -27,9 +26,8 @@ from paretolm.latency_predictor import (
 )
 from paretolm.spaces import load_space
 
-DATA = Path(os.environ.get("PARETOLM_DATA", "../shared/data"))
 HAT = DATA / "ground-truth" / "hat-latency"
-needs_hat = pytest.mark.skipif(not HAT.is_dir(), reason="HAT latency data not available")
+needs_hat = needs_data("ground-truth/hat-latency")
 
 
 def test_features_of_merino_expand_blocks_and_pad():

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import DATA, needs_data
 
 from paretolm.artifacts import read_provenance, read_table
 from paretolm.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
-LTS = ROOT.parent / "shared" / "data" / "ground-truth" / "lts-archai"
-pytestmark = pytest.mark.skipif(not LTS.is_dir(), reason="LTS ground truth missing")
+LTS = DATA / "ground-truth" / "lts-archai"
+pytestmark = needs_data(LTS)
 
 
 @pytest.fixture(scope="module")

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import data_path
 
 from paretolm.arch import ArchSpec
 from paretolm.models import build_model
 from paretolm.models.bert import mask_tokens
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("PARETOLM_DATA", ROOT / ".." / "shared" / "data"))
-SHAKESPEARE = DATA / "corpora" / "tinyshakespeare" / "input.txt"
-GPT2_TOKENIZER = DATA / "tokenizers" / "gpt2"
+SHAKESPEARE = "corpora/tinyshakespeare/input.txt"
 
 
 def merino(blocks: list[tuple[int, float, int]], **kw) -> ArchSpec:
@@ -34,21 +30,18 @@ def bert(**kw) -> ArchSpec:
 
 @pytest.fixture(scope="module")
 def gpt2_ids() -> torch.Tensor:
-    if not SHAKESPEARE.exists() or not GPT2_TOKENIZER.exists():
-        pytest.skip(f"offline data not found under {DATA}")
+    text, gpt2 = data_path(SHAKESPEARE), data_path("tokenizers/gpt2")
     from tokenizers import ByteLevelBPETokenizer
 
-    tok = ByteLevelBPETokenizer(str(GPT2_TOKENIZER / "vocab.json"), str(GPT2_TOKENIZER / "merges.txt"))
-    ids = tok.encode(SHAKESPEARE.read_text()[:20000]).ids
+    tok = ByteLevelBPETokenizer(str(gpt2 / "vocab.json"), str(gpt2 / "merges.txt"))
+    ids = tok.encode(text.read_text()[:20000]).ids
     assert tok.encode("Hello world").ids == [15496, 995]
     return torch.tensor(ids[: 4 * 64]).view(4, 64)
 
 
 @pytest.fixture(scope="module")
 def byte_ids() -> torch.Tensor:
-    if not SHAKESPEARE.exists():
-        pytest.skip(f"offline data not found under {SHAKESPEARE}")
-    return torch.tensor(list(SHAKESPEARE.read_bytes()[:100_000]), dtype=torch.long)
+    return torch.tensor(list(data_path(SHAKESPEARE).read_bytes()[:100_000]), dtype=torch.long)
 
 
 @pytest.mark.parametrize("spec", [

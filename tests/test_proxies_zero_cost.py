@@ -143,7 +143,9 @@ def test_naswot_kernel_by_hand_on_three_samples() -> None:
     # codes (units 0, 1 per token): t0 -> 10, t1 -> 01, t2 -> 00 => K = [[8,6,5],[6,8,5],[5,5,8]]
     kernel = np.array([[8, 6, 5], [6, 8, 5], [5, 5, 8]], dtype=float)
     assert zc.relu_log_det(m, batch) == pytest.approx(math.log(np.linalg.det(kernel)), rel=1e-12)
-    assert np.linalg.det(kernel) == pytest.approx(8 * 39 - 6 * 23 + 5 * (30 - 40))
+    # the same kernel from the codes written out (4 units per token, token after token)
+    codes = torch.tensor([[1, 0, 0, 0, 0, 1, 0, 0], [0, 1, 0, 0, 0, 1, 0, 0], [0, 0, 0, 0, 1, 0, 0, 0]])
+    assert zc.naswot_kernel(codes).tolist() == kernel.tolist()
     # identical sequences make K singular: the lowest possible score
     assert zc.relu_log_det(m, torch.tensor([[0, 1], [0, 1], [2, 0]])) == -math.inf
 

@@ -8,19 +8,18 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import DATA, data_path, needs_data
 
 from paretolm.arch import ArchSpec
 from paretolm.artifacts import read_provenance, read_table
 from paretolm.training import PRESETS, TrainConfig, load_model, lr_factor, make_optimizer, train
 
-ROOT = Path(__file__).resolve().parents[1]
-SHAKES = ROOT.parent / "shared" / "data" / "corpora" / "tinyshakespeare" / "input.txt"
-pytestmark = pytest.mark.skipif(not SHAKES.is_file(), reason="offline data missing")
+SHAKES = DATA / "corpora/tinyshakespeare/input.txt"
+pytestmark = needs_data(SHAKES)
 SPEC = ArchSpec(backbone="gpt2", n_layer=2, d_model=32, n_head=2, d_inner=64, vocab_size=256,
                 max_seq_len=64)
 
@@ -58,11 +57,7 @@ def test_config_validation_names_the_key():
 def test_lts_presets_match_the_settings_lts_logged(preset, logged):
     import yaml
 
-    from paretolm.ground_truth import data_root
-
-    path = data_root() / "ground-truth" / "lts-archai" / logged / "config_0" / "j0" / "model_config.yaml"
-    if not path.exists():
-        pytest.skip(f"LTS logs not available at {path}")
+    path = data_path("ground-truth", "lts-archai", logged, "config_0", "j0", "model_config.yaml")
     lts = yaml.safe_load(path.read_text())
     cfg = PRESETS[preset]
     assert cfg.optimizer == {"jitlamb": "lamb", "lamb": "lamb", "adam": "adam"}[lts["optim"]]

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import DATA, needs_data, needs_executable
 
 from paretolm.artifacts import read_provenance, read_table
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = (ROOT.parent / "shared" / "data").resolve()
-pytestmark = pytest.mark.skipif(not DATA.is_dir() or shutil.which("snakemake") is None,
-                                reason="offline data or snakemake missing")
+pytestmark = [needs_data(), needs_executable("snakemake")]
 
 
 def _config() -> dict:
