@@ -74,6 +74,7 @@ class Backbone:
     name: str = ""
     genes: tuple[str, ...] = ()  # genes kept in the canonical form, besides the common fields
     causal: bool = True  # a causal LM (the Hugging Face wrapper and lm-eval take it)
+    example: dict[str, Any] = {}  # a small valid spec; the registry-wide tests build and score it
 
     def normalise(self, genes: dict[str, Any], common: Mapping[str, Any]) -> dict[str, Any]:
         """Validate ``genes`` (raise ValueError naming the field), fill defaults, return the
@@ -92,7 +93,7 @@ class Backbone:
     def entropy_depth(self, spec: ArchSpec) -> float:
         """Depth L of MeRino's effectiveness penalty: a layer with attention and FFN counts 1,
         a PAR sub-layer with one of them 1/2 (identity sub-layers are not layers)."""
-        return sum(l.times * (l.attention + l.ffn) for l in self.layers(spec)) / 2.0
+        return sum(layer.times * (layer.attention + layer.ffn) for layer in self.layers(spec)) / 2.0
 
     def retarget(self, spec: ArchSpec, vocab_size: int, max_seq_len: int) -> ArchSpec:
         """The same architecture for another vocabulary and context length."""

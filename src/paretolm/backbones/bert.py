@@ -15,6 +15,9 @@ class Bert(Backbone):
     genes = ("n_layer", "d_model", "n_head", "d_inner")
     causal = False
 
+    example = {"backbone": "bert", "n_layer": 2, "d_model": 32, "n_head": 4, "d_inner": 48,
+               "vocab_size": 300, "max_seq_len": 64}
+
     def normalise(self, genes, common):
         return stacked(genes, self.name, per_layer_genes=False)
 

@@ -17,6 +17,9 @@ class GPT2(Backbone):
     name = "gpt2"
     genes = ("n_layer", "d_model", "n_head", "d_inner", "div_val", "d_embed", "cutoffs")
 
+    example = {"backbone": "gpt2", "n_layer": 2, "d_model": 32, "n_head": [2, 4], "d_inner": [48, 64],
+               "div_val": 2, "vocab_size": 300, "cutoffs": [100, 200], "max_seq_len": 64}
+
     def normalise(self, genes, common):
         out = stacked(genes, self.name)
         out.update(adaptive(genes, out["d_model"], common["vocab_size"]))

@@ -66,6 +66,10 @@ class Merino(Backbone):
     name = "merino"
     genes = ("blocks", "d_head")
 
+    example = {"backbone": "merino", "d_head": 16, "vocab_size": 300, "max_seq_len": 64,
+               "blocks": [{"d_model": 32, "ffn_ratio": 1.5, "n_layer": 2},
+                          {"d_model": 48, "ffn_ratio": 2.0, "n_layer": 1}]}
+
     def normalise(self, genes, common):
         d_head = positive({"d_head": 64 if genes.get("d_head") is None else genes["d_head"]}, "d_head", self.name)
         raw = genes.get("blocks")

@@ -68,6 +68,9 @@ class Par(Backbone):
     name = "par"
     genes = ("layers", "d_model", "n_head", "d_inner")
 
+    example = {"backbone": "par", "layers": "sfsfi", "d_model": 32, "n_head": 4, "d_inner": 48,
+               "vocab_size": 300, "max_seq_len": 64}
+
     def normalise(self, genes, common):
         if genes.get("layers") is None:
             raise ValueError("layers: PAR backbone needs a layers string such as '(sfff)x6 (f)x8'")

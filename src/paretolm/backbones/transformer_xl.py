@@ -18,6 +18,10 @@ class TransformerXL(Backbone):
     genes = ("n_layer", "d_model", "n_head", "d_inner", "div_val", "d_embed", "cutoffs",
              "d_head", "mem_len", "pre_lnorm")
 
+    example = {"backbone": "transformer_xl", "n_layer": 2, "d_model": 32, "n_head": [2, 4],
+               "d_inner": [48, 64], "div_val": 2, "vocab_size": 300, "cutoffs": [100, 200],
+               "max_seq_len": 64, "mem_len": 16}
+
     def normalise(self, genes, common):
         out = stacked(genes, self.name)
         out.update(adaptive(genes, out["d_model"], common["vocab_size"]))

@@ -1,0 +1,92 @@
+"""Every registered backbone, through its own example spec: validation, counts, model, views.
+
+Parametrized over ``BACKBONES``, so a backbone added to the registry is tested here without
+writing a test for it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from paretolm.arch import ArchSpec
+from paretolm.backbones import BACKBONES
+from paretolm.counting import count
+from paretolm.counting.lts import measured_flops
+from paretolm.models import build_model
+
+NAMES = BACKBONES.names()
+
+
+def example(name: str) -> ArchSpec:
+    return ArchSpec.from_dict(BACKBONES.get(name).example)
+
+
+def test_the_builtin_backbones_are_registered() -> None:
+    assert {"gpt2", "opt", "transformer_xl", "merino", "par", "bert"} <= set(NAMES)
+    with pytest.raises(ValueError, match=r"^backbone: unknown backbone 'gpt3' \(known: .*gpt2"):
+        ArchSpec("gpt3", n_layer=1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_example_round_trips_and_rejects_foreign_genes(name: str) -> None:
+    spec = example(name)
+    assert ArchSpec.from_json(spec.to_json()) == spec
+    assert json.loads(spec.to_json())["backbone"] == name
+    assert set(json.loads(spec.to_json())) == {"backbone", "vocab_size", "max_seq_len", "tie_weights",
+                                               *BACKBONES.get(name).genes}
+    with pytest.raises(ValueError, match="^colour: not a gene"):
+        ArchSpec.from_dict({**BACKBONES.get(name).example, "colour": "red"})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_counts_equal_the_built_model(name: str) -> None:
+    spec = example(name)
+    torch.manual_seed(0)
+    model = build_model(spec)
+    c = count(spec, 16)
+    assert c.total_params == sum(p.numel() for p in model.parameters())
+    assert c.decoder_params + c.embedding_params == c.total_params
+    assert 0 < c.decoder_params < c.total_params
+    ids = torch.randint(0, spec.vocab_size, (1, 16))
+    assert c.flops == measured_flops(model.eval(), ids)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_model_forward_and_loss(name: str) -> None:
+    spec = example(name)
+    model = build_model(spec)
+    ids = torch.randint(0, spec.vocab_size, (2, 12))
+    out = model(ids, labels=ids)
+    assert out.logits.shape == (2, 12, spec.vocab_size)
+    assert torch.isfinite(out.loss) and out.loss.item() > 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_layer_view_matches_the_model(name: str) -> None:
+    """The per-layer view names exactly the attention and FFN weights the model has."""
+    from paretolm.proxies.zero_cost import scored_weights
+
+    spec = example(name)
+    view = spec.layer_view()
+    assert spec.num_layers == sum(layer.times for layer in view) > 0
+    kinds = {s.kind for s in scored_weights(build_model(spec))}
+    assert kinds == {"attn" for layer in view if layer.attention} | {"ffn" for layer in view if layer.ffn}
+    # each view entry is one set of weights (a shared MeRino layer once, however often applied)
+    ffn_weights = sum(s.weight.numel() for s in scored_weights(build_model(spec)) if s.kind == "ffn")
+    assert ffn_weights == sum(2 * layer.d_model * layer.d_inner for layer in view if layer.ffn)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if BACKBONES.get(n).causal])
+def test_causal_backbones_round_trip_through_hugging_face(name: str, tmp_path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from paretolm.models.hf import from_spec
+
+    model = from_spec(example(name)).eval()
+    ids = torch.randint(0, example(name).vocab_size, (1, 10))
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert torch.equal(model(ids).logits, loaded(ids).logits)

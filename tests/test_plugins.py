@@ -1,0 +1,151 @@
+"""Adding a backbone or a proxy is one file: a toy of each, written as a user would write it,
+is counted, built, scored and searched without touching paretolm."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+import torch
+
+from paretolm.arch import ArchSpec
+from paretolm.backbones import BACKBONES
+from paretolm.counting import count
+from paretolm.methods import SearchProblem
+from paretolm.methods import get as get_method
+from paretolm.models import build_model
+from paretolm.proxies import PROXIES, Scorer
+from paretolm.spaces import SearchSpace
+
+TOY_BACKBONE = '''
+"""A toy backbone: residual feed-forward layers, no attention."""
+import torch.nn as nn
+
+from paretolm.backbones import BACKBONES, Backbone, Counts, Layer, per_layer, positive
+
+
+class ToyFFN(nn.Module):
+    role = "ffn"
+
+    def __init__(self, d, f):
+        super().__init__()
+        self.up, self.down = nn.Linear(d, f), nn.Linear(f, d)
+
+    def forward(self, x):
+        return x + self.down(self.up(x).relu())
+
+
+class ToyLM(nn.Module):
+    embedding_module, head_module = "wte", "head"
+
+    def __init__(self, spec):
+        super().__init__()
+        self.wte = nn.Embedding(spec.vocab_size, spec.d_model)
+        self.layers = nn.Sequential(*(ToyFFN(spec.d_model, f) for f in spec.d_inner))
+        self.head = nn.Linear(spec.d_model, spec.vocab_size, bias=False)
+
+    def forward(self, input_ids, labels=None):
+        from paretolm.models.layers import LMOutput, next_token_loss
+
+        logits = self.head(self.layers(self.wte(input_ids)))
+        return LMOutput(logits, None if labels is None else next_token_loss(logits, labels))
+
+
+class Toy(Backbone):
+    name = "toy_mlp"
+    genes = ("n_layer", "d_model", "d_inner")
+    example = {"backbone": "toy_mlp", "n_layer": 2, "d_model": 16, "d_inner": [24, 32], "vocab_size": 50}
+
+    def normalise(self, genes, common):
+        n = positive(genes, "n_layer", self.name)
+        return {"n_layer": n, "d_model": positive(genes, "d_model", self.name),
+                "d_inner": per_layer(genes.get("d_inner"), n, "d_inner")}
+
+    def layers(self, spec):
+        return [Layer(spec.d_model, 1, f, 0) for f in spec.d_inner]
+
+    def build(self, spec, dropout=0.0, attn_dropout=0.0):
+        return ToyLM(spec)
+
+    def count(self, spec, seq_len):
+        d, v = spec.d_model, spec.vocab_size
+        decoder = sum(2 * d * f + f + d for f in spec.d_inner)
+        flops = sum(4 * seq_len * d * f for f in spec.d_inner) + 2 * seq_len * d * v
+        return Counts(decoder, 2 * v * d, decoder + 2 * v * d, flops)
+
+
+BACKBONES.add("toy_mlp", Toy())
+'''
+
+TOY_PROXY = '''
+"""A toy proxy with one setting."""
+from dataclasses import dataclass
+
+from paretolm.proxies import proxy
+
+
+@dataclass(frozen=True)
+class WidthSettings:
+    power: float = 1.0
+
+
+@proxy("toy_width", settings=WidthSettings, doc="sum of FFN widths ** power (higher = better).")
+def toy_width(spec, seq_len=192, settings=WidthSettings()):
+    return float(sum(layer.d_inner ** settings.power for layer in spec.layer_view()))
+'''
+
+
+@pytest.fixture
+def toy_plugins(tmp_path, monkeypatch):
+    (tmp_path / "toy_backbone.py").write_text(textwrap.dedent(TOY_BACKBONE))
+    (tmp_path / "toy_proxy.py").write_text(textwrap.dedent(TOY_PROXY))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("toy_backbone")
+    importlib.import_module("toy_proxy")
+    yield
+    BACKBONES.remove("toy_mlp")
+    PROXIES.remove("toy_width")
+    for mod in ("toy_backbone", "toy_proxy"):
+        sys.modules.pop(mod, None)
+
+
+def test_a_toy_backbone_and_proxy_count_build_score_and_search(toy_plugins) -> None:
+    spec = ArchSpec("toy_mlp", n_layer=2, d_model=16, d_inner=[24, 32], vocab_size=50, max_seq_len=32)
+    model = build_model(spec)
+    assert count(spec).total_params == sum(p.numel() for p in model.parameters())
+    ids = torch.randint(0, 50, (2, 8))
+    assert model(ids, labels=ids).loss.item() > 0
+
+    scorer = Scorer(["toy_width", "decoder_params", "merino_entropy", "grad_norm"], seq_len=8, batch=ids,
+                    settings={"toy_width": {"power": 2.0}})
+    row = scorer.table([spec]).iloc[0]
+    assert row["toy_width"] == 24.0**2 + 32.0**2
+    assert row["decoder_params"] == count(spec).decoder_params
+    assert row["merino_entropy"] > 0 and row["grad_norm"] > 0  # FFN-only layers: entropy and gradients
+
+    space = SearchSpace.from_dict({"backbone": "toy_mlp", "fixed": {"vocab_size": 50, "max_seq_len": 32},
+                                   "genes": {"n_layer": {"min": 1, "max": 3}, "d_model": [8, 16],
+                                             "d_inner": {"choices": [8, 16, 32], "per": "layer"}}}, name="toy")
+    settings = {"iterations": 2, "population": 6, "parents": 3, "mutations": 3, "mutation_prob": 0.5,
+                "crossovers": 3, "seed": 0, "max_attempts": 20,
+                "objectives": {"proxy": "toy_width", "latency": True, "memory": False},
+                "bounds": {"params": {"column": "decoder_params", "min": None, "max": None},
+                           "latency_ms_max": None}}
+
+    def measure(s: ArchSpec) -> dict:  # a stand-in device: latency grows with the FLOPs
+        return {"latency_ms": count(s, 8).flops / 1e4, "peak_memory_mb": 1.0}
+
+    result = get_method("lts").run(SearchProblem(space=space, settings=settings, measure=measure,
+                                                 scorer=Scorer(["toy_width", "decoder_params"]), initial=None))
+    archive, front = result.archive, result.frontier
+    assert len(archive) >= 6 and set(archive["iteration"]) == {0, 1, 2}
+    assert all(ArchSpec.from_json(s).backbone == "toy_mlp" for s in archive["spec"])
+    assert len(front) >= 1 and archive.loc[archive["on_front"], "arch_id"].tolist() == front["arch_id"].tolist()
+    assert isinstance(archive, pd.DataFrame) and {"toy_width", "latency_ms"} <= set(front.columns)
+
+
+def test_plugins_are_gone_after_the_test() -> None:
+    assert "toy_mlp" not in BACKBONES and "toy_width" not in PROXIES
