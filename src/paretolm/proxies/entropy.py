@@ -1,45 +1,9 @@
 """MeRino's subspace entropy of a Transformer, from the spec alone (no model is built).
 
-Following MeRino (Zhao et al., "MeRino: Entropy-Driven Design for Generative Language Models on
-IoT Devices", AAAI 2025, arXiv:2403.07921): a linear map ``W`` (``m x n``) is treated as a
-Gaussian random matrix and its *subspace entropy* is
-
-    H(W) = E[ sum_j log(1 + s_j(W)^2 / eps^2) ] = E[ log det(I + W W^T / eps^2) ],
-
-summed over the singular values ``s_j``. A network's MHA entropy and FFN entropy are the sums of
-H over the matrices of its attention and feed-forward sub-layers; each is multiplied by the
-effectiveness penalty ``(1 - beta * L / w_hat)`` with ``L`` the depth and ``w_hat = log E`` (the
-model width) for attention, ``w_hat = log F`` (the FFN inner width) for the FFN, and the two are
-mixed with weights ``alpha = (alpha_1, alpha_2)``::
-
-    H(net) = sum_layers [ alpha_1 (1 - beta L / log E_l) H_MHA,l + alpha_2 (1 - beta L / log F_l) H_FFN,l ]
-
-Conventions (the paper leaves them open; these are ours):
-
-* **Variance.** Entries of ``W`` are i.i.d. N(0, 1). Only ``sigma / eps`` matters, so N(0, sigma^2)
-  entries with ``eps = sigma`` give the same value. Default ``eps = 1``.
-* **Which matrices.** Attention: Q, K and V (each ``d_model x n_head*d_head``, counted as three
-  separate maps rather than one fused ``3*inner`` matrix) and the output projection; Transformer-XL
-  adds its relative-position projection ``r_net``. FFN: the input (``d_model x d_inner``) and output
-  (``d_inner x d_model``) projections. Embeddings, LayerNorms, biases and the LM head are not scored.
-* **Shared MeRino blocks.** A block of ``n_layer`` layers sharing one set of weights contributes
-  ``n_layer`` times its per-layer entropy: entropy measures the expressiveness of the depth-L map,
-  which applies the shared matrices once per layer. (Counting each block once would make depth only
-  ever lower the score, through the penalty, and MeRino's searched models use depth > 1.)
-* **Depth L.** The number of layers (MeRino: summed over blocks). PAR counts a sub-layer as half
-  a layer (an ``s`` plus an ``f`` make one standard layer); identity sub-layers count zero.
-* **Logarithms** are natural. The penalty is clamped at 0 so a very deep, narrow net cannot score
-  negative entropy (no configured space reaches the clamp).
-
-Two routes to H(W):
-
-* **Fast (default):** the Marchenko-Pastur limit of ``E[log det(I + W W^T/eps^2)]`` in closed form
-  (Verdu & Shamai 1999; Tulino & Verdu 2004, eq. 1.14): with ``N = m``, ``beta_r = n/m`` and
-  ``snr = N / eps^2``, ``H = N * C(snr, beta_r)``. Cached per shape, so scoring a spec is a few dict
-  look-ups. Against seeded Monte-Carlo SVD it agrees within 0.3 % for every shape the spaces use
-  down to 64 x 64 (checked in the tests, tolerance 1 %).
-* **Exact:** the mean over ``samples`` seeded Gaussian draws of ``sum log1p(s^2/eps^2)`` computed by
-  SVD (``numpy.linalg.svd``, values only).
+Each weight matrix of the backbone's layer view is a Gaussian random map whose entropy
+``H(W) = E[log det(I + W W^T / eps^2)]`` comes from the Marchenko-Pastur closed form (``mp``,
+cached per shape) or seeded Monte-Carlo SVD (``svd``); attention and FFN entropies get MeRino's
+effectiveness penalty and weights. Conventions and the closed form: docs/proxies.md.
 """
 
 from __future__ import annotations

@@ -1,41 +1,11 @@
 """Data-dependent zero-cost proxies: one batch of token ids, one untrained model, no training.
 
-Every proxy here is registered with ``needs_data=True`` and has the signature
-``fn(model, batch, spec) -> float``; ``run_data_proxy`` builds the model from the spec (seeded,
-GPT-2 initialisation, dropout off), runs the proxy and counts its FLOPs with
-``torch.utils.flop_counter.FlopCounterMode``.
-
-**What is scored.** The weight matrices of the decoder's attention and feed-forward sub-layers:
-every ``nn.Linear`` weight whose nearest enclosing module declares ``role = "attn"`` or
-``role = "ffn"`` (the models' attention and feed-forward modules do). Biases, LayerNorms, embeddings, the LM head (tied or not), adaptive-softmax clusters and
-MeRino's width-transition projections are not scored, though gradients flow through all of them.
-A weight shared by several layers (MeRino blocks) is scored once.
-
-**Loss.** ``model(batch, labels=batch).loss``: next-token cross-entropy for decoders; for ``bert``
-the unmasked batch is its own target (a copy task), because the untrained model only needs a
-differentiable loss with the right shape of computation.
-
-**Sign convention.** paretolm reports every proxy so that a higher value predicts a lower
-perplexity. Each proxy below keeps the orientation its authors published as "higher is better";
-the docstring says so and the SRC checks in ``docs/proxies.md`` show whether it holds for LMs.
-
-**Transformer pitfalls handled here.**
-
-* LayerNorm of a constant input is ``beta`` (zero variance): SynFlow's all-positive, data-free
-  forward would then lose all signal, so SynFlow (and DSS's MLP part) replace every LayerNorm by
-  its affine part ``x * |gamma| + |beta|`` — the transformer analogue of BatchNorm in eval mode
-  with unit statistics that SynFlow assumes.
-* Tied heads: the head shares the token embedding; neither is scored, so tying does not double
-  count. Adaptive softmax: its cluster weights are never scored, and the proxies that need an output
-  (SynFlow, DSS, jacob_cov) take the final hidden state entering the head, because an adaptive
-  softmax returns log-probabilities rather than scores and because this keeps every ``div_val`` of
-  a space on the same footing.
-* GELU has no linear region code: NASWOT's binary codes are the sign of the FFN pre-activation
-  (the input of GELU/ReLU), which for ReLU is exactly NASWOT's code.
-* SynFlow (and DSS's MLP part) swap GELU for ReLU: on SynFlow's positive activations ReLU is the
-  identity GELU tends to, and the tanh-GELU backward turns into NaN at large magnitudes.
-* SynFlow overflows float32 for deep, wide stacks (products of |W| across layers); it runs in
-  float64 and is reported as ``log`` of the score (monotone, so rankings are unchanged).
+Each proxy has the signature ``fn(model, batch, spec) -> float``; ``run_data_proxy`` builds the
+seeded model from the spec, runs the proxy and counts its FLOPs. The scored weights are the
+``nn.Linear`` weights inside modules with ``role = "attn"`` or ``"ffn"``; output-based proxies take
+the hidden state entering the module the model names as ``head_module``. Every proxy keeps its
+authors' "higher is better" orientation. Formulas and the Transformer pitfalls handled here
+(LayerNorm and GELU under SynFlow, float64, tied and adaptive heads): docs/proxies.md.
 """
 
 from __future__ import annotations
