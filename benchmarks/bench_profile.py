@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from paretolm import profiling, workflow  # noqa: E402
+from paretolm import config, profiling  # noqa: E402
 from paretolm.artifacts import hardware_fingerprint, read_provenance, read_table, write_json  # noqa: E402
 from paretolm.spaces import load_space  # noqa: E402
 
@@ -47,7 +47,7 @@ def bare_seconds(spec, s: profiling.Settings, passes: int) -> float:
 
 
 def overhead(n_archs: int, cfg: dict) -> dict:
-    part = workflow.measurement_settings(cfg, "cpu")
+    part = config.measurement_settings(cfg, "cpu")
     s = profiling.Settings.from_parts(part["hardware"], part["profile"])
     space = load_space(cfg["search"]["space"], REPO / cfg["spaces_dir"])
     specs = space.sample(n_archs, seed=123)
@@ -70,7 +70,7 @@ def overhead(n_archs: int, cfg: dict) -> dict:
 
 
 def cache_hit(cfg: dict, n: int = 200) -> dict:
-    part = workflow.measurement_settings(cfg, "cpu")
+    part = config.measurement_settings(cfg, "cpu")
     s = profiling.Settings.from_parts(part["hardware"], part["profile"])
     space = load_space(cfg["search"]["space"], REPO / cfg["spaces_dir"])
     spec = space.sample(1, seed=7)[0]
@@ -89,7 +89,7 @@ def cache_hit(cfg: dict, n: int = 200) -> dict:
 def default_run() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         wd = Path(tmp)
-        for name in ("Snakefile", "rules", "scripts", "envs", "config"):
+        for name in ("workflow", "config"):
             src = REPO / name
             (shutil.copytree if src.is_dir() else shutil.copy)(src, wd / name)
         t0 = time.perf_counter()
@@ -114,7 +114,7 @@ def main() -> None:
     ap.add_argument("--archs", type=int, default=6)
     ap.add_argument("--skip-workflow", action="store_true")
     args = ap.parse_args()
-    cfg = workflow.load_config(REPO / "config/config.yaml", root=REPO)
+    cfg = config.load_config(REPO / "config/config.yaml", root=REPO)
     cfg["spaces_dir"] = str(REPO / cfg["spaces_dir"])
     out = {"machine": hardware_fingerprint(), "python": platform.python_version(),
            "load_average_at_start": os.getloadavg(), "created": time.strftime("%Y-%m-%d %H:%M:%S")}

@@ -16,9 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from paretolm import pareto, workflow
-from paretolm.artifacts import read_provenance, read_table
+from paretolm import config as configuration
+from paretolm import pareto, stages
+from paretolm.artifacts import canonical_hash, provenance, read_provenance, read_table, write_table
 from paretolm.audit import audit
+from paretolm.stages import proxies as proxies_stage
+from paretolm.stages import sample as sample_stage
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,7 +50,7 @@ def tiny_config(**overrides) -> dict:
         "search": {"space": "tiny", "iterations": 2, "population": 8, "parents": 3, "mutations": 3,
                    "crossovers": 3, "seed": 0},
     }
-    return workflow.merge(cfg, overrides)
+    return configuration.merge(cfg, overrides)
 
 
 def _machine() -> str:
@@ -56,12 +59,9 @@ def _machine() -> str:
 
 
 def make_workdir(path: Path, config: dict) -> Path:
-    """A copy of the workflow (Snakefile, rules, scripts, schema) with a tiny space and config."""
-    for name in ("Snakefile", "rules", "scripts", "envs"):
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, path / name)
+    """A copy of the workflow (Snakefile, rules, scripts, schema, ...) with a tiny space and config."""
+    shutil.copytree(REPO / "workflow", path / "workflow")
     (path / "config/spaces").mkdir(parents=True)
-    shutil.copy(REPO / "config/schema.yaml", path / "config/schema.yaml")
     (path / "config/spaces/tiny.yaml").write_text(yaml.safe_dump(TINY_SPACE))
     (path / "config/config.yaml").write_text(yaml.safe_dump(config))
     return path
@@ -94,26 +94,32 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
 
 # -- fast: config -----------------------------------------------------------------------------
 def test_config_defaults_and_misspelt_key(tmp_path):
-    cfg = workflow.validate_config({}, REPO)
+    cfg = configuration.validate_config({}, REPO)
     assert cfg["search"]["iterations"] == 30 and cfg["search"]["population"] == 100
     assert cfg["hardware"]["cpu"]["threads"] == 1 and cfg["profile"]["seq_len"] == 192
     with pytest.raises(ValueError, match="search: .*'iteratoins' was unexpected"):
-        workflow.validate_config({"search": {"iteratoins": 3}}, REPO)
+        configuration.validate_config({"search": {"iteratoins": 3}}, REPO)
     with pytest.raises(ValueError, match="profile.min_repeats"):
-        workflow.validate_config({"profile": {"min_repeats": 5}}, REPO)
+        configuration.validate_config({"profile": {"min_repeats": 5}}, REPO)
     with pytest.raises(ValueError, match="search.parents"):
-        workflow.validate_config({"search": {"parents": 50, "population": 10}}, REPO)
+        configuration.validate_config({"search": {"parents": 50, "population": 10}}, REPO)
     with pytest.raises(ValueError, match="hardware.gpu.device"):
-        workflow.validate_config({"hardware": {"gpu": {"device": "tpu"}}}, REPO)
+        configuration.validate_config({"hardware": {"gpu": {"device": "tpu"}}}, REPO)
+    with pytest.raises(ValueError, match="search.method: unknown method 'nope'"):
+        configuration.validate_config({"search": {"method": "nope"}}, REPO)
+    # defaults of nested maps come from the schema too
+    cfg = configuration.validate_config({"hardware": {"gpu": {"device": "cuda"}}, "targets": ["gpu"]}, REPO)
+    assert cfg["hardware"]["gpu"]["slurm"] == {"partition": None, "constraint": None, "gres": None}
+    assert cfg["proxies"]["settings"]["merino_entropy"]["method"] == "mp"
 
 
 def test_shipped_configs_validate():
-    base = workflow.load_config(REPO / "config/config.yaml", root=REPO)
+    base = configuration.load_config(REPO / "config/config.yaml", root=REPO)
     assert base["targets"] == ["cpu"] and base["search"]["space"] == "gpt2_cpu_small"
     for preset in ("lts-gpt2", "lts-transformer-xl"):
         with open(REPO / f"config/presets/{preset}.yaml") as fh:
             over = yaml.safe_load(fh)
-        cfg = workflow.load_config(REPO / "config/config.yaml", over, root=REPO)
+        cfg = configuration.load_config(REPO / "config/config.yaml", over, root=REPO)
         s = cfg["search"]
         assert (s["iterations"], s["population"], s["parents"], s["mutations"], s["mutation_prob"],
                 s["crossovers"]) == (30, 100, 20, 40, 0.3, 40)
@@ -123,42 +129,91 @@ def test_shipped_configs_validate():
 def test_stage_parts_separate_what_matters(tmp_path):
     (tmp_path / "config/spaces").mkdir(parents=True)
     (tmp_path / "config/spaces/tiny.yaml").write_text(yaml.safe_dump(TINY_SPACE))
-    cfg = workflow.validate_config(tiny_config(spaces_dir=str(tmp_path / "config/spaces")), REPO)
-    part = lambda c, stage, **wc: workflow.stage_config(c, stage, **wc)  # noqa: E731
+    cfg = configuration.validate_config(tiny_config(spaces_dir=str(tmp_path / "config/spaces")), REPO)
+    part = lambda c, stage, **wc: stages.config_part(stage, c, **wc)  # noqa: E731
     routing = {"resources": {"mem_mb": 1}, "slurm": {"partition": "x"}}
-    routed = workflow.merge(cfg, {"hardware": {"cpu": routing}, "profile": {"cache": "elsewhere"}})
+    routed = configuration.merge(cfg, {"hardware": {"cpu": routing}, "profile": {"cache": "elsewhere"}})
     assert part(routed, "profile", hardware="cpu") == part(cfg, "profile", hardware="cpu")
-    searched = workflow.merge(cfg, {"search": {"iterations": 5}})
+    searched = configuration.merge(cfg, {"search": {"iterations": 5}})
     assert part(searched, "profile", hardware="cpu") == part(cfg, "profile", hardware="cpu")
     assert part(searched, "search", hardware="cpu") != part(cfg, "search", hardware="cpu")
     assert part(searched, "sample", space="tiny") == part(cfg, "sample", space="tiny")
-    other_hw = workflow.merge(cfg, {"hardware": {"cuda": {"threads": 8}}})
+    other_hw = configuration.merge(cfg, {"hardware": {"cuda": {"threads": 8}}})
     assert part(other_hw, "profile", hardware="cpu") == part(cfg, "profile", hardware="cpu")
+    # the validation half: routing keys of training change nothing, evaluation settings only
+    # evaluation and correlation, the training data everything
+    for stage in ("select", "train", "evaluate", "correlate"):
+        assert part(configuration.merge(cfg, {"train": {"mem_mb": 1, "runtime": 2}}), stage) == part(cfg, stage)
+    evaluated = configuration.merge(cfg, {"evaluate": {"max_tokens": 100}})
+    assert [part(evaluated, s) != part(cfg, s) for s in ("select", "train", "evaluate", "correlate")] == [
+        False, False, True, False]
+    retrained = configuration.merge(cfg, {"train": {"steps": 7}})
+    assert all(part(retrained, s) != part(cfg, s) for s in ("select", "train", "evaluate", "correlate"))
+
+
+def test_config_parts_are_canonical():
+    # Snakemake compares the repr of a param across runs: key order must not matter
+    cfg = configuration.validate_config(tiny_config(), REPO)
+    shuffled = json.loads(json.dumps(cfg))
+    shuffled["profile"] = dict(reversed(list(shuffled["profile"].items())))
+    shuffled["hardware"]["cpu"] = dict(reversed(list(shuffled["hardware"]["cpu"].items())))
+    a = stages.config_part("profile", cfg, hardware="cpu", space="tiny")
+    b = stages.config_part("profile", shuffled, hardware="cpu", space="tiny")
+    assert repr(a) == repr(b)
+    # wildcards a stage does not declare are ignored, unknown stages name the known ones
+    assert stages.config_part("proxies", cfg, space="tiny", hardware="x") == stages.config_part(
+        "proxies", cfg, space="tiny")
+    with pytest.raises(ValueError, match="unknown stage 'nope'.*sample, proxies, profile, search"):
+        stages.config_part("nope", cfg)
+
+
+def test_stage_table_is_in_dag_order_and_matches_the_rules():
+    assert list(stages.STAGES) == ["sample", "proxies", "profile", "search", "select", "train", "evaluate",
+                                   "correlate"]
+    rules = (REPO / "workflow/rules").glob("*.smk")
+    assert sorted(p.stem for p in rules) == sorted([*stages.STAGES, "common"])
+    text = (REPO / "workflow/Snakefile").read_text()
+    for name in ["common", *stages.STAGES]:
+        assert f'include: "rules/{name}.smk"' in text
+    for name in stages.STAGES:
+        if name == "search":
+            continue  # written separately; same interface
+        module = stages.STAGES[name]
+        assert module.NAME == name and isinstance(module.WILDCARDS, tuple)
+        rule = (REPO / f"workflow/rules/{name}.smk").read_text()
+        assert f'config_part("{name}")' in rule
 
 
 def test_proxy_data_block_is_self_contained():
-    cfg = workflow.validate_config(tiny_config(), REPO)
-    assert workflow.proxy_batch(cfg["proxies"], ["decoder_params"]) is None
+    from paretolm.proxies import Scorer
+
+    cfg = configuration.validate_config(tiny_config(), REPO)
+    assert Scorer.from_part(proxies_stage.section(cfg)).batch is None
     with pytest.raises(ValueError, match=r"proxies.data: proxies \['synflow'\] need a token batch"):
-        workflow.proxy_batch(cfg["proxies"], ["decoder_params", "synflow"])
-    data = workflow.merge(cfg, {"proxies": {"data": {"dataset": "shakespeare", "tokenizer": "gpt2"}},
-                                "datasets": {"shakespeare": {"files": "a.txt"}}})
-    part = workflow.proxies_part(data)["data"]
+        Scorer.from_part({**proxies_stage.section(cfg), "names": ["decoder_params", "synflow"]})
+    data = configuration.merge(cfg, {"proxies": {"data": {"dataset": "shakespeare", "tokenizer": "gpt2"}},
+                                     "datasets": {"shakespeare": {"files": "a.txt"}}})
+    part = proxies_stage.section(data)["data"]
     assert part["datasets"] == {"shakespeare": {"files": "a.txt"}} and part["tokenizers"] == {}
-    edited = workflow.merge(data, {"datasets": {"shakespeare": {"files": "b.txt"}}})
-    assert workflow.canonical_hash(workflow.proxies_part(edited)) != workflow.canonical_hash(
-        workflow.proxies_part(data))
+    edited = configuration.merge(data, {"datasets": {"shakespeare": {"files": "b.txt"}}})
+    assert canonical_hash(proxies_stage.section(edited)) != canonical_hash(proxies_stage.section(data))
 
 
-def test_params_files_rewritten_only_on_change(tmp_path):
-    path = tmp_path / "p.json"
-    assert workflow.write_params(path, {"a": 1})
-    mtime = path.stat().st_mtime_ns
-    time.sleep(0.01)
-    assert not workflow.write_params(path, {"a": 1})
-    assert path.stat().st_mtime_ns == mtime
-    assert workflow.write_params(path, {"a": 2})
-    assert workflow.read_params(path) == {"a": 2}
+def test_audit_reports_stale_validation_artifacts(tmp_path):
+    import pandas as pd
+
+    cfg = configuration.validate_config(tiny_config(), REPO)
+    results = tmp_path / "results"
+    for stage, path, wildcards in (("evaluate", "eval/a1.parquet", {"arch_id": "a1"}),
+                                   ("correlate", "correlation.parquet", {})):
+        part = stages.config_part(stage, cfg, **wildcards)
+        write_table(pd.DataFrame({"arch_id": ["a1"]}), results / path,
+                    provenance(stage, part, [], wildcards=wildcards))
+    assert audit(results, cfg, tmp_path) == []
+    edited = configuration.merge(cfg, {"evaluate": {"max_tokens": 100}})
+    found = audit(results, edited, tmp_path)
+    assert [(Path(f.path).name, f.kind) for f in found] == [("a1.parquet", "stale")]
+    assert "config of stage 'evaluate' changed since this was made (evaluate.max_tokens)" in found[0].message
 
 
 # -- slow: the real workflow ------------------------------------------------------------------
@@ -175,7 +230,7 @@ def test_artifacts_schemas_and_provenance(ran):
     samples = read_table(wd / "results/samples/tiny.parquet")
     assert len(samples) == 8 and samples["arch_id"].is_unique
     assert {"arch_id", "spec", "n_layer", "d_model", "n_head", "d_inner"} <= set(samples.columns)
-    assert isinstance(list(samples["n_head"].iloc[0]), list)
+    assert [len(h) for h in samples["n_head"]] == samples["n_layer"].tolist()  # per-layer list column
     proxies = read_table(wd / "results/proxies/tiny.parquet")
     assert {"decoder_params", "decoder_params_seconds", "total_params", "flops"} <= set(proxies.columns)
     prof = read_table(wd / "results/profile/cpu/tiny.parquet")
@@ -191,9 +246,11 @@ def test_artifacts_schemas_and_provenance(ran):
         prov = read_provenance(wd / f"results/{path}.parquet")
         assert prov and {"config_hash", "code", "libraries", "hardware", "inputs"} <= set(prov)
         assert prov["libraries"]["torch"] and prov["inputs"]
+    cfg = configuration.load_config(wd / "config/config.yaml", root=wd)
+    assert read_provenance(wd / "results/profile/cpu/tiny.parquet")["config_hash"] == canonical_hash(
+        stages.config_part("profile", cfg, hardware="cpu", space="tiny"))
     assert (wd / "results/pareto_cpu.png").stat().st_size > 10_000
     assert (wd / "logs/profile/cpu/tiny.log").read_text().count("INFO paretolm.profiling: measured ") == 8
-    cfg = workflow.load_config(wd / "config/config.yaml", root=wd)
     cwd = os.getcwd()
     os.chdir(wd)
     try:
@@ -215,7 +272,8 @@ def test_frontier_is_non_dominated_set_of_archive(ran):
 def test_sampling_is_deterministic(ran, tmp_path):
     wd = ran
     out = tmp_path / "again.parquet"
-    workflow.run_sample("tiny", wd / "config/spaces/tiny.yaml", wd / "results/params/sample/tiny.json", out)
+    part = read_provenance(wd / "results/samples/tiny.parquet")["config"]
+    sample_stage.run(part, space="tiny", space_file=wd / "config/spaces/tiny.yaml", out=out)
     a = read_table(wd / "results/samples/tiny.parquet")
     b = read_table(out)
     assert a["spec"].tolist() == b["spec"].tolist()
@@ -224,6 +282,7 @@ def test_sampling_is_deterministic(ran, tmp_path):
 @pytest.mark.slow
 def test_second_run_does_nothing(ran):
     assert planned_jobs(ran) == {}
+    assert not (ran / "results/params").exists()  # the config parts are params: no files for them
 
 
 @pytest.mark.slow
@@ -345,20 +404,19 @@ def test_unavailable_target_fails_at_once(tmp_path):
         assert out.returncode != 0 and "hardware target 'cuda': needs a CUDA GPU" in out.stdout + out.stderr
 
 
-@pytest.mark.slow
-def test_lint_is_clean(tmp_path):
-    wd = make_workdir(tmp_path, tiny_config())
-    out = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=wd, capture_output=True,
-                         text=True, timeout=120)
-    text = out.stdout + out.stderr
-    assert out.returncode == 0, text
-    assert not [line for line in text.splitlines() if line.startswith("Lints for")], text
-
-
-def test_workflow_files_present():
-    # The Snakefile includes exactly the stage files that exist.
-    text = (REPO / "Snakefile").read_text()
-    for name in ("common", "sample", "proxies", "profile", "search"):
-        assert f'include: "rules/{name}.smk"' in text
-        assert (REPO / f"rules/{name}.smk").exists()
-    assert json.loads(json.dumps(yaml.safe_load((REPO / "envs/paretolm.yaml").read_text())))["dependencies"]
+def test_lint_and_format_are_clean(tmp_path):
+    # as CI runs them: the tiny config of .test, and snakefmt over the workflow folder
+    for name in ("workflow", "config", ".test"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for args in (["--lint"], ["-n"], ["-n", "validation"]):
+        out = subprocess.run([sys.executable, "-m", "snakemake", "--directory", ".test", *args], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=120)
+        text = out.stdout + out.stderr
+        assert out.returncode == 0, text
+        assert not [line for line in text.splitlines() if line.startswith("Lints for")], text
+    assert not (tmp_path / ".test/results").exists()  # neither lint nor a dry run writes results
+    snakefmt = Path(sys.executable).with_name("snakefmt")
+    out = subprocess.run([str(snakefmt) if snakefmt.exists() else "snakefmt", "--check", "workflow"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr

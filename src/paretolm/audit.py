@@ -1,12 +1,13 @@
 """Audit a results directory: is every artifact traceable, current and consistent?
 
-For each Parquet file under the directory (the measurement cache and params files excluded) the
+For each Parquet file under the directory (the measurement cache excluded) the
 audit reads the table and its provenance and reports:
 
 * ``unreadable``: the file is not a readable Parquet table;
 * ``missing-provenance``: no ``paretolm`` metadata, so nothing says how it was made;
 * ``stale``: an input file recorded in the provenance is gone or its bytes changed since, or
-  (when a config is given) the stage's config part now hashes differently;
+  (when a config is given) the config part of the stage that made it (``paretolm.stages``, both
+  halves of the workflow) now hashes differently;
 * ``inconsistent``: the table disagrees with its inputs: ids not matching the specs, a stage
   whose architectures differ from its samples, measurement columns missing, or a frontier that is
   not exactly the non-dominated set of its archive.
@@ -26,7 +27,7 @@ import pandas as pd
 
 from .artifacts import canonical_hash, file_hash, read_provenance, read_table
 
-_SKIP_DIRS = {"cache", "params"}
+_SKIP_DIRS = {"cache"}
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Finding:
 
 
 def artifacts(results: str | Path) -> list[Path]:
-    """Every Parquet artifact under ``results`` (cache and params folders skipped), sorted."""
+    """Every Parquet artifact under ``results`` (the cache folder skipped), sorted."""
     root = Path(results)
     if not root.is_dir():
         raise ValueError(f"results: {str(root)!r} is not a directory")
@@ -77,8 +78,6 @@ class Auditor:
             if key not in prov:
                 self.add(path, "missing-provenance", f"provenance lacks {key!r}")
         for inp, recorded in prov.get("inputs", {}).items():
-            if self.config is not None and "/params/" in f"/{inp}":
-                continue  # params files mirror the config of the last run; the config check decides
             where = self.root / inp
             if not where.exists():
                 self.add(path, "stale", f"input {inp} no longer exists")
@@ -94,18 +93,18 @@ class Auditor:
                 self.add(path, "inconsistent", f"cannot check against its inputs: {e}")
 
     def _check_config(self, path: Path, prov: Mapping[str, Any]) -> None:
-        if self.config is None or prov.get("stage") not in ("sample", "proxies", "profile", "search"):
-            return
-        from .workflow import stage_config
+        from .stages import STAGES, config_part
 
+        if self.config is None or prov.get("stage") not in STAGES:
+            return
         try:
-            part = stage_config(self.config, prov["stage"], **prov.get("wildcards", {}))
+            part = config_part(prov["stage"], self.config, **prov.get("wildcards", {}))
         except (KeyError, ValueError) as e:
             self.add(path, "stale", f"the current config cannot make this artifact any more ({e})")
             return
         now = canonical_hash(part)
         if now != prov.get("config_hash"):
-            changed = _changed_keys(prov.get("config", {}), json.loads(json.dumps(part, default=str)))
+            changed = _changed_keys(prov.get("config", {}), part)
             self.add(path, "stale", f"config of stage {prov['stage']!r} changed since this was made "
                                     f"({', '.join(changed) or 'values'})")
 

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from ..audit import artifacts, audit, report
-    from ..workflow import merge, validate_config
+    from ..config import merge, validate_config
 
     root = Path(args.root) if args.root else Path(args.results).resolve().parent
     paths = args.config if args.config is not None else (

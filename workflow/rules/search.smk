@@ -4,20 +4,24 @@ SEARCH_OUTPUT = {
 }
 if config["search"]["plot"]:
     SEARCH_OUTPUT["plot"] = report(
-        "results/pareto_{hardware}.png", caption="../report/pareto.rst", category="Search"
+        "results/pareto_{hardware}.png",
+        caption="../report/pareto.rst",
+        category="Search",
     )
 
 
 rule search:
-    """LTS's evolutionary search on one hardware target: archive of every candidate + frontier."""
+    """The configured search method on one hardware target: archive of every candidate + frontier."""
     input:
         profile=f"results/profile/{{hardware}}/{SEARCH_SPACE}.parquet",
-        space=str(wf.space_file(config, SEARCH_SPACE)),
-        params=checked_search_params,
+        space=str(space_file(config, SEARCH_SPACE)),
+        available=hardware_available,
     output:
         **SEARCH_OUTPUT,
     log:
         "logs/search/{hardware}.log",
+    conda:
+        ENV
     threads: hw_threads
     resources:
         mem_mb=hw_resource("mem_mb", 4000),
@@ -25,7 +29,7 @@ rule search:
         slurm_partition=hw_slurm("partition"),
         constraint=hw_slurm("constraint"),
         gres=hw_slurm("gres"),
-    conda:
-        ENV
+    params:
+        part=config_part("search"),
     script:
         "../scripts/search.py"

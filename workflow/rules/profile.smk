@@ -3,11 +3,13 @@ rule profile:
     input:
         samples="results/samples/{space}.parquet",
         proxies="results/proxies/{space}.parquet",
-        params=checked_profile_params,
+        available=hardware_available,
     output:
         "results/profile/{hardware}/{space}.parquet",
     log:
         "logs/profile/{hardware}/{space}.log",
+    conda:
+        ENV
     threads: hw_threads
     resources:
         mem_mb=hw_resource("mem_mb", 4000),
@@ -15,7 +17,7 @@ rule profile:
         slurm_partition=hw_slurm("partition"),
         constraint=hw_slurm("constraint"),
         gres=hw_slurm("gres"),
-    conda:
-        ENV
+    params:
+        part=config_part("profile"),
     script:
         "../scripts/profile.py"

@@ -1,23 +1,24 @@
-# Validation half, stage 2: perplexity, zero-shot accuracy, latency and memory per trained model.
+# Validation half, stage 3: perplexity, zero-shot accuracy, latency and memory per trained model.
 
 
 rule evaluate:
     """Evaluate one trained model -> results/eval/{arch_id}.parquet."""
     input:
         archs="results/validation/archs.parquet",
-        weights="results/train/{arch_id}/model/model.safetensors",
-        train_log="results/train/{arch_id}/train_log.parquet",
-        params=f"{VAL_PARAMS}/evaluate.json",
+        model="results/train/{arch_id}/model",
+        summary="results/train/{arch_id}/train_summary.json",
     output:
         "results/eval/{arch_id}.parquet",
     log:
         "logs/evaluate/{arch_id}.log",
-    threads: int(config["evaluate"].get("threads", 1))
+    conda:
+        ENV
+    threads: config["evaluate"]["threads"]
     resources:
         mem_mb=8000,
         runtime=120,
-    conda:
-        ENV
+    params:
+        part=config_part("evaluate"),
     script:
         "../scripts/evaluate.py"
 
@@ -30,11 +31,11 @@ rule eval_table:
         "results/eval.parquet",
     log:
         "logs/evaluate/eval_table.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        ENV
     script:
-        "../scripts/evaluate.py"
+        "../scripts/eval_table.py"

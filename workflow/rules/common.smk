@@ -1,0 +1,74 @@
+# Shared helpers: the validated config, each stage's config part as its params, target lookups.
+
+from pathlib import Path
+
+from paretolm import stages
+from paretolm.config import hardware_target, space_file, validate_config
+
+# Validated once, against the workflow's schema: fills the schema's defaults and runs the
+# cross-field checks, so a misspelt key or an impossible setting stops the run before any job.
+validate_config(config, schema=Path(workflow.basedir) / "schemas/config.schema.yaml")
+
+SEARCH_SPACE = config["search"]["space"]
+ENV = "../envs/paretolm.yaml"
+
+
+wildcard_constraints:
+    space="[A-Za-z0-9_.-]+",
+    hardware="[A-Za-z0-9_]+",
+
+
+def config_part(stage):
+    """Params function: the config part of ``stage`` for a job's wildcards. Snakemake records it
+    with the job's outputs and reruns the job when it changes (the params rerun trigger).
+    """
+    return lambda wc: stages.config_part(stage, config, **dict(wc.items()))
+
+
+def space_yaml(wc):
+    return str(space_file(config, wc.space))
+
+
+def target(wc):
+    return hardware_target(config, wc.hardware)
+
+
+def hardware_available(wc):
+    """Input function naming no file: checks that this machine can serve the job's hardware
+    target when jobs run here, so an unavailable target stops the run before any job starts.
+    Cluster runs check on the node that measures (the profiler checks before measuring).
+    """
+    if workflow.local_exec and not workflow.dryrun and not workflow.remote_exec:
+        from paretolm.profiling import check_available
+
+        check_available(wc.hardware, target(wc))
+    return []
+
+
+def hw_threads(wc):
+    return int(target(wc)["threads"])
+
+
+def hw_resource(key, default):
+    """Resource of a hardware target (``hardware.<name>.resources.<key>``), else ``default``."""
+    return lambda wc: target(wc)["resources"].get(key, default)
+
+
+def hw_slurm(key):
+    """Cluster routing of a hardware target (``hardware.<name>.slurm.<key>``); None (the
+    resource stays unset, so the SLURM executor adds no flag) when the target leaves it out.
+    """
+    return lambda wc: target(wc)["slurm"][key] or None
+
+
+def frontier_inputs(wc):
+    """The searched frontiers the validation sources of kind ``frontier`` read."""
+    return stages.stage("select").frontier_inputs(config)
+
+
+def validation_archs(wc=None):
+    """arch_ids chosen by the select_validation checkpoint (re-evaluated once it has run)."""
+    import pandas as pd
+
+    path = checkpoints.select_validation.get().output[0]
+    return pd.read_parquet(path, columns=["arch_id"])["arch_id"].tolist()

@@ -1,0 +1,11 @@
+"""Script of rule train: train one selected architecture from scratch."""
+
+from pathlib import Path
+
+from paretolm.logs import logged
+from paretolm.stages import train
+
+sm = snakemake  # noqa: F821  (injected by Snakemake)
+with logged(sm.log[0]):
+    train.run(sm.params.part, arch_id=sm.wildcards.arch_id, archs=sm.input.archs,
+              out_dir=Path(sm.output.log).parent, progress=True)
