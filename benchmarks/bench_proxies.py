@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from paretolm.artifacts import atomic_path
-from paretolm.commands.proxy import text_batch
+from paretolm.data import text_batch
 from paretolm.proxies import entropy
 from paretolm.proxies.entropy import EntropySettings, network_entropy
 from paretolm.proxies.zero_cost import DATA_PROXIES, run_data_proxy

@@ -42,3 +42,18 @@ def test_search_on_real_text_is_seeded(capsys, tmp_path):
     assert first["final_loss"]["step"] == 14
     _, again = run(capsys, *argv)
     assert again == first
+
+
+def test_search_batches_come_from_the_shared_window_cutter():
+    import numpy as np
+    import torch
+
+    from paretolm.data import random_windows
+    from paretolm.models.par import token_batches
+
+    tokens = torch.arange(1000)
+    stream, rng = token_batches(tokens, 4, 16, seed=3), np.random.default_rng(3)
+    for _ in range(3):
+        batch = next(stream)
+        assert torch.equal(batch, random_windows(tokens.numpy(), 4, 16, rng))
+        assert (batch[:, 1:] - batch[:, :-1] == 1).all()  # contiguous windows

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from paretolm import correlation as C
+from paretolm.pareto import hypervolume, non_dominated
 
 
 def test_spearman_and_kendall_known_values():
@@ -51,18 +52,17 @@ def test_correlation_table_sign_and_bins():
         C.correlation_table(df.drop(columns="valid_ppl"), ["noise"], {"valid_ppl": True})
 
 
-def test_pareto_mask_and_hypervolume_known():
+def test_frontiers_use_the_one_pareto_implementation():
     pts = np.array([[1, 3], [2, 2], [3, 1], [3, 3], [2.5, 2.5]])
-    assert C.pareto_mask(pts).tolist() == [True, True, True, False, False]
-    assert C.hypervolume_2d(pts, (4, 4)) == pytest.approx(6.0)
-    assert C.hypervolume_2d([[1, 1]], (3, 2)) == pytest.approx(2.0)
-    assert C.hypervolume_2d([[5, 5]], (4, 4)) == 0.0  # outside the reference box
-    from paretolm.pareto import hypervolume
-
-    rng = np.random.default_rng(3)
-    for _ in range(20):
-        cloud = rng.random((15, 2))
-        assert C.hypervolume_2d(cloud, (1.1, 1.2)) == pytest.approx(hypervolume(cloud, (1.1, 1.2)))
+    assert non_dominated(pts).tolist() == [True, True, True, False, False]
+    assert hypervolume(pts, (4, 4)) == pytest.approx(6.0)
+    assert hypervolume(np.array([[1.0, 1.0]]), (3, 2)) == pytest.approx(2.0)
+    assert hypervolume(np.array([[5.0, 5.0]]), (4, 4)) == 0.0  # outside the reference box
+    # duplicates of a frontier point all stay on it; a NaN row is never dominated
+    assert non_dominated(np.array([[1, 1], [1, 1], [2, 2]])).tolist() == [True, True, False]
+    assert non_dominated(np.array([[1, 1], [np.nan, 5], [2, 2]])).tolist() == [True, True, False]
+    assert non_dominated(np.empty((0, 2))).tolist() == []
+    assert not hasattr(C, "pareto_mask") and not hasattr(C, "hypervolume_2d")
 
 
 def test_d_avg_known_answer():

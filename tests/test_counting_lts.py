@@ -9,10 +9,10 @@ import pytest
 import torch
 from conftest import needs_data
 
+from paretolm.analysis.lts_archai import iter_lts_archs
 from paretolm.arch import ArchSpec
 from paretolm.counting import count
 from paretolm.counting.lts import breakdown, measured_flops
-from paretolm.ground_truth import iter_lts_archs
 from paretolm.models import build_model
 from paretolm.spaces import load_space
 

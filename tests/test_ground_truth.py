@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import DATA, needs_data
 
-from paretolm.ground_truth import (
+from paretolm.analysis.lts_archai import (
     backbone_of_set,
     iter_lts_archs,
     load_lts_archs,

@@ -57,3 +57,15 @@ def test_cli_prints_rows_and_rejects_bad_dir(table, capsys, tmp_path):
     assert out[1].split()[:3] == ["random_GPT2_wt103", "decoder_params", "200"]
     assert main(["analyze", "lts-logs", str(tmp_path / "nope"), "--out", str(tmp_path / "x.parquet")]) == 2
     assert "dir" in capsys.readouterr().err
+
+
+def test_module_api_gives_the_cli_table(table):
+    from paretolm.analysis.lts_logs import analyze_lts
+
+    direct = analyze_lts(LTS, sets=["pareto_GPT2_lm1b_arm"], proxies=["decoder_params", "merino_entropy"])
+    via_cli = read_table(table)
+    via_cli = via_cli[(via_cli.set == "pareto_GPT2_lm1b_arm")
+                      & via_cli.proxy.isin(["decoder_params", "merino_entropy", "lts_nonembedding"])]
+    assert list(direct.proxy) == ["decoder_params", "merino_entropy", "lts_nonembedding"]
+    cols = ["src", "kendall", "d_avg_latency", "hypervolume_gt_latency", "hypervolume_proxy_latency"]
+    assert np.allclose(direct.set_index("proxy")[cols], via_cli.set_index("proxy").loc[direct.proxy, cols])

@@ -1,17 +1,16 @@
-"""The ``paretolm`` command line: one sub-command group per module in ``paretolm.commands``.
+"""The ``paretolm`` command line: one sub-command group per entry of ``paretolm.commands.COMMANDS``.
 
-Each group module exposes ``register(subparsers)``, adding its parser and setting ``func`` on it;
-errors that users can fix are raised as ``ValueError`` and printed to stderr with exit code 2.
+Each entry adds its group's parser to the sub-parsers and sets ``func`` on it; errors that users
+can fix are raised as ``ValueError`` and printed to stderr with exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 import sys
 
-from . import __version__, commands
+from . import __version__
+from .commands import COMMANDS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,8 +19,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"paretolm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        importlib.import_module(f"{commands.__name__}.{mod.name}").register(sub)
+    for name, add_group in COMMANDS.items():
+        add_group(sub)
+        if name not in sub.choices:
+            raise RuntimeError(f"command {name!r}: its registered function added no {name!r} parser")
     return parser
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .pareto import hypervolume
+from .pareto import hypervolume, non_dominated
 
 
 def _check_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -94,37 +94,6 @@ def correlation_table(
 
 
 # -- frontiers ------------------------------------------------------------------------------------
-def pareto_mask(points: np.ndarray) -> np.ndarray:
-    """Boolean mask of the non-dominated rows of ``points`` (every column minimised)."""
-    pts = np.asarray(points, dtype=float)
-    if pts.ndim != 2:
-        raise ValueError(f"points: expected a 2-D array, got shape {pts.shape}")
-    keep = np.ones(len(pts), dtype=bool)
-    for i in range(len(pts)):
-        dominated = np.all(pts <= pts[i], axis=1) & np.any(pts < pts[i], axis=1)
-        keep[i] = not dominated.any()
-    return keep
-
-
-def hypervolume_2d(points: np.ndarray, reference: Sequence[float]) -> float:
-    """Area dominated by ``points`` (both columns minimised) and bounded by ``reference``.
-
-    A plain staircase sum kept as an independent check of ``paretolm.pareto.hypervolume``, which
-    ``frontier_comparison`` uses."""
-    pts = np.asarray(points, dtype=float).reshape(-1, 2)
-    ref = np.asarray(reference, dtype=float)
-    pts = pts[np.all(pts < ref, axis=1)]
-    if not len(pts):
-        return 0.0
-    pts = pts[pareto_mask(pts)]
-    pts = pts[np.argsort(pts[:, 0])]
-    area, prev_y = 0.0, ref[1]
-    for x, y in pts:
-        area += (ref[0] - x) * (prev_y - y)
-        prev_y = y
-    return float(area)
-
-
 def d_avg(proxy_front: pd.DataFrame, gt_front: pd.DataFrame, latency: str = "latency_ms",
           ppl: str = "valid_ppl") -> float:
     """LTS Eq. 2: mean relative perplexity gap of each proxy-frontier model to the ground-truth
@@ -158,9 +127,9 @@ def frontier_comparison(
     given) and the two masks.
     """
     _check_columns(df, [proxy, latency, ppl], "frontier")
-    gt = pareto_mask(df[[latency, ppl]].to_numpy(float))
+    gt = non_dominated(df[[latency, ppl]].to_numpy(float))
     if proxy_front is None:
-        pf = pareto_mask(np.column_stack([df[latency].to_numpy(float), -df[proxy].to_numpy(float)]))
+        pf = non_dominated(np.column_stack([df[latency].to_numpy(float), -df[proxy].to_numpy(float)]))
     else:
         pf = np.asarray(proxy_front, dtype=bool)
     pts = df[[latency, ppl]].to_numpy(float)

@@ -21,6 +21,11 @@ artifact keyed by its spec. Tokenized splits are cached as ``.npy`` files (uint1
 vocabulary fits) opened memory-mapped, next to a JSON record of the split's word and byte counts
 that word-level perplexity needs. Every cached file is written atomically.
 
+Token batches are cut in one place, ``random_windows`` (seeded random windows of an id array):
+``train_batch`` for training steps, ``load_batch`` / ``text_batch`` / ``file_batch`` for the one
+batch of data-dependent proxies (from a data block, a plain text file, or a file that is either),
+and ``batch_stream`` for an endless stream (PAR's search).
+
 Relative paths are resolved against ``root`` (the repository root, by default the working
 directory); a leading ``$PARETOLM_DATA`` expands to that environment variable, or
 ``../shared/data`` when it is unset.
@@ -31,7 +36,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -387,6 +392,7 @@ def data_config(cfg: Mapping[str, Any], root: str | os.PathLike | None = None) -
     return DataConfig(dspec, tspec, datasets_cfg, cache, Path(root) if root is not None else None)
 
 
+# -- token batches: one window cutter for every consumer -----------------------------------------
 def window_starts(n_tokens: int, batch_size: int, seq_len: int, rng: np.random.Generator) -> np.ndarray:
     """Random start offsets of ``batch_size`` windows of ``seq_len`` tokens inside ``n_tokens``."""
     if seq_len <= 0 or batch_size <= 0:
@@ -404,13 +410,27 @@ def gather(ids: np.ndarray, starts: np.ndarray, seq_len: int):
     return torch.from_numpy(rows)
 
 
+def random_windows(ids: Any, batch_size: int, seq_len: int, rng: np.random.Generator):
+    """The token-batch builder: ``[batch_size, seq_len]`` LongTensor of windows of the 1-D id
+    sequence ``ids`` (a numpy array, memory-mapped or not, or a CPU tensor) at random offsets drawn
+    from ``rng``. Training, proxies and PAR's search all cut their batches here."""
+    ids = ids.numpy() if hasattr(ids, "numpy") else ids
+    return gather(ids, window_starts(len(ids), batch_size, seq_len, rng), seq_len)
+
+
 def train_batch(ids: np.ndarray, step: int, batch_size: int, seq_len: int, seed: int):
     """The training batch of ``step``: random windows drawn from a generator seeded by (seed, step).
 
     A batch depends on the step number alone, so a resumed run needs no other data position.
     """
-    rng = np.random.default_rng([int(seed), int(step)])
-    return gather(ids, window_starts(len(ids), batch_size, seq_len, rng), seq_len)
+    return random_windows(ids, batch_size, seq_len, np.random.default_rng([int(seed), int(step)]))
+
+
+def batch_stream(ids: Any, batch_size: int, seq_len: int, seed: int) -> Iterator[Any]:
+    """An endless stream of ``random_windows`` batches from one generator seeded by ``seed``."""
+    rng = np.random.default_rng(int(seed))
+    while True:
+        yield random_windows(ids, batch_size, seq_len, rng)
 
 
 def load_batch(data_cfg: Mapping[str, Any], batch_size: int, seq_len: int, seed: int):
@@ -421,6 +441,48 @@ def load_batch(data_cfg: Mapping[str, Any], batch_size: int, seq_len: int, seed:
     """
     dc = data_config(data_cfg)
     split = str(data_cfg.get("split", "train"))
-    ids = dc.split(split).ids
-    rng = np.random.default_rng(int(seed))
-    return gather(ids, window_starts(len(ids), batch_size, seq_len, rng), seq_len)
+    return random_windows(dc.split(split).ids, batch_size, seq_len, np.random.default_rng(int(seed)))
+
+
+def text_batch(path: str | os.PathLike, batch_size: int, seq_len: int, seed: int,
+               tokenizer_dir: str | os.PathLike = "$" + DATA_ENV + "/tokenizers/gpt2"):
+    """One seeded ``[batch_size, seq_len]`` batch of GPT-2 token ids from a plain text file (the
+    GPT-2 byte-level BPE read from ``tokenizer_dir``, by default under ``$PARETOLM_DATA``)."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    folder = resolve_path(tokenizer_dir)
+    if not (folder / "vocab.json").is_file():
+        raise ValueError(f"data: GPT-2 tokenizer not found at {folder} (set {DATA_ENV})")
+    tok = ByteLevelBPETokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    ids = np.asarray(tok.encode(Path(path).read_text(encoding="utf-8")).ids, dtype=np.int64)
+    if len(ids) < seq_len + 1:
+        raise ValueError(f"data: {path} has {len(ids)} tokens, fewer than seq_len={seq_len} + 1")
+    return random_windows(ids, batch_size, seq_len, np.random.default_rng(int(seed)))
+
+
+def file_batch(path: str | os.PathLike, batch_size: int, seq_len: int, seed: int):
+    """The token batch of data-dependent proxies named by one file: a config YAML (its
+    ``proxies.data`` block, or a bare data block with ``dataset``/``tokenizer``; read by
+    ``load_batch``, with the file's ``datasets``/``tokenizers`` sections) or a plain text file
+    (``text_batch``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"data: {path} is not a file")
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        return text_batch(path, batch_size, seq_len, seed)
+    import yaml
+
+    cfg = yaml.safe_load(path.read_text())
+    if not isinstance(cfg, Mapping):
+        raise ValueError(f"data: {path} does not hold a mapping")
+    proxies = cfg.get("proxies")
+    block = proxies.get("data") if isinstance(proxies, Mapping) else None
+    if block is None and "dataset" in cfg:
+        block = cfg
+    if not isinstance(block, Mapping):
+        raise ValueError(f"data: {path} has no proxies.data block (nor dataset/tokenizer keys)")
+    block = dict(block)
+    for key in ("datasets", "tokenizers"):
+        if key in cfg and key not in block:
+            block[key] = cfg[key]
+    return load_batch(block, batch_size, seq_len, seed)

@@ -58,8 +58,6 @@ ZERO_SHOT_SETS: dict[str, tuple[str, str]] = {
     "wsc": ("winograd_wsc.jsonl", "partial"),
 }
 TASK_PREFIX = "paretolm_"
-# The metric each schema's accuracy is read from.
-PRIMARY_METRIC = {"cloze": "acc", "choice": "acc", "partial": "acc"}
 
 
 # -- perplexity -----------------------------------------------------------------------------------

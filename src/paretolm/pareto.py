@@ -99,12 +99,18 @@ def crowding_distance(points: np.ndarray) -> np.ndarray:
     return dist
 
 
+def non_dominated(points: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows of an ``(n, k)`` array (all objectives minimised) that no other
+    row dominates. A NaN compares false, so a row holding one is never dominated."""
+    p = np.asarray(points, dtype=float)
+    if p.ndim == 2 and len(p) == 0:
+        return np.zeros(0, dtype=bool)
+    return ~dominance_matrix(p).any(axis=0)
+
+
 def pareto_mask(df: pd.DataFrame, objectives: Senses | Sequence[str]) -> np.ndarray:
     """Boolean mask of the rows no other row dominates."""
-    points = to_minimisation(df, objectives)
-    if len(points) == 0:
-        return np.zeros(0, dtype=bool)
-    return ~dominance_matrix(points).any(axis=0)
+    return non_dominated(to_minimisation(df, objectives))
 
 
 def pareto_front(df: pd.DataFrame, objectives: Senses | Sequence[str]) -> pd.DataFrame:

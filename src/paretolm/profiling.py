@@ -27,7 +27,6 @@ from .artifacts import atomic_path, canonical_hash, hardware_fingerprint
 
 log = logging.getLogger("paretolm.profiling")
 
-MEASUREMENT_COLUMNS = ("latency_ms", "latency_iqr_ms", "peak_memory_mb")
 _DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
 _ARCH_ALIASES = {"arm64": "aarch64", "amd64": "x86_64", "x64": "x86_64"}
 

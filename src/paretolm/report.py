@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .artifacts import atomic_path
-from .correlation import pareto_mask
+from .pareto import non_dominated
 
 
 def _plt():
@@ -43,11 +43,11 @@ def scatter(df: pd.DataFrame, proxies: Sequence[str], path: str | os.PathLike,
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
     has_lat = "latency_ms" in df.columns and df["latency_ms"].notna().all()
-    gt = pareto_mask(df[["latency_ms", ppl]].to_numpy(float)) if has_lat else np.zeros(len(df), bool)
+    gt = non_dominated(df[["latency_ms", ppl]].to_numpy(float)) if has_lat else np.zeros(len(df), bool)
     for ax, name in zip(axes.flat, proxies, strict=False):
         ax.scatter(df[name], df[ppl], s=18, c="0.55", label="trained models")
         if has_lat:
-            pf = pareto_mask(np.column_stack([df["latency_ms"], -df[name].to_numpy(float)]))
+            pf = non_dominated(np.column_stack([df["latency_ms"], -df[name].to_numpy(float)]))
             ax.scatter(df[name][pf], df[ppl][pf], s=46, facecolors="none", edgecolors="tab:blue",
                        label="proxy frontier")
             ax.scatter(df[name][gt], df[ppl][gt], s=14, marker="x", c="tab:red", label="true frontier")

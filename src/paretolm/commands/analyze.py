@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import COMMANDS
 
+
+@COMMANDS.register("analyze")
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("analyze", help="analyse published ground truth (LTS logs)")
     sub = parser.add_subparsers(dest="analysis", required=True)
@@ -32,7 +35,7 @@ def _lts_logs(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from ..artifacts import provenance, write_table
-    from ..lts_logs import analyze_lts
+    from ..analysis.lts_logs import analyze_lts
 
     if not Path(args.dir).is_dir():
         raise ValueError(f"dir: {args.dir} is not a directory")

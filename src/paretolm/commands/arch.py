@@ -18,6 +18,7 @@ from typing import TextIO
 
 from ..arch import ArchSpec
 from ..counting import DEFAULT_SEQ_LEN, count
+from . import COMMANDS
 
 
 def count_record(spec: ArchSpec, seq_len: int) -> dict[str, object]:
@@ -73,7 +74,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers) -> None:
+@COMMANDS.register("arch")
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("arch", help="count or sample architecture specs")
     sub = parser.add_subparsers(dest="arch_command", required=True)
     c = sub.add_parser("count", help="exact parameter and FLOP counts of a spec (JSON)")

@@ -6,7 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import COMMANDS
 
+
+@COMMANDS.register("audit")
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "audit",

@@ -24,9 +24,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from . import correlation
-from .arch import ArchSpec
-from .ground_truth import load_lts_archs
+from .. import correlation
+from ..arch import ArchSpec
+from .lts_archai import load_lts_archs
 
 LTS_REFERENCE_PROXY = "lts_nonembedding"
 COLUMNS = ["set", "proxy", "n", "src", "kendall", "target", "top10", "top20",
@@ -36,7 +36,7 @@ COLUMNS = ["set", "proxy", "n", "src", "kendall", "target", "top10", "top20",
 
 def analytic_proxies() -> list[str]:
     """Names of every registered proxy that needs no data."""
-    from .proxies import registry
+    from ..proxies import registry
 
     return sorted(name for name, p in registry().items() if not p.needs_data)
 
@@ -45,17 +45,18 @@ def analyze_lts(root: str | os.PathLike | None = None, sets: Sequence[str] | Non
                 proxies: Sequence[str] | None = None, seq_len: int = 192) -> pd.DataFrame:
     """One row per (set, proxy): ``n``, ``src``, ``kendall``, top-k overlaps and, for Pareto sets,
     ``d_avg`` and hypervolumes against latency and against memory."""
-    from .proxies import score_table
+    from ..proxies import Scorer
 
     archs = load_lts_archs(root, list(sets) if sets else None)
     if archs.empty:
         raise ValueError(f"lts-logs: no LTS architectures found under {root}")
     names = list(proxies) if proxies else analytic_proxies()
+    scorer = Scorer(names, seq_len=seq_len)
     rows = []
     for set_name, part in archs.groupby("set", sort=True):
         part = part.reset_index(drop=True)
         specs = [ArchSpec.from_json(s) for s in part["spec"]]
-        scores = score_table(specs, names, seq_len=seq_len)
+        scores = scorer.table(specs)
         df = pd.concat([part, scores.drop(columns="arch_id")], axis=1)
         df[LTS_REFERENCE_PROXY] = df["params_nonembedding"]
         target = "valid_ppl" if df["valid_ppl"].notna().any() else "ppl"

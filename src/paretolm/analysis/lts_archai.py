@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from .arch import ArchSpec
+from ..arch import ArchSpec
 
 DATA_ENV = "PARETOLM_DATA"
 LTS_SUBDIR = Path("ground-truth") / "lts-archai"
@@ -41,7 +41,7 @@ def data_root() -> Path:
     env = os.environ.get(DATA_ENV)
     if env:
         return Path(env)
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     candidate = repo / ".." / "shared" / "data"
     return candidate if candidate.is_dir() else Path("../shared/data")
 
