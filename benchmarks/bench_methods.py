@@ -88,8 +88,8 @@ def bench_measured(n: int, seed: int, search: bool) -> dict:
 
     from paretolm.artifacts import provenance, write_table
     from paretolm.latency_predictor import cross_validate, default_hidden, fit_profile, profile_features
-    from paretolm.spaces import load_space
     from paretolm.methods.speedlimit import int8_measure_fn, measure_table, speedlimit_search
+    from paretolm.spaces import load_space
 
     space_path = ROOT / "config" / "spaces" / "speedlimit_bert.yaml"
     space = load_space(space_path)

@@ -12,8 +12,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from paretolm.arch import ArchSpec
-from paretolm.models.layers import FeedForward, LMOutput, SelfAttention
 from paretolm.backbones import BACKBONES
+from paretolm.models.layers import FeedForward, LMOutput, SelfAttention
 from paretolm.proxies import PROXIES, get, registry
 from paretolm.proxies import zero_cost as zc
 

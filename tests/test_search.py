@@ -7,8 +7,8 @@ import pytest
 
 from paretolm import pareto
 from paretolm.arch import ArchSpec
-from paretolm.profiling import Profiler, Settings
 from paretolm.methods.lts import EvolutionarySearch, SearchConfig
+from paretolm.profiling import Profiler, Settings
 from paretolm.spaces import SearchSpace
 
 SPACE = SearchSpace.from_dict(

@@ -10,8 +10,8 @@ import pytest
 from paretolm.arch import ArchSpec
 from paretolm.counting import count
 from paretolm.latency_predictor import fit_profile
-from paretolm.spaces import load_space
 from paretolm.methods.speedlimit import SpeedLimitConfig, int8_latency, measure_table, speedlimit_search
+from paretolm.spaces import load_space
 
 SPACE = "config/spaces/speedlimit_bert.yaml"
 

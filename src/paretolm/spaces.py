@@ -27,18 +27,21 @@ first layer's per-layer genes), ``d_inner_min_ratio`` (LTS's ``d_inner >= 1.7 * 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .arch import ArchSpec
+from . import yamlfile
+from .arch import COMMON, ArchSpec
 from .backbones import get as get_backbone
 from .counting import count
 
 Genome = dict[str, Any]
+SPACE_KEYS = {"name", "description", "backbone", "fixed", "genes", "constraints"}
+GENE_KEYS = {"choices", "min", "max", "step", "per"}
+MAX_CHOICES = 100_000
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,19 @@ class SearchSpace:
     # -- loading ---------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], name: str | None = None) -> SearchSpace:
+        if not isinstance(data, Mapping):
+            raise ValueError(f"space: a search space must be a mapping, got {type(data).__name__}")
+        unknown = sorted(set(data) - SPACE_KEYS)
+        if unknown:
+            raise ValueError(f"{unknown[0]}: unknown key in a search space (known: {', '.join(sorted(SPACE_KEYS))})")
         for key in ("backbone", "genes"):
             if key not in data:
                 raise ValueError(f"{key}: missing from search space {name or data.get('name', '?')!r}")
+        if not isinstance(data["genes"], Mapping) or not data["genes"]:
+            raise ValueError("genes: expected a mapping of gene name -> choices")
+        for key in ("fixed", "constraints"):
+            if data.get(key) is not None and not isinstance(data[key], Mapping):
+                raise ValueError(f"{key}: expected a mapping, got {data[key]!r}")
         genes = {gname: _parse_gene(gname, decl) for gname, decl in data["genes"].items()}
         space = cls(
             name=str(data.get("name", name or "space")),
@@ -78,12 +91,17 @@ class SearchSpace:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> SearchSpace:
+        """A space file; errors name the file, the line and the key."""
         path = Path(path)
-        with open(path) as fh:
-            data = yaml.safe_load(fh)
-        if not isinstance(data, Mapping):
-            raise ValueError(f"{path}: a search space file must hold a mapping")
-        return cls.from_dict(data, name=path.stem)
+        data = yamlfile.load(path)
+        try:
+            if not isinstance(data, Mapping):
+                raise ValueError("space: a search space file must hold a mapping")
+            return cls.from_dict(data, name=path.stem)
+        except ValueError as e:
+            key = str(e).split(":", 1)[0]
+            parts = [int(p) if p.isdigit() else p for p in re.split(r"[.\[\]]+", key) if p]
+            raise ValueError(f"{yamlfile.where(path, parts)}: {e}") from None
 
     @property
     def codec(self) -> Any:
@@ -91,11 +109,23 @@ class SearchSpace:
         return get_backbone(self.backbone).codec
 
     def _check(self) -> None:
+        if not isinstance(self.backbone, str):
+            raise ValueError(f"backbone: expected a backbone name, got {self.backbone!r}")
+        plugin = get_backbone(self.backbone)
         known = {"homogeneous", "d_inner_min_ratio", "decoder_params", "heads_divide_width"}
         unknown = set(self.constraints) - known
         if unknown:
             raise ValueError(f"constraints.{sorted(unknown)[0]}: unknown constraint (known: {sorted(known)})")
         codec = self.codec
+        genes = set(plugin.genes) | set(COMMON) | set(getattr(codec, "genome_genes", ()))
+        for name in self.genes:
+            if name not in genes:
+                raise ValueError(f"genes.{name}: not a gene of backbone {self.backbone!r} "
+                                 f"(its genes: {', '.join(sorted(genes))})")
+        for name in self.fixed:
+            if name not in genes | set(getattr(codec, "fixed_keys", ())):
+                raise ValueError(f"fixed.{name}: not a gene of backbone {self.backbone!r} "
+                                 f"(its genes: {', '.join(sorted(genes))})")
         for gene in self.genes.values():
             if gene.per is not None and gene.per != codec.per:
                 raise ValueError(f"genes.{gene.name}.per: backbone {self.backbone!r} takes per: {codec.per}, "
@@ -145,9 +175,14 @@ class SearchSpace:
         genome = self._repair(genome, rng)
         try:
             spec = self.decode(genome)
-        except ValueError:
+        except ValueError as e:
+            self._last_rejection = str(e)
             return None
-        return None if self.violation(spec) else (genome, spec)
+        why = self.violation(spec)
+        if why:
+            self._last_rejection = why
+            return None
+        return genome, spec
 
     def _repair(self, genome: Genome, rng: random.Random) -> Genome:
         return self.codec.repair(self, genome, rng)
@@ -160,7 +195,7 @@ class SearchSpace:
                 return found
         raise ValueError(
             f"constraints: no valid architecture in {self.max_tries} draws from space {self.name!r}; "
-            "loosen its constraints"
+            f"the last draw was rejected because {getattr(self, '_last_rejection', 'of its constraints')}"
         )
 
     def sample(self, n: int, seed: int, unique: bool = True) -> list[ArchSpec]:
@@ -276,6 +311,9 @@ def _parse_gene(name: str, decl: Any) -> Gene:
         decl = {"choices": list(decl)}
     if not isinstance(decl, Mapping):
         raise ValueError(f"genes.{name}: expected a mapping or a list of choices, got {decl!r}")
+    unknown = sorted(set(decl) - GENE_KEYS)
+    if unknown:
+        raise ValueError(f"genes.{name}.{unknown[0]}: unknown key (known: {', '.join(sorted(GENE_KEYS))})")
     per = decl.get("per")
     if per is not None and not isinstance(per, str):
         raise ValueError(f"genes.{name}.per: expected layer, block or sublayer, got {per!r}")
@@ -283,9 +321,14 @@ def _parse_gene(name: str, decl: Any) -> Gene:
         choices = tuple(decl["choices"])
     elif "min" in decl and "max" in decl:
         lo, hi, step = decl["min"], decl["max"], decl.get("step", 1)
+        for key, value in (("min", lo), ("max", hi), ("step", step)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"genes.{name}.{key}: expected a number, got {value!r}")
         if step <= 0 or hi < lo:
             raise ValueError(f"genes.{name}: need min <= max and step > 0, got {lo}, {hi}, {step}")
         count = int(round((hi - lo) / step)) + 1
+        if count > MAX_CHOICES:
+            raise ValueError(f"genes.{name}: {count} choices; at most {MAX_CHOICES} (raise step)")
         choices = tuple(_tidy(lo + i * step) for i in range(count) if lo + i * step <= hi + 1e-9)
     else:
         raise ValueError(f"genes.{name}: give either choices or min/max(/step)")

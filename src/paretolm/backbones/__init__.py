@@ -116,6 +116,23 @@ def get(name: str) -> Backbone:
 
 
 # -- gene validation helpers every backbone uses -----------------------------------------------
+# Upper bounds of integer genes (docs/backbones.md): far beyond any model these spaces describe,
+# low enough that a typo cannot allocate gigabytes before failing.
+LIMITS: dict[str, int] = {
+    "n_layer": 1024, "n_block": 256, "d_model": 65536, "d_embed": 65536, "d_inner": 262144,
+    "n_head": 1024, "d_head": 4096, "div_val": 64, "vocab_size": 2**21, "max_seq_len": 2**20,
+    "mem_len": 2**20,
+}
+
+
+def _bounded(value: int, name: str) -> int:
+    base = name.rsplit(".", 1)[-1].split("[", 1)[0]  # blocks[0].n_layer -> n_layer, d_inner[3] -> d_inner
+    limit = LIMITS.get(base)
+    if limit is not None and value > limit:
+        raise ValueError(f"{name}: {value} is above the limit of {limit}")
+    return value
+
+
 def integer(value: Any, name: str) -> int:
     """An integer gene (a float with an integral value is accepted; booleans are not)."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -132,7 +149,7 @@ def positive(genes: Mapping[str, Any], name: str, backbone: str) -> int:
     value = integer(value, name)
     if value <= 0:
         raise ValueError(f"{name}: must be positive, got {value}")
-    return value
+    return _bounded(value, name)
 
 
 def boolean(value: Any, name: str) -> bool:
@@ -154,6 +171,7 @@ def per_layer(value: Any, n_layer: int, name: str) -> tuple[int, ...]:
     for i, v in enumerate(values):
         if v <= 0:
             raise ValueError(f"{name}[{i}]: must be positive, got {v}")
+        _bounded(v, f"{name}[{i}]")
     return values
 
 
@@ -165,4 +183,5 @@ def finite_positive(value: Any, name: str) -> float:
     return float(value)
 
 
-__all__ = ["BACKBONES", "Backbone", "Counts", "Layer", "boolean", "get", "integer", "per_layer", "positive"]
+__all__ = ["BACKBONES", "LIMITS", "Backbone", "Counts", "Layer", "boolean", "get", "integer", "per_layer",
+           "positive"]

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import BACKBONES, Backbone, Layer, finite_positive, integer, positive
+from . import BACKBONES, LIMITS, Backbone, Layer, _bounded, finite_positive, integer, positive
 
 BLOCK_KEYS = ("d_model", "ffn_ratio", "n_layer")
 
@@ -52,6 +52,7 @@ def _block(i: int, b: Any) -> MerinoBlock:
     for name in ("d_model", "n_layer"):
         if getattr(block, name) <= 0:
             raise ValueError(f"blocks[{i}].{name}: must be positive, got {getattr(block, name)}")
+        _bounded(getattr(block, name), f"blocks[{i}].{name}")
     try:
         finite_positive(block.ffn_ratio, "ffn_ratio")
         ok = block.d_inner >= 1
@@ -74,7 +75,9 @@ class Merino(Backbone):
         d_head = positive({"d_head": 64 if genes.get("d_head") is None else genes["d_head"]}, "d_head", self.name)
         raw = genes.get("blocks")
         if not raw or not isinstance(raw, (list, tuple)):
-            raise ValueError("blocks: MeRino backbone needs a list of at least one block")
+            raise ValueError(f"blocks: MeRino backbone needs a list of at least one block, got {raw!r}")
+        if len(raw) > LIMITS["n_block"]:
+            raise ValueError(f"blocks: {len(raw)} blocks is above the limit of {LIMITS['n_block']}")
         blocks: list[MerinoBlock] = []
         for i, b in enumerate(raw):
             block = _block(i, b)
@@ -111,6 +114,8 @@ class BlockCodec:
     (``per: block`` genes, ``fixed.n_block`` blocks); widths are sorted when decoded."""
 
     per = "block"
+    genome_genes = BLOCK_KEYS  # the genome draws blocks gene by gene
+    fixed_keys = ("n_block",)
 
     def positions(self, space: Any) -> int:
         return int(space.fixed["n_block"])

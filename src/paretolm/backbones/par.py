@@ -104,6 +104,7 @@ class SublayerCodec:
     """Genome of a PAR space: one ``layers[i]`` entry (s, f or i) per sub-layer position."""
 
     per = "sublayer"
+    fixed_keys = ("n_sublayer",)
 
     def positions(self, space: Any) -> int:
         return int(space.fixed["n_sublayer"])

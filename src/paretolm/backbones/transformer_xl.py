@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import BACKBONES, Backbone, Counts, Layer, boolean, integer, per_layer
+from . import BACKBONES, Backbone, Counts, Layer, _bounded, boolean, integer, per_layer
 from ._layered import adaptive, stacked, trim_cutoffs
 
 
@@ -32,7 +32,7 @@ class TransformerXL(Backbone):
         mem_len = 192 if genes.get("mem_len") is None else genes["mem_len"]
         if isinstance(mem_len, bool) or not isinstance(mem_len, int) or mem_len < 0:
             raise ValueError(f"mem_len: must be a non-negative integer, got {mem_len!r}")
-        out["mem_len"] = integer(mem_len, "mem_len")
+        out["mem_len"] = _bounded(integer(mem_len, "mem_len"), "mem_len")
         out["pre_lnorm"] = boolean(False if genes.get("pre_lnorm") is None else genes["pre_lnorm"], "pre_lnorm")
         return out
 

@@ -34,8 +34,8 @@ def _lts_logs(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from ..artifacts import provenance, write_table
     from ..analysis.lts_logs import analyze_lts
+    from ..artifacts import provenance, write_table
 
     if not Path(args.dir).is_dir():
         raise ValueError(f"dir: {args.dir} is not a directory")

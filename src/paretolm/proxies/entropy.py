@@ -35,7 +35,9 @@ class EntropySettings:
         if not self.eps > 0:
             raise ValueError(f"proxies.settings.merino_entropy.eps: must be positive, got {self.eps!r}")
         if len(self.alpha) != 2 or any(a < 0 for a in self.alpha):
-            raise ValueError(f"proxies.settings.merino_entropy.alpha: need two non-negative weights, got {self.alpha!r}")
+            raise ValueError(
+                f"proxies.settings.merino_entropy.alpha: need two non-negative weights, got {self.alpha!r}"
+            )
         if self.beta < 0:
             raise ValueError(f"proxies.settings.merino_entropy.beta: must be non-negative, got {self.beta!r}")
         if self.method not in ("mp", "svd"):

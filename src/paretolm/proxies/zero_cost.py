@@ -25,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..arch import ArchSpec
 from . import Proxy, proxy
 
+
 @dataclass(frozen=True)
 class Scored:
     """One scored weight: dotted module name, kind ("attn" or "ffn"), its Linear module."""

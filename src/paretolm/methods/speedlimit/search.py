@@ -35,8 +35,8 @@ import pandas as pd
 from ...arch import ArchSpec
 from ...counting import count
 from ...latency_predictor import LatencyPredictor
-from ..merino.search import SearchResult, resolve_proxy
 from ...spaces import Genome, SearchSpace
+from ..merino.search import SearchResult, resolve_proxy
 
 MeasureFn = Callable[[ArchSpec], "float | Mapping[str, Any]"]
 Child = tuple[ArchSpec, str, tuple[str, ...]]
