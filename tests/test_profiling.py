@@ -115,7 +115,7 @@ def test_cache_hit_miss_and_keys(tmp_path):
 
     p = Profiler("cpu", Settings(**FAST), tmp_path, measure_fn=fake)
     first = p(SPEC)
-    assert p(SPEC) == first and p.counts() == {"measured": 1, "cache_hits": 1}
+    assert p(SPEC) == first and p.counts() == {"measured": 1, "cache_hits": 1, "invalid_entries": 0}
     # a new process (new Profiler) with the same settings reuses the entry
     assert Profiler("cpu", Settings(**FAST), tmp_path, measure_fn=fake)(SPEC) == first and len(calls) == 1
     # other settings or another fingerprint: another key, measured again

@@ -156,4 +156,4 @@ def test_search_through_cache_reuses_measurements(tmp_path):
     assert first["measured"] == len(fake.calls) and first["measured"] > 0
     prof2 = Profiler("cpu", settings, tmp_path, measure_fn=lambda spec, s: fake(spec))
     a2, _ = EvolutionarySearch(SPACE, small_cfg(), prof2, score).run()
-    assert prof2.counts() == {"measured": 0, "cache_hits": len(a2)}
+    assert prof2.counts() == {"measured": 0, "cache_hits": len(a2), "invalid_entries": 0}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import math
 import platform
 import statistics
 import time
@@ -201,6 +202,26 @@ def measure(spec: ArchSpec, s: Settings) -> dict[str, Any]:
     }
 
 
+def measurement_problem(result: Mapping[str, Any], memory: bool = True) -> str | None:
+    """Why a measurement cannot be right (a missing, non-finite or non-positive latency; a missing
+    or non-positive peak memory when memory is measured), or None."""
+    for key, required in (("latency_ms", True), ("latency_iqr_ms", True), ("peak_memory_mb", memory)):
+        value = result.get(key)
+        if value is None:
+            if required:
+                return f"no {key}"
+            continue
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return f"{key}={value!r}, not a number"
+        if not required and math.isnan(value):
+            continue
+        if not math.isfinite(value) or value < 0 or (value == 0 and key != "latency_iqr_ms"):
+            return f"{key}={value!r}"
+    return None
+
+
 # -- cache ---------------------------------------------------------------------------------------
 @dataclass
 class Profiler:
@@ -212,6 +233,7 @@ class Profiler:
     measure_fn: Callable[[ArchSpec, Settings], dict[str, Any]] = measure
     measured: int = 0
     cache_hits: int = 0
+    invalid_entries: int = 0
     fingerprint: dict[str, Any] = field(default_factory=hardware_fingerprint)
 
     def __post_init__(self) -> None:
@@ -231,16 +253,27 @@ class Profiler:
         return Path(self.cache_dir) / self.hardware / f"{arch_id}-{self.key_hash}.json"
 
     def lookup(self, arch_id: str) -> dict[str, Any] | None:
+        """The cached measurement of ``arch_id``, or None. An entry that cannot be read, belongs
+        to another key or holds impossible values (non-finite, non-positive) is reported in the
+        log, counted in ``invalid_entries`` and measured again (the new entry replaces it)."""
         path = self.cache_path(arch_id)
         if path is None or not path.exists():
             return None
         try:
             entry = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None  # unreadable entry: measure again (it is overwritten atomically)
-        if entry.get("key") != self._key_base or entry.get("result", {}).get("arch_id") != arch_id:
+            result = entry["result"]
+            problem = None
+            if entry.get("key") != self._key_base or result.get("arch_id") != arch_id:
+                problem = "it was written for another architecture or other settings"
+            else:
+                problem = measurement_problem(result, self.settings.memory)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            problem = f"it cannot be read ({type(e).__name__}: {e})"
+        if problem:
+            self.invalid_entries += 1
+            log.warning("measurement cache entry %s is invalid (%s); measuring %s again", path, problem, arch_id)
             return None
-        return dict(entry["result"])
+        return dict(result)
 
     def __call__(self, spec: ArchSpec) -> dict[str, Any]:
         """The measurement of ``spec``: from the cache if there, else measured and cached."""
@@ -249,6 +282,10 @@ class Profiler:
             self.cache_hits += 1
             return hit
         result = self.measure_fn(spec, self.settings)
+        problem = measurement_problem(result, self.settings.memory)
+        if problem:
+            raise ValueError(f"hardware target {self.hardware!r}: measuring {spec.arch_id} gave {problem}; "
+                             "nothing was cached")
         self.measured += 1
         path = self.cache_path(spec.arch_id)
         if path is not None:
@@ -264,7 +301,7 @@ class Profiler:
         return pd.DataFrame([self(spec) for spec in specs])
 
     def counts(self) -> dict[str, int]:
-        return {"measured": self.measured, "cache_hits": self.cache_hits}
+        return {"measured": self.measured, "cache_hits": self.cache_hits, "invalid_entries": self.invalid_entries}
 
 
 def settings_from_params(part: Mapping[str, Any]) -> Settings:
