@@ -202,6 +202,12 @@ def measure(spec: ArchSpec, s: Settings) -> dict[str, Any]:
     }
 
 
+def _ordered(result: Mapping[str, Any]) -> dict[str, Any]:
+    """``arch_id`` first, then the other keys sorted: tables have the same columns in the same
+    order whether their rows were measured now or read from the cache."""
+    return {"arch_id": result.get("arch_id"), **{k: result[k] for k in sorted(result) if k != "arch_id"}}
+
+
 def measurement_problem(result: Mapping[str, Any], memory: bool = True) -> str | None:
     """Why a measurement cannot be right (a missing, non-finite or non-positive latency; a missing
     or non-positive peak memory when memory is measured), or None."""
@@ -273,7 +279,7 @@ class Profiler:
             self.invalid_entries += 1
             log.warning("measurement cache entry %s is invalid (%s); measuring %s again", path, problem, arch_id)
             return None
-        return dict(result)
+        return _ordered(result)
 
     def __call__(self, spec: ArchSpec) -> dict[str, Any]:
         """The measurement of ``spec``: from the cache if there, else measured and cached."""
@@ -281,7 +287,7 @@ class Profiler:
         if hit is not None:
             self.cache_hits += 1
             return hit
-        result = self.measure_fn(spec, self.settings)
+        result = _ordered(self.measure_fn(spec, self.settings))
         problem = measurement_problem(result, self.settings.memory)
         if problem:
             raise ValueError(f"hardware target {self.hardware!r}: measuring {spec.arch_id} gave {problem}; "
