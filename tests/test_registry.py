@@ -12,9 +12,9 @@ def test_add_get_and_listing() -> None:
     reg: Registry[int] = Registry("widget")
     reg.add("b", 2)
     reg.register("a")(1)
-    assert reg.get("a") == 1 and reg.names() == ["a", "b"] and "a" in reg and len(reg) == 2
+    assert reg.get("a") == 1 and reg["b"] == 2 and reg.names() == ["b", "a"] and "a" in reg and len(reg) == 2
     assert dict(reg.items()) == {"a": 1, "b": 2}
-    with pytest.raises(ValueError, match=r"^widget: unknown widget 'c' \(known: a, b\)$"):
+    with pytest.raises(ValueError, match=r"^widget: unknown widget 'c' \(known: b, a\)$"):
         reg.get("c")
     with pytest.raises(ValueError, match="already registered"):
         reg.add("a", 3)
@@ -28,10 +28,11 @@ def test_lazy_entries_load_on_first_use() -> None:
     reg: Registry = Registry("thing")
     reg.add("join", "os.path:join")
     reg.add("broken", "paretolm.no_such_module:thing")
-    assert reg.names() == ["broken", "join"]  # listing imports nothing
+    reg.add("path", "os.path")
+    assert reg.names() == ["join", "broken", "path"]  # listing imports nothing
     import os.path
 
-    assert reg.get("join") is os.path.join
+    assert reg.get("join") is os.path.join and reg.get("path") is os.path
     with pytest.raises(ModuleNotFoundError):
         reg.get("broken")
 

@@ -3,8 +3,9 @@
 Entries are named. A registry may own a package: every module in it is imported the first time the
 registry is asked for its entries, and registers what it holds with the decorator, so adding a
 plugin is adding one file (as lm-evaluation-harness does with its tasks folder). An entry can also
-be a lazy ``"package.module:attribute"`` string, imported on first use. Asking for a name that is
-not there raises ``ValueError`` listing every name that is.
+be a lazy ``"package.module:attribute"`` string (or ``"package.module"`` for the module itself),
+imported on first use. Names keep the order they were added in. Asking for a name that is not
+there raises ``ValueError`` listing every name that is.
 
     BACKBONES = Registry("backbone", package="paretolm.backbones")
 
@@ -65,22 +66,26 @@ class Registry(Generic[T]):
         if name not in self._entries:
             self._scan()
         if name not in self._entries:
-            known = ", ".join(sorted(self._entries)) or "none"
+            known = ", ".join(self._entries) or "none"
             raise ValueError(f"{self.kind}: unknown {self.kind} {name!r} (known: {known})")
         entry = self._entries[name]
         if isinstance(entry, str):
             module, _, attr = entry.partition(":")
-            entry = getattr(importlib.import_module(module), attr)
+            entry = importlib.import_module(module)
+            if attr:
+                entry = getattr(entry, attr)
             self._entries[name] = entry
         return entry  # type: ignore[return-value]
 
     def names(self) -> list[str]:
         self._scan()
-        return sorted(self._entries)
+        return list(self._entries)
 
     def items(self) -> Iterator[tuple[str, T]]:
         for name in self.names():
             yield name, self.get(name)
+
+    __getitem__ = get
 
     def __contains__(self, name: object) -> bool:
         if name not in self._entries:

@@ -19,58 +19,22 @@ changed (and what depends on them), and nothing is written before a job runs. Th
 
 from __future__ import annotations
 
-import importlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
+from ..registry import Registry
+
 # Stage name -> module, in DAG order: the search half, then the validation half.
-STAGE_MODULES: dict[str, str] = {
-    "sample": "paretolm.stages.sample",
-    "proxies": "paretolm.stages.proxies",
-    "profile": "paretolm.stages.profile",
-    "search": "paretolm.stages.search",
-    "select": "paretolm.stages.select",
-    "train": "paretolm.stages.train",
-    "evaluate": "paretolm.stages.evaluate",
-    "correlate": "paretolm.stages.correlate",
-}
-
-
-class StageTable(Mapping[str, ModuleType]):
-    """Stage name -> stage module, each imported the first time it is looked up."""
-
-    def __init__(self, modules: Mapping[str, str]):
-        self._modules = dict(modules)
-
-    def __getitem__(self, name: str) -> ModuleType:
-        if name not in self._modules:
-            raise KeyError(f"stage: unknown stage {name!r} (known: {', '.join(self._modules)})")
-        return importlib.import_module(self._modules[name])
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._modules
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._modules)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __repr__(self) -> str:
-        return f"StageTable({list(self._modules)})"
-
-
-STAGES = StageTable(STAGE_MODULES)
+STAGES: Registry[ModuleType] = Registry("stage")
+for _name in ("sample", "proxies", "profile", "search", "select", "train", "evaluate", "correlate"):
+    STAGES.add(_name, f"paretolm.stages.{_name}")
 
 
 def stage(name: str) -> ModuleType:
     """The module of stage ``name``; ValueError naming the known stages."""
-    try:
-        return STAGES[name]
-    except KeyError as e:
-        raise ValueError(e.args[0]) from None
+    return STAGES.get(name)
 
 
 def canonical(part: Mapping[str, Any]) -> dict[str, Any]:
