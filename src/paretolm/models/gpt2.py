@@ -10,6 +10,10 @@ the head is the (tied) embedding matrix and ``logits`` are raw scores.
 
 ``opt``: the same decoder with a ReLU FFN and a plain tied embedding of width ``d_model``.
 
+Decoding: ``forward(input_ids, past=..., use_cache=True)`` takes the keys and values of the tokens
+already seen (``LMOutput.past`` of the previous call) and returns them extended, so each generated
+token costs one position's work; without ``past``/``use_cache`` the forward is the plain one.
+
 The decoder part that ``counting`` calls ``decoder_params`` is ``layers`` plus ``ln_f``
 (``decoder_parameters()``), as LTS counts it.
 """
@@ -23,7 +27,7 @@ import torch.nn as nn
 
 from ..arch import ArchSpec
 from .adaptive import AdaptiveEmbedding, AdaptiveLogSoftmax, ProjectedLMHead
-from .layers import LMOutput, PreLNBlock, init_gpt2, next_token_loss
+from .layers import Cache, LMOutput, PreLNBlock, init_gpt2, next_token_loss, past_length
 
 
 class GPT2LM(nn.Module):
@@ -64,17 +68,25 @@ class GPT2LM(nn.Module):
         yield from self.layers.parameters()
         yield from self.ln_f.parameters()
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None) -> LMOutput:
-        t = input_ids.size(1)
-        if t > self.spec.max_seq_len:
-            raise ValueError(f"input_ids: {t} tokens exceed max_seq_len={self.spec.max_seq_len}")
-        pos = torch.arange(t, device=input_ids.device)
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
+                past: list[Cache] | None = None, use_cache: bool = False) -> LMOutput:
+        start, t = past_length(past), input_ids.size(1)
+        if start + t > self.spec.max_seq_len:
+            raise ValueError(f"input_ids: {start + t} tokens exceed max_seq_len={self.spec.max_seq_len}")
+        pos = torch.arange(start, start + t, device=input_ids.device)
         x = self.drop(self.wte(input_ids) + self.wpe(pos))
-        for layer in self.layers:
-            x = layer(x)
+        present = None
+        if past is None and not use_cache:
+            for layer in self.layers:
+                x = layer(x)
+        else:
+            present = []
+            for i, layer in enumerate(self.layers):
+                x, kv = layer.forward_cached(x, past[i] if past else None)
+                present.append(kv)
         logits = self.head(self.ln_f(x))
         loss = next_token_loss(logits, labels) if labels is not None else None
-        return LMOutput(logits=logits, loss=loss)
+        return LMOutput(logits=logits, loss=loss, past=present if use_cache else None)
 
 
 class OPTLM(GPT2LM):

@@ -10,6 +10,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# One decoding-cache entry: (keys, values) of an attention, or a Transformer-XL layer's memory.
+Cache = tuple[torch.Tensor, torch.Tensor] | torch.Tensor
+
 
 @dataclass
 class LMOutput:
@@ -18,6 +21,19 @@ class LMOutput:
     # Transformer-XL's segment memory after this forward: one (batch, <= mem_len, d_model) tensor per
     # layer (the layer's input states), to pass back as ``mems=`` with the next segment.
     mems: list[torch.Tensor] | None = None
+    # The decoding cache after this forward (``use_cache=True``), to pass back as ``past=`` with the
+    # next tokens: one entry per attention application, (keys, values) of shape
+    # (batch, n_head, tokens so far, d_head); Transformer-XL: one memory tensor per layer.
+    past: list[Cache] | None = None
+
+
+
+def past_length(past: list[Cache] | None) -> int:
+    """Tokens already in ``past`` (0 for None or an empty cache)."""
+    if not past:
+        return 0
+    first = past[0]
+    return first[0].size(2) if isinstance(first, tuple) else first.size(1)
 
 
 class SelfAttention(nn.Module):
@@ -46,6 +62,27 @@ class SelfAttention(nn.Module):
         )
         y = y.transpose(1, 2).reshape(b, t, self.n_head * self.d_head)
         return self.resid_dropout(self.proj(y))
+
+    def forward_cached(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
+                       ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Causal attention of ``x``'s tokens over the cached keys/values ``past`` and their own;
+        returns the output and the cache extended by ``x``'s keys and values."""
+        b, t, _ = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.n_head, self.d_head).permute(2, 0, 3, 1, 4)
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)
+            v = torch.cat([past[1], v], dim=2)
+        klen = k.size(2)
+        # query i sits at position klen - t + i and sees every key up to it; built from aranges
+        # (not tril with an offset) so an ONNX export keeps the lengths symbolic
+        keys = torch.arange(klen, device=x.device)
+        queries = torch.arange(t, device=x.device) + (klen - t)
+        mask = keys[None, :] <= queries[:, None]
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0,
+        )
+        y = y.transpose(1, 2).reshape(b, t, self.n_head * self.d_head)
+        return self.resid_dropout(self.proj(y)), (k, v)
 
 
 class FeedForward(nn.Module):
@@ -92,6 +129,13 @@ class PreLNBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x))
         return x + self.mlp(self.ln_2(x))
+
+    def forward_cached(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
+                       ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """``forward`` with the attention's key/value cache (see ``SelfAttention.forward_cached``)."""
+        a, present = self.attn.forward_cached(self.ln_1(x), past)
+        x = x + a
+        return x + self.mlp(self.ln_2(x)), present
 
 
 def init_gpt2(module: nn.Module, n_layer: int, std: float = 0.02) -> None:

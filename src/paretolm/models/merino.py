@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 
 from ..arch import ArchSpec
-from .layers import LMOutput, PreLNBlock, TiedLMHead, init_gpt2, next_token_loss
+from .layers import Cache, LMOutput, PreLNBlock, TiedLMHead, init_gpt2, next_token_loss, past_length
 
 
 class MerinoBlockModule(nn.Module):
@@ -45,6 +45,17 @@ class MerinoBlockModule(nn.Module):
         for _ in range(self.n_layer):
             x = self.layer(x)
         return x
+
+    def forward_cached(self, x: torch.Tensor, past: list[Cache] | None) -> tuple[torch.Tensor, list[Cache]]:
+        """``forward`` with a key/value cache: one entry per application of the shared layer
+        (the weights are shared, the keys and values each application computes are not)."""
+        if self.transition is not None:
+            x = self.transition(x)
+        present = []
+        for i in range(self.n_layer):
+            x, kv = self.layer.forward_cached(x, past[i] if past else None)
+            present.append(kv)
+        return x, present
 
 
 class MerinoLM(nn.Module):
@@ -74,16 +85,30 @@ class MerinoLM(nn.Module):
         # Residual scaling follows the applied depth: a shared layer still adds L_i residual branches.
         init_gpt2(self, spec.num_layers)
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None) -> LMOutput:
-        t = input_ids.size(1)
-        if t > self.spec.max_seq_len:
-            raise ValueError(f"input_ids: sequence length {t} exceeds max_seq_len={self.spec.max_seq_len}")
-        pos = torch.arange(t, device=input_ids.device)
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
+                past: list[Cache] | None = None, use_cache: bool = False) -> LMOutput:
+        """``past``/``use_cache``: the decoding cache, one (keys, values) entry per application of
+        a block's layer, in order (as ``GPT2LM.forward``)."""
+        start, t = past_length(past), input_ids.size(1)
+        if start + t > self.spec.max_seq_len:
+            raise ValueError(
+                f"input_ids: sequence length {start + t} exceeds max_seq_len={self.spec.max_seq_len}"
+            )
+        pos = torch.arange(start, start + t, device=input_ids.device)
         x = self.drop(self.wte(input_ids) + self.wpe(pos))
-        for block in self.blocks:
-            x = block(x)
+        present = None
+        if past is None and not use_cache:
+            for block in self.blocks:
+                x = block(x)
+        else:
+            present, done = [], 0
+            for block in self.blocks:
+                x, kv = block.forward_cached(x, past[done:done + block.n_layer] if past else None)
+                present.extend(kv)
+                done += block.n_layer
         x = self.ln_f(x)
         if self.project_out is not None:
             x = self.project_out(x)
         logits = self.lm_head(x)
-        return LMOutput(logits, next_token_loss(logits, labels) if labels is not None else None)
+        loss = next_token_loss(logits, labels) if labels is not None else None
+        return LMOutput(logits, loss, past=present if use_cache else None)

@@ -17,7 +17,16 @@ import torch
 import torch.nn as nn
 
 from ..arch import ArchSpec
-from .layers import FeedForward, LMOutput, SelfAttention, TiedLMHead, init_gpt2, next_token_loss
+from .layers import (
+    Cache,
+    FeedForward,
+    LMOutput,
+    SelfAttention,
+    TiedLMHead,
+    init_gpt2,
+    next_token_loss,
+    past_length,
+)
 
 PAR_ACTIVATION = "relu"
 CANDIDATES = ("s", "f", "i")
@@ -36,6 +45,12 @@ class AttentionSublayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.branch(x)
+
+    def forward_cached(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
+                       ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """``forward`` with the attention's key/value cache."""
+        a, present = self.attn.forward_cached(self.ln(x), past)
+        return x + a, present
 
 
 class FeedForwardSublayer(nn.Module):
@@ -83,15 +98,31 @@ class ParLM(nn.Module):
         self.lm_head = TiedLMHead(self.wte) if spec.tie_weights else nn.Linear(d, spec.vocab_size, bias=False)
         _residual_init(self, spec.num_layers)
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None) -> LMOutput:
-        t = input_ids.size(1)
-        if t > self.spec.max_seq_len:
-            raise ValueError(f"input_ids: sequence length {t} exceeds max_seq_len={self.spec.max_seq_len}")
-        x = self.drop(self.wte(input_ids) + self.wpe(torch.arange(t, device=input_ids.device)))
-        for sub in self.sublayers:
-            x = sub(x)
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
+                past: list[Cache] | None = None, use_cache: bool = False) -> LMOutput:
+        """``past``/``use_cache``: the decoding cache, one (keys, values) entry per attention
+        (``s``) sub-layer, in order; feed-forward and identity sub-layers keep nothing."""
+        start, t = past_length(past), input_ids.size(1)
+        if start + t > self.spec.max_seq_len:
+            raise ValueError(
+                f"input_ids: sequence length {start + t} exceeds max_seq_len={self.spec.max_seq_len}"
+            )
+        x = self.drop(self.wte(input_ids) + self.wpe(torch.arange(start, start + t, device=input_ids.device)))
+        present = None
+        if past is None and not use_cache:
+            for sub in self.sublayers:
+                x = sub(x)
+        else:
+            present = []
+            for sub in self.sublayers:
+                if isinstance(sub, AttentionSublayer):
+                    x, kv = sub.forward_cached(x, past[len(present)] if past else None)
+                    present.append(kv)
+                else:
+                    x = sub(x)
         logits = self.lm_head(self.ln_f(x))
-        return LMOutput(logits, next_token_loss(logits, labels) if labels is not None else None)
+        loss = next_token_loss(logits, labels) if labels is not None else None
+        return LMOutput(logits, loss, past=present if use_cache else None)
 
 
 def token_batches(tokens: torch.Tensor, batch_size: int, seq_len: int, seed: int) -> Iterator[torch.Tensor]:

@@ -16,6 +16,9 @@ together with the causal mask.
 Memory: ``forward(input_ids, labels=None, mems=None)`` takes the previous segment's ``mems`` (one
 ``(batch, m, d_model)`` tensor per layer: that layer's input states) and returns the updated ones
 (the last ``mem_len`` states, detached) in ``LMOutput.mems``; ``mem_len == 0`` keeps no memory.
+Decoding uses the same memory as its cache: ``forward(input_ids, past=..., use_cache=True)`` returns
+it in ``LMOutput.past`` (the last ``mem_len`` states; every state when ``mem_len == 0``, so a model
+without memory still decodes over its whole context), which the next call takes as ``past``.
 ``decoder_parameters()`` (the layers, r biases included) is what ``counting`` calls the decoder.
 """
 
@@ -68,7 +71,9 @@ class RelPartialLearnableAttention(nn.Module):
         v = v.view(b, klen, self.n_head, self.d_head).transpose(1, 2)
         r_k = self.r_net(r).view(klen, self.n_head, self.d_head).permute(1, 2, 0)  # (H, d_head, klen)
         bd = rel_shift(torch.matmul(q + self.r_r_bias[:, None, :], r_k))  # (B, H, T, klen)
-        future = torch.ones(t, klen, dtype=torch.bool, device=w.device).triu(1 + m)
+        # key j is in query i's future when j > m + i; aranges (not triu with an offset) keep the
+        # lengths symbolic in an ONNX export
+        future = torch.arange(klen, device=w.device)[None, :] > torch.arange(t, device=w.device)[:, None] + m
         bias = (bd * self.scale).masked_fill(future, float("-inf"))
         y = F.scaled_dot_product_attention(
             q + self.r_w_bias[:, None, :], k, v, attn_mask=bias.to(q.dtype),
@@ -143,7 +148,10 @@ class TransformerXLLM(nn.Module):
         return torch.cat([angles.sin(), angles.cos()], dim=-1).to(dtype)
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
-                mems: list[torch.Tensor] | None = None) -> LMOutput:
+                mems: list[torch.Tensor] | None = None, past: list[torch.Tensor] | None = None,
+                use_cache: bool = False) -> LMOutput:
+        if past is not None:
+            mems = past
         if mems is not None and len(mems) != len(self.layers):
             raise ValueError(f"mems: expected {len(self.layers)} tensors (one per layer), got {len(mems)}")
         x = self.drop(self.word_emb(input_ids))
@@ -162,4 +170,7 @@ class TransformerXLLM(nn.Module):
                     (torch.cat([mems[i], h], dim=1) if mems else h)[:, -self.mem_len:].detach()
                     for i, h in enumerate(inputs)
                 ]
-        return LMOutput(logits=logits, loss=loss, mems=new_mems)
+        present = None
+        if use_cache:
+            present = new_mems or [torch.cat([mems[i], h], dim=1) if mems else h for i, h in enumerate(inputs)]
+        return LMOutput(logits=logits, loss=loss, mems=new_mems, past=present)
