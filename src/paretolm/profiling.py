@@ -33,9 +33,14 @@ _ARCH_ALIASES = {"arm64": "aarch64", "amd64": "x86_64", "x64": "x86_64"}
 
 
 # -- hardware targets -----------------------------------------------------------------------------
-def _machine() -> str:
-    m = platform.machine().lower()
+def arch_name(machine: str) -> str:
+    """A CPU architecture as ``platform.machine()`` spells it on Linux (arm64 -> aarch64, amd64 -> x86_64)."""
+    m = machine.lower()
     return _ARCH_ALIASES.get(m, m)
+
+
+def _machine() -> str:
+    return arch_name(platform.machine())
 
 
 def check_available(name: str, target: Mapping[str, Any]) -> None:
@@ -241,14 +246,20 @@ class Profiler:
     cache_hits: int = 0
     invalid_entries: int = 0
     fingerprint: dict[str, Any] = field(default_factory=hardware_fingerprint)
+    # Another machine measures (a measurement server): its torch version keys the cache, and
+    # this machine need not be able to run the target itself (``check=False``).
+    torch_version: str | None = None
+    check: bool = True
 
     def __post_init__(self) -> None:
         import torch
 
-        check_available(self.hardware, self.settings.to_dict())
+        if self.check:
+            check_available(self.hardware, self.settings.to_dict())
+        self.torch_version = self.torch_version or torch.__version__
         self._key_base = {
             "fingerprint": self.fingerprint,
-            "torch": torch.__version__,
+            "torch": self.torch_version,
             "settings": self.settings.to_dict(),
         }
         self.key_hash = canonical_hash(self._key_base)
