@@ -10,7 +10,7 @@ is declared by the stage itself (``paretolm.stages``).
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,25 +37,114 @@ def load_schema(root: str | Path = ".", schema: str | Path | None = None) -> dic
         return yaml.safe_load(fh)
 
 
-def validate_config(config: dict[str, Any], root: str | Path = ".",
-                    schema: str | Path | None = None) -> dict[str, Any]:
+def validate_config(config: dict[str, Any], root: str | Path = ".", schema: str | Path | None = None,
+                    files: Sequence[str | Path] = ()) -> dict[str, Any]:
     """Validate ``config`` in place against the schema, fill defaults, run the cross-field checks
-    and return it. ``schema`` is the schema file (default: ``schema_path(root)``).
+    and return it. ``schema`` is the schema file (default: ``schema_path(root)``); ``files`` are
+    the config files the dict came from, so an error can name the file and line of the key.
 
-    Raises ``ValueError`` naming the offending key (for example ``search: additional properties
-    are not allowed ('iteratoins' was unexpected)``)."""
+    Strings where the schema wants a number, a boolean or null (``--config 'sample={n: 6}'``
+    arrives as ``'6'``) are read as YAML scalars first. Raises ``ValueError`` naming the key
+    (``search.iteratoins: unknown key (did you mean 'iterations'?) [config/config.yaml:93]``)."""
     import jsonschema
 
     loaded = load_schema(root, schema)
+    coerce(config, loaded)
     validator_cls = jsonschema.validators.validator_for(loaded)
     filling = _with_defaults(validator_cls)
     errors = sorted(filling(loaded).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
-        err = errors[0]
-        where = ".".join(str(p) for p in err.absolute_path) or "config"
-        raise ValueError(f"{where}: {err.message}")
-    check_consistency(config)
+        path, message = _describe(errors[0])
+        raise ValueError(f"{'.'.join(map(str, path)) or 'config'}: {message}{_located(files, path)}")
+    try:
+        check_consistency(config)
+    except ValueError as e:
+        key = str(e).split(":", 1)[0]
+        raise ValueError(f"{e}{_located(files, key.split('.'))}") from None
     return config
+
+
+def coerce(instance: Any, schema: Mapping[str, Any]) -> Any:
+    """Turn string leaves into the number, boolean or null the schema asks for (in place for
+    mappings and lists); a string that does not parse as that type is left for the validator."""
+    if isinstance(instance, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key, value in instance.items():
+            sub = props.get(key, extra if isinstance(extra, Mapping) else None)
+            if sub is not None:
+                instance[key] = coerce(value, sub)
+        return instance
+    if isinstance(instance, list):
+        items = schema.get("items")
+        if isinstance(items, Mapping):
+            instance[:] = [coerce(v, items) for v in instance]
+        return instance
+    if isinstance(instance, str):
+        types = schema.get("type", [])
+        types = [types] if isinstance(types, str) else list(types)
+        if "enum" in schema:
+            types += sorted({_json_type(v) for v in schema["enum"]} - {"string"})
+        wanted = [t for t in types if t in ("integer", "number", "boolean", "null")]
+        if wanted and "string" not in types:
+            try:
+                value = yaml.safe_load(instance)
+            except yaml.YAMLError:
+                return instance
+            if _json_type(value) in wanted or (_json_type(value) == "integer" and "number" in wanted):
+                return value
+    return instance
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return "string" if isinstance(value, str) else type(value).__name__
+
+
+def _describe(err: Any) -> tuple[list[Any], str]:
+    """A short message for one schema error (jsonschema's own can print a whole config)."""
+    import difflib
+
+    path = list(err.absolute_path)
+    if err.validator == "additionalProperties":
+        known = sorted(err.schema.get("properties", {}))
+        unexpected = sorted(set(err.instance) - set(known))
+        key = unexpected[0] if unexpected else "?"
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+        return [*path, key], f"unknown key ({hint})"
+    if err.validator == "type":
+        wanted = err.validator_value if isinstance(err.validator_value, str) else " or ".join(err.validator_value)
+        return path, f"expected {wanted}, got {_short(err.instance)}"
+    if err.validator == "enum":
+        return path, f"expected one of {err.validator_value}, got {_short(err.instance)}"
+    message = err.message
+    return path, message if len(message) <= 300 else message[:300] + "..."
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _located(files: Sequence[str | Path], path: Sequence[Any]) -> str:
+    """`` [file:line]`` of the last config file that sets ``path`` (later files win), or ''."""
+    from . import yamlfile
+
+    keys = [p for p in path if p != ""]
+    for exact in (True, False):  # the file that holds the whole key path, else the nearest parent
+        for f in reversed([Path(f) for f in files]):
+            line = yamlfile.line_of(f, keys, exact=exact)
+            if line:
+                return f" [{f}:{line}]"
+    return ""
 
 
 def _with_defaults(validator_cls: Any) -> Any:
@@ -111,6 +200,105 @@ def check_consistency(config: Mapping[str, Any]) -> None:
         if name not in config["hardware"]:
             known = sorted(config["hardware"])
             raise ValueError(f"targets: {name!r} is not a hardware target (known: {known})")
+    check_names(config)
+
+
+def check_names(config: Mapping[str, Any]) -> None:
+    """Every name the config refers to exists and every value only code can judge is valid, in
+    both halves of the workflow, so nothing fails after hours of work: proxies and their
+    settings, spaces (their files parse), datasets, tokenizers, the training recipe, zero-shot
+    tasks, validation sources and bounds."""
+    from .arch import ArchSpec
+    from .data import DatasetSpec, TokenizerSpec
+    from .evaluation import ZERO_SHOT_SETS
+    from .proxies import PROXIES
+    from .spaces import SearchSpace
+    from .training import TrainConfig
+
+    def known(kind: str, names: Any) -> str:
+        return f"(known {kind}: {', '.join(sorted(names)) or 'none'})"
+
+    proxies = config["proxies"]
+    for i, name in enumerate(proxies["names"]):
+        if name not in PROXIES:
+            raise ValueError(f"proxies.names[{i}]: unknown proxy {name!r} {known('proxies', PROXIES.names())}")
+    for name, values in (proxies.get("settings") or {}).items():
+        if name not in PROXIES:
+            raise ValueError(f"proxies.settings.{name}: unknown proxy {known('proxies', PROXIES.names())}")
+        PROXIES.get(name).make_settings(values)
+    need = [n for n in proxies["names"] if PROXIES.get(n).needs_data]
+    if need and not proxies.get("data"):
+        raise ValueError(f"proxies.data: proxies {need} need a token batch; configure proxies.data")
+    for i, name in enumerate(config["validation"]["proxies"] or []):
+        if name not in PROXIES:
+            raise ValueError(f"validation.proxies[{i}]: unknown proxy {name!r} {known('proxies', PROXIES.names())}")
+
+    bound = (config["search"].get("bounds") or {}).get("params") or {}
+    if bound.get("min") is not None and bound.get("max") is not None and bound["min"] > bound["max"]:
+        raise ValueError(f"search.bounds.params.min: {bound['min']} is above max={bound['max']}")
+
+    spaces = {*config["sample"]["spaces"], config["search"]["space"]}
+    spaces |= {src["space"] for src in config["validation"]["sources"] if src.get("kind") == "sample"
+               and "space" in src}
+    for space in sorted(spaces):
+        path = space_file(config, space)
+        if not path.exists():
+            raise ValueError(f"space: no search space file {str(path)!r} for space {space!r} "
+                             f"(spaces_dir={config['spaces_dir']!r})")
+        SearchSpace.from_yaml(path)
+
+    datasets, tokenizers = config["datasets"], config["tokenizers"]
+    for name, entry in datasets.items():
+        DatasetSpec.from_config(name, entry)
+    for name, entry in tokenizers.items():
+        tok = TokenizerSpec.from_config(name, entry)
+        if tok.train_on and tok.train_on not in datasets:
+            raise ValueError(f"tokenizers.{name}.train_on: unknown dataset {tok.train_on!r} "
+                             f"{known('datasets', datasets)}")
+    train = config["train"]
+    if train["dataset"] not in datasets:
+        raise ValueError(f"train.dataset: unknown dataset {train['dataset']!r} {known('datasets', datasets)}")
+    if train["tokenizer"] not in tokenizers:
+        raise ValueError(f"train.tokenizer: unknown tokenizer {train['tokenizer']!r} "
+                         f"{known('tokenizers', tokenizers)}")
+    routing = ("dataset", "tokenizer", "cache_dir", "mem_mb", "runtime")
+    TrainConfig.from_dict({k: v for k, v in train.items() if k not in routing})
+    data = proxies.get("data") or {}
+    for key, pool, kind in (("dataset", datasets, "datasets"), ("tokenizer", tokenizers, "tokenizers")):
+        if key in data and data[key] not in pool:
+            raise ValueError(f"proxies.data.{key}: unknown {key} {data[key]!r} {known(kind, pool)}")
+
+    evaluate = config["evaluate"]
+    for name in evaluate["datasets"]:
+        if name not in datasets:
+            raise ValueError(f"evaluate.datasets.{name}: unknown dataset {known('datasets', datasets)}")
+    zero_shot = evaluate["zero_shot"]
+    for i, task in enumerate(zero_shot["tasks"]):
+        if task not in ZERO_SHOT_SETS:
+            raise ValueError(f"evaluate.zero_shot.tasks[{i}]: unknown task {task!r} {known('tasks', ZERO_SHOT_SETS)}")
+    limit = zero_shot["limit"]
+    if limit is not None and not (limit >= 1 and float(limit).is_integer() or 0 < limit < 1):
+        raise ValueError(f"evaluate.zero_shot.limit: {limit!r} must be a count >= 1, a fraction in (0, 1), or null")
+
+    validation = config["validation"]
+    hardware = config["hardware"]
+    if validation["hardware"] is not None and validation["hardware"] not in hardware:
+        raise ValueError(f"validation.hardware: unknown target {validation['hardware']!r} "
+                         f"{known('targets', hardware)}")
+    for i, src in enumerate(validation["sources"]):
+        where = f"validation.sources[{i}]"
+        needs = {"sample": ("space",), "frontier": ("hardware",), "baselines": ("base", "n_layer")}[src["kind"]]
+        for key in needs:
+            if key not in src:
+                raise ValueError(f"{where}.{key}: a {src['kind']} source needs {', '.join(needs)}")
+        if src["kind"] == "frontier" and src["hardware"] not in hardware:
+            raise ValueError(f"{where}.hardware: unknown target {src['hardware']!r} {known('targets', hardware)}")
+        if src["kind"] == "baselines":
+            for n in src["n_layer"]:
+                try:
+                    ArchSpec.from_dict({**src["base"], "n_layer": n})
+                except ValueError as e:
+                    raise ValueError(f"{where}.base: {e}") from None
 
 
 def load_config(path: str | Path = CONFIG, overrides: Mapping[str, Any] | None = None,

@@ -32,8 +32,9 @@ def load(path: str | Path) -> Any:
         raise ValueError(f"{path}: YAML error: {e}") from None
 
 
-def line_of(path: str | Path, keys: Sequence[str | int]) -> int | None:
-    """1-based line of the deepest key of ``keys`` that exists in the file (None if none does)."""
+def line_of(path: str | Path, keys: Sequence[str | int], exact: bool = False) -> int | None:
+    """1-based line of the deepest key of ``keys`` that exists in the file (None if none does;
+    with ``exact``, None unless the whole path exists)."""
     try:
         node = yaml.compose(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -43,13 +44,13 @@ def line_of(path: str | Path, keys: Sequence[str | int]) -> int | None:
         if isinstance(node, yaml.MappingNode):
             found = next(((k, v) for k, v in node.value if k.value == str(key)), None)
             if found is None:
-                break
+                return None if exact else line
             line, node = found[0].start_mark.line + 1, found[1]
         elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
             node = node.value[key]
             line = node.start_mark.line + 1
         else:
-            break
+            return None if exact else line
     return line
 
 

@@ -7,7 +7,15 @@ from paretolm.config import hardware_target, space_file, validate_config
 
 # Validated once, against the workflow's schema: fills the schema's defaults and runs the
 # cross-field checks, so a misspelt key or an impossible setting stops the run before any job.
-validate_config(config, schema=Path(workflow.basedir) / "schemas/config.schema.yaml")
+validate_config(
+    config,
+    schema=Path(workflow.basedir) / "schemas/config.schema.yaml",
+    # in the order they take effect: the workflow's configfile, then --configfile layers
+    files=[
+        *(f for f in workflow.configfiles if f not in workflow.overwrite_configfiles),
+        *workflow.overwrite_configfiles,
+    ],
+)
 
 SEARCH_SPACE = config["search"]["space"]
 ENV = "../envs/paretolm.yaml"
