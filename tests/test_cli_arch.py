@@ -62,8 +62,6 @@ def test_sample_then_count_stream_in_order():
       '"d_inner": 128}'], None, "n_head[1]"),
     (["arch", "count", "--json", "{not json"], None, "spec: not valid JSON"),
     (["arch", "count", "--json", '{"backbone": "lstm"}'], None, "backbone"),
-    (["arch", "count", "--json", "-"], json.dumps(PAPER_GPT2) + "\n" + '{"backbone": "opt", "n_layer": 1}\n',
-     "line 2: d_model"),
     (["arch", "count", "--json", json.dumps(PAPER_GPT2), "--seq-len", "0"], None, "--seq-len"),
     (["arch", "sample", "--space", "no_such_space", "-n", "2"], None, "--space"),
     (["arch", "sample", "--space", "lts_gpt2", "-n", "0"], None, "-n"),
@@ -72,8 +70,19 @@ def test_errors_exit_nonzero_with_message(args, stdin, message):
     result = run(*args, stdin=stdin)
     assert result.returncode != 0
     assert message in result.stderr
-    if args[-1] == "-":
-        assert len(result.stdout.splitlines()) == 1  # lines before the bad one were printed
+
+
+def test_a_bad_line_loses_no_other_line():
+    lines = [json.dumps(PAPER_GPT2), '{"backbone": "opt", "n_layer": 1}', "{not json", "",
+             json.dumps({**PAPER_GPT2, "max_seq_len": 100}), json.dumps({**PAPER_GPT2, "d_model": 512})]
+    result = run("arch", "count", "--json", "-", stdin="\n".join(lines) + "\n")
+    assert result.returncode == 1 and "3 line(s) failed" in result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r.get("line") for r in rows] == [None, 2, 3, 5, None]
+    assert rows[1]["error"].startswith("d_model: missing") and rows[2]["error"].startswith("spec: not valid JSON")
+    assert rows[3]["error"].startswith("--seq-len: 192 exceeds the architecture's max_seq_len=100")
+    assert rows[0]["arch_id"] == ArchSpec.from_dict(PAPER_GPT2).arch_id
+    assert rows[4]["arch_id"] == ArchSpec.from_dict({**PAPER_GPT2, "d_model": 512}).arch_id
 
 
 def test_counting_does_not_import_torch():

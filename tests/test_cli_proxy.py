@@ -79,9 +79,13 @@ def test_score_errors_name_the_field(monkeypatch: pytest.MonkeyPatch, capsys: py
     _stdin(monkeypatch, SPECS)
     assert main(["proxy", "score", "--proxies", "nope", "--json", "-"]) == 2
     assert "unknown proxy" in capsys.readouterr().err
-    monkeypatch.setattr("sys.stdin", io.StringIO('{"backbone": "gpt2", "n_layer": 0}\n'))
-    assert main(["proxy", "score", "--proxies", "decoder_params", "--json", "-"]) == 2
-    assert "line 1" in capsys.readouterr().err
+    good = '{"backbone": "gpt2", "n_layer": 1, "d_model": 64, "n_head": 2, "d_inner": 64}'
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"backbone": "gpt2", "n_layer": 0}\n' + good + "\n"))
+    assert main(["proxy", "score", "--proxies", "decoder_params", "--json", "-"]) == 1
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert rows[0] == {"line": 1, "error": "n_layer: must be positive, got 0"}
+    assert rows[1]["decoder_params"] > 0 and "1 line(s) failed" in captured.err
 
 
 @pytest.mark.slow

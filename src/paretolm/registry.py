@@ -66,7 +66,7 @@ class Registry(Generic[T]):
         if name not in self._entries:
             self._scan()
         if name not in self._entries:
-            known = ", ".join(self._entries) or "none"
+            known = ", ".join(sorted(self._entries)) or "none"
             raise ValueError(f"{self.kind}: unknown {self.kind} {name!r} (known: {known})")
         entry = self._entries[name]
         if isinstance(entry, str):

@@ -2,8 +2,8 @@
 
 ``paretolm arch count --json '<spec>' [--seq-len 192]`` prints one JSON object (``arch_id``,
 ``decoder_params``, ``embedding_params``, ``total_params``, ``flops``); ``--json -`` reads one spec
-per line from standard input and prints one result per line, in order, so thousands of specs cost
-one process start. ``paretolm arch sample --space <yaml or name> -n N --seed S`` prints N canonical
+per line from standard input and prints one result (or ``{"line": N, "error": ...}``) per line,
+in order, exiting 1 if any line failed. ``paretolm arch sample --space <yaml or name> -n N --seed S`` prints N canonical
 specs as JSON lines. Counting never imports torch.
 """
 
@@ -12,43 +12,29 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable
 from pathlib import Path
-from typing import TextIO
 
 from ..arch import ArchSpec
 from ..counting import DEFAULT_SEQ_LEN, count
 from . import COMMANDS
+from ._jsonlines import each_spec
 
 
 def count_record(spec: ArchSpec, seq_len: int) -> dict[str, object]:
+    if seq_len > spec.max_seq_len:
+        raise ValueError(f"--seq-len: {seq_len} exceeds the architecture's max_seq_len={spec.max_seq_len}")
     c = count(spec, seq_len)
     return {"arch_id": spec.arch_id, "decoder_params": c.decoder_params,
             "embedding_params": c.embedding_params, "total_params": c.total_params, "flops": c.flops}
-
-
-def _count_lines(lines: Iterable[str], seq_len: int, out: TextIO) -> int:
-    n = 0
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            spec = ArchSpec.from_json(line)
-        except ValueError as e:
-            raise ValueError(f"line {lineno}: {e}") from None
-        out.write(json.dumps(count_record(spec, seq_len)) + "\n")
-        n += 1
-    return n
 
 
 def cmd_count(args: argparse.Namespace) -> int:
     if args.seq_len <= 0:
         raise ValueError(f"--seq-len: must be positive, got {args.seq_len}")
     if args.json == "-":
-        _count_lines(sys.stdin, args.seq_len, sys.stdout)
-    else:
-        spec = ArchSpec.from_json(args.json)
-        print(json.dumps(count_record(spec, args.seq_len)))
+        return 1 if each_spec(sys.stdin, lambda spec: count_record(spec, args.seq_len)) else 0
+    spec = ArchSpec.from_json(args.json)
+    print(json.dumps(count_record(spec, args.seq_len)))
     return 0
 
 

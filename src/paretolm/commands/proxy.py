@@ -17,10 +17,10 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 from . import COMMANDS
+from ._jsonlines import each_spec
 
 SIGN = "higher = lower predicted perplexity"
 
@@ -74,23 +74,6 @@ def _list(args: argparse.Namespace) -> int:
 
 
 # -- score -------------------------------------------------------------------------------------
-def _read_specs(path: str) -> Iterator[tuple[int, Any]]:
-    from ..arch import ArchSpec
-
-    fh = sys.stdin if path == "-" else open(path)
-    try:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, ArchSpec.from_json(line)
-            except ValueError as e:
-                raise ValueError(f"line {lineno}: {e}") from None
-    finally:
-        if fh is not sys.stdin:
-            fh.close()
-
-
 def _score(args: argparse.Namespace) -> int:
     from ..proxies import Scorer, get
 
@@ -109,10 +92,14 @@ def _score(args: argparse.Namespace) -> int:
         batch = file_batch(args.data, args.batch_size, args.seq_len, args.seed)
     settings = {} if args.entropy_eps is None else {"merino_entropy": {"eps": args.entropy_eps}}
     scorer = Scorer(names, seq_len=args.seq_len, seed=args.seed, batch=batch, settings=settings)
-    for _, spec in _read_specs(args.json):
+    def score(spec: Any) -> dict[str, Any]:
         row = scorer.row(spec, costs=args.costs)
-        print(json.dumps({k: _json_float(v) if k in names else v for k, v in row.items()}), flush=True)
-    return 0
+        return {k: _json_float(v) if k in names else v for k, v in row.items()}
+
+    if args.json == "-":
+        return 1 if each_spec(sys.stdin, score) else 0
+    with open(args.json) as fh:
+        return 1 if each_spec(fh, score) else 0
 
 
 def _json_float(value: float) -> float | None:
