@@ -175,7 +175,41 @@ def write_table(df: pd.DataFrame, path: str | Path, prov: Mapping[str, Any]) -> 
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    return pq.read_table(path).to_pandas()
+    """A Parquet artifact as a DataFrame; a damaged file raises ValueError naming it and saying how
+    to get it rebuilt."""
+    try:
+        return pq.read_table(path).to_pandas()
+    except (pa.ArrowException, OSError) as e:
+        if not Path(path).exists():
+            raise
+        raise ValueError(f"{path}: damaged Parquet file ({type(e).__name__}: {e}); run snakemake again, which "
+                         "moves it to results/.damaged/ and rebuilds it") from None
+
+
+def table_problem(path: str | Path) -> str | None:
+    """Why ``path`` is not a readable Parquet file, or None."""
+    try:
+        pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def mark_damaged(results: str | Path = "results") -> list[tuple[Path, str]]:
+    """Find Parquet artifacts under ``results`` that cannot be read (a disk or an editor broke
+    them: paretolm writes atomically) and set their modification time to the epoch, so Snakemake
+    sees them as older than their inputs and rebuilds them, and what depends on them, before any
+    stage reads them. Nothing is deleted. Returns (file, problem) pairs."""
+    results = Path(results)
+    found = []
+    for path in sorted(results.rglob("*.parquet")):
+        if path.relative_to(results).parts[0] == "cache":
+            continue
+        problem = table_problem(path)
+        if problem is not None:
+            os.utime(path, (0, 0))
+            found.append((path, problem))
+    return found
 
 
 def read_provenance(path: str | Path) -> dict[str, Any] | None:

@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
-from paretolm import stages
+from snakemake.logging import logger
+
+from paretolm import artifacts, stages
 from paretolm.config import hardware_target, space_file, validate_config
 
 # Validated once, against the workflow's schema: fills the schema's defaults and runs the
@@ -16,6 +18,11 @@ validate_config(
         *workflow.overwrite_configfiles,
     ],
 )
+
+# A Parquet artifact that cannot be read (a disk or an editor broke it) is marked out of date,
+# so Snakemake rebuilds it before the next stage reads it.
+for _path, _problem in artifacts.mark_damaged("results"):
+    logger.warning(f"{_path}: damaged ({_problem}); it will be rebuilt")
 
 SEARCH_SPACE = config["search"]["space"]
 ENV = "../envs/paretolm.yaml"
@@ -42,14 +49,15 @@ def target(wc):
 
 
 def hardware_available(wc):
-    """Input function naming no file: checks that this machine can serve the job's hardware
-    target when jobs run here, so an unavailable target stops the run before any job starts.
-    Cluster runs check on the node that measures (the profiler checks before measuring).
+    """Input function naming no file: checks that this machine can get the job's hardware
+    target's measurements when jobs run here (a local target runs here; a remote one has its
+    token; an import one needs nothing), so a target this machine cannot serve stops the run
+    before any job starts. Cluster runs check on the node that measures.
     """
     if workflow.local_exec and not workflow.dryrun and not workflow.remote_exec:
-        from paretolm.profiling import check_available
+        from paretolm.measurement import check_target
 
-        check_available(wc.hardware, target(wc))
+        check_target(wc.hardware, target(wc))
     return []
 
 
