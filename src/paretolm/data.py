@@ -121,6 +121,24 @@ class DatasetSpec:
         return tuple(self.hf.get("splits", SPLITS))  # type: ignore[union-attr]
 
 
+def check_text_file(path: Path, where: str) -> None:
+    """A local dataset file must exist, hold text (UTF-8, no NUL bytes) and not be empty: say
+    which dataset and file otherwise, before ``datasets`` fails somewhere inside."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{where}: no file at {path}")
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 20)
+    if not head.strip():
+        raise ValueError(f"{where}: {path} is empty")
+    if b"\x00" in head:
+        raise ValueError(f"{where}: {path} is not a text file (it holds NUL bytes)")
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # a multi-byte character cut at the end of the sample is fine
+            raise ValueError(f"{where}: {path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
+
+
 def load_split(spec: DatasetSpec, split: str, root: str | os.PathLike | None = None):
     """The ``datasets.Dataset`` of one split, with the text in ``spec.text_column``.
 
@@ -138,12 +156,10 @@ def load_split(spec: DatasetSpec, split: str, root: str | os.PathLike | None = N
         return datasets.load_dataset(hf["name"], hf.get("config"), split=hub_split)
     if isinstance(spec.files, Mapping):
         path = resolve_path(spec.files[split], root)
-        if not path.is_file():
-            raise FileNotFoundError(f"datasets.{spec.name}.files.{split}: no file at {path}")
+        check_text_file(path, f"datasets.{spec.name}.files.{split}")
         return datasets.load_dataset("text", data_files={split: str(path)}, split=split, keep_linebreaks=True)
     path = resolve_path(spec.files, root)  # type: ignore[arg-type]
-    if not path.is_file():
-        raise FileNotFoundError(f"datasets.{spec.name}.files: no file at {path}")
+    check_text_file(path, f"datasets.{spec.name}.files")
     full = datasets.load_dataset("text", data_files={"full": str(path)}, split="full", keep_linebreaks=True)
     n = len(full)
     start = 0
@@ -151,6 +167,9 @@ def load_split(spec: DatasetSpec, split: str, root: str | os.PathLike | None = N
     for i, s in enumerate(order):
         stop = n if i == len(order) - 1 else start + int(round(n * float(spec.split[s])))  # type: ignore[index]
         if s == split:
+            if stop <= start:
+                raise ValueError(f"datasets.{spec.name}.split.{split}: {path} has {n} lines, too few for a "
+                                 f"non-empty {split} split")
             return full.select(range(start, stop))
         start = stop
     raise AssertionError("unreachable")
