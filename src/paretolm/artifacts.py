@@ -163,6 +163,14 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def normal_permissions(folder: str | Path) -> None:
+    """Give ``folder`` and everything in it the permissions the umask gives new files and folders
+    (``tempfile.mkdtemp`` makes a private folder; artifacts are shared like any other file)."""
+    folder = Path(folder)
+    for path in [folder, *folder.rglob("*")]:
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_UMASK)
+
+
 def write_table(df: pd.DataFrame, path: str | Path, prov: Mapping[str, Any]) -> Path:
     """Write ``df`` to Parquet atomically with ``prov`` stored under the ``paretolm`` metadata key."""
     table = pa.Table.from_pandas(df, preserve_index=False)

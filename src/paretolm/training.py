@@ -22,6 +22,7 @@ Hyperparameters come from ``TrainConfig`` (config section ``train``) with named 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -37,8 +38,10 @@ import pandas as pd
 import torch
 
 from .arch import ArchSpec
-from .artifacts import provenance, write_json, write_table
+from .artifacts import normal_permissions, provenance, write_json, write_table
 from .data import train_batch
+
+_log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("lamb", "adam", "adamw")
 SCHEDULES = ("cosine", "linear", "constant")
@@ -202,7 +205,9 @@ def load_model(folder: str | os.PathLike) -> torch.nn.Module:
 
 def _replace_dir(tmp: Path, target: Path) -> None:
     """Move folder ``tmp`` to ``target``, replacing any old one; the old one is renamed aside first
-    so that at every instant one complete folder exists under one of the two names."""
+    so that at every instant one complete folder exists under one of the two names. The folder
+    gets the permissions of every other artifact (``mkdtemp`` makes it private)."""
+    normal_permissions(tmp)
     old = target.with_name(target.name + ".old")
     if target.exists():
         shutil.rmtree(old, ignore_errors=True)
@@ -229,21 +234,19 @@ def _save_checkpoint(folder: Path, model, optimizer, scheduler, step: int, log: 
         raise
 
 
-def _find_checkpoint(folder: Path) -> Path | None:
-    for cand in (folder, folder.with_name(folder.name + ".old")):
-        if (cand / "state.json").is_file() and (cand / "optimizer.pt").is_file():
-            return cand
-    return None
+def _checkpoints(folder: Path) -> list[Path]:
+    """The checkpoint and the one kept beside it while a new one is written, newest first."""
+    return [c for c in (folder, folder.with_name(folder.name + ".old")) if c.is_dir()]
 
 
 def _load_checkpoint(folder: Path, model, optimizer, scheduler) -> tuple[int, list[dict]]:
     from safetensors.torch import load_model as st_load
 
+    state = json.loads((folder / "state.json").read_text())
     st_load(model, str(folder / "model.safetensors"))
     blob = torch.load(folder / "optimizer.pt", weights_only=True)
     optimizer.load_state_dict(blob["optimizer"])
     torch.set_rng_state(blob["torch_rng"])
-    state = json.loads((folder / "state.json").read_text())
     scheduler.load_state_dict(state["scheduler"])
     return int(state["step"]), list(state["log"])
 
@@ -270,16 +273,25 @@ def train(
     if cfg.seq_len > spec.max_seq_len:
         raise ValueError(f"train.seq_len: {cfg.seq_len} exceeds the spec's max_seq_len={spec.max_seq_len}")
     torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    model = build_trainable(spec, cfg)
-    model.train()
-    optimizer = make_optimizer(model, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
     ckpt_dir = out / "checkpoint"
+
+    def fresh() -> tuple[Any, Any, Any]:
+        torch.manual_seed(cfg.seed)
+        model = build_trainable(spec, cfg)
+        model.train()
+        optimizer = make_optimizer(model, cfg)
+        return model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
+
+    model, optimizer, scheduler = fresh()
     start, log = 0, []
-    found = _find_checkpoint(ckpt_dir)
-    if found is not None:
-        start, log = _load_checkpoint(found, model, optimizer, scheduler)
+    for found in _checkpoints(ckpt_dir):
+        try:
+            start, log = _load_checkpoint(found, model, optimizer, scheduler)
+            break
+        except Exception as e:  # a damaged checkpoint: try the previous one, else start again
+            _log.warning("checkpoint %s cannot be loaded (%s: %s); trying an older one or starting over",
+                         found, type(e).__name__, e)
+            model, optimizer, scheduler = fresh()
     resumed_from = start
     bar = None
     if progress:
