@@ -23,11 +23,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .artifacts import canonical_hash, file_hash, read_provenance, read_table
 
 _SKIP_DIRS = {"cache"}
+# Columns that must hold finite numbers at or above this wherever a table carries them.
+VALUE_COLUMNS = {"latency_ms": 0.0, "latency_iqr_ms": 0.0, "peak_memory_mb": 0.0, "decoder_params": 0.0,
+                 "total_params": 0.0, "flops": 0.0}
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class Auditor:
                 self.add(path, "stale", f"input {inp} changed since this was made "
                                         f"(hash {recorded} -> {file_hash(where)})")
         self._check_config(path, prov)
+        self._check_values(path, df, prov)
         checker = getattr(self, f"_consistent_{prov.get('stage')}", None)
         if checker is not None:
             try:
@@ -107,6 +112,23 @@ class Auditor:
             changed = _changed_keys(prov.get("config", {}), part)
             self.add(path, "stale", f"config of stage {prov['stage']!r} changed since this was made "
                                     f"({', '.join(changed) or 'values'})")
+
+    def _check_values(self, path: Path, df: pd.DataFrame, prov: Mapping[str, Any]) -> None:
+        """Measured and counted columns hold finite, positive numbers wherever they appear (an
+        IQR may be 0; peak memory may be missing only where memory was not measured)."""
+        memory_off = prov.get("config", {}).get("profile", {}).get("memory") is False
+        for column, lowest in VALUE_COLUMNS.items():
+            if column not in df.columns:
+                continue
+            values = pd.to_numeric(df[column], errors="coerce")
+            missing = values.isna() & ~(memory_off & (column == "peak_memory_mb"))
+            bad = missing | ~(values.isna() | (np.isfinite(values) & (values >= lowest)))
+            if column != "latency_iqr_ms":
+                bad |= values == 0
+            if bad.any():
+                example = df.loc[bad, "arch_id"].iloc[0] if "arch_id" in df else bad.idxmax()
+                self.add(path, "inconsistent", f"{int(bad.sum())} rows with a missing, non-finite or "
+                                               f"non-positive {column} (e.g. {example}: {df.loc[bad, column].iloc[0]})")
 
     # -- per-stage consistency ---------------------------------------------------------------
     def _ids_of(self, inp: str | None) -> list[str] | None:
@@ -145,8 +167,6 @@ class Auditor:
         missing = [c for c in ("latency_ms", "latency_iqr_ms", "peak_memory_mb") if c not in df.columns]
         if missing:
             self.add(path, "inconsistent", f"measurement columns {missing} missing")
-        elif (df["latency_ms"] <= 0).any():
-            self.add(path, "inconsistent", "non-positive latency")
 
     def _consistent_search(self, path: Path, df: pd.DataFrame, prov: Mapping[str, Any]) -> None:
         from . import pareto
@@ -188,6 +208,8 @@ def audit(results: str | Path, config: Mapping[str, Any] | None = None,
 def report(findings: list[Finding], n_artifacts: int, as_json: bool = False) -> str:
     if as_json:
         return json.dumps({"artifacts": n_artifacts, "findings": [asdict(f) for f in findings]}, indent=2)
+    if not n_artifacts:
+        return "no artifacts found: nothing was audited (is this the results folder of a run?)"
     if not findings:
         return f"{n_artifacts} artifacts: all have provenance, are current and consistent"
     lines = [f"{f.kind:18s} {f.path}: {f.message}" for f in findings]
