@@ -1,7 +1,9 @@
 """Latency and peak memory of one forward pass on a hardware target, with an on-disk cache.
 
-The target's runtime (``paretolm.runtimes``, chosen by its ``device``) prepares the model, times
-warm-up plus adaptive repeats (median and IQR reported) and measures the pass's peak memory. Every
+The target's runtime (``paretolm.runtimes``: ``torch``, ``torch_int8``, ``onnxruntime``) loads the
+model; prefill (one forward pass) and decode (per token, with the decoding cache) are timed with
+warm-up plus adaptive repeats (median and IQR reported, with the protocol they were measured under)
+and the prefill pass's peak memory is measured. Every
 measurement is cached as a JSON file keyed by architecture, machine fingerprint, torch version and
 settings, so nothing is measured twice and a killed run resumes. Protocol details: docs/hardware.md.
 """
@@ -25,10 +27,10 @@ import pandas as pd
 
 from .arch import ArchSpec
 from .artifacts import atomic_path, canonical_hash, hardware_fingerprint
+from .runtimes import Session
 
 log = logging.getLogger("paretolm.profiling")
 
-_DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
 _ARCH_ALIASES = {"arm64": "aarch64", "amd64": "x86_64", "x64": "x86_64"}
 
 
@@ -46,6 +48,7 @@ def _machine() -> str:
 def check_available(name: str, target: Mapping[str, Any]) -> None:
     """Raise ValueError naming the target and what is missing if this machine cannot serve it."""
     from .runtimes import get as get_runtime
+    from .runtimes import resolve as resolve_runtime
 
     want = target.get("arch")
     if want and _ARCH_ALIASES.get(str(want).lower(), str(want).lower()) != _machine():
@@ -53,29 +56,55 @@ def check_available(name: str, target: Mapping[str, Any]) -> None:
             f"hardware target {name!r}: needs a {want} CPU, but this machine is {_machine()}; "
             "run it where that CPU is (e.g. with the cluster profile, see docs/workflow.md)"
         )
-    dtype = target.get("dtype", "float32")
-    if dtype not in _DTYPES:
-        raise ValueError(f"hardware target {name!r}: dtype {dtype!r} not one of {sorted(_DTYPES)}")
-    get_runtime(target.get("device", "cpu")).check(name, target)
+    resolved = resolve_runtime(target)
+    get_runtime(resolved["runtime"]).check(name, resolved)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """How to measure: the profile config section plus the hardware target (routing excluded)."""
+    """How to measure: the profile config section plus the hardware target (routing excluded).
+
+    ``runtime`` runs the model (``paretolm.runtimes``); ``quantize: dynamic_int8`` is the older
+    spelling of ``runtime: torch_int8`` and is folded into it. Prefill is one forward pass over
+    ``batch`` x ``seq_len`` tokens; decode is the time per token of generating ``decode_tokens``
+    tokens one at a time with the decoding cache after a prompt of ``context`` tokens (None: the
+    prompt and the generated tokens fill ``seq_len``, at most ``seq_len - 1`` generated). Both are
+    measured (decode for causal backbones only); ``latency`` names the one reported as
+    ``latency_ms``, the column the search minimises."""
 
     device: str = "cpu"
+    runtime: str = "torch"
     dtype: str = "float32"
     quantize: str | None = None
     threads: int = 1
     arch: str | None = None
     batch: int = 1
     seq_len: int = 192
+    latency: str = "prefill"
+    context: int | None = None
+    decode_tokens: int = 16
     warmup: int = 3
     min_repeats: int = 10
     max_repeats: int = 40
     rel_iqr_max: float = 0.05
     memory: bool = True
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        from .runtimes import resolve
+
+        resolved = resolve({"runtime": self.runtime, "device": self.device, "dtype": self.dtype,
+                            "quantize": self.quantize})
+        object.__setattr__(self, "runtime", resolved["runtime"])
+        object.__setattr__(self, "quantize", None)
+        if self.latency not in LATENCIES:
+            raise ValueError(f"profile.latency: {self.latency!r} is not one of {', '.join(LATENCIES)}")
+        if self.context is None:
+            object.__setattr__(self, "decode_tokens", max(1, min(self.decode_tokens, self.seq_len - 1)))
+            object.__setattr__(self, "context", max(1, self.seq_len - self.decode_tokens))
+        if self.context < 1 or self.decode_tokens < 1:
+            raise ValueError(f"profile.context and profile.decode_tokens: at least 1 each, got "
+                             f"{self.context} and {self.decode_tokens}")
 
     @classmethod
     def from_parts(cls, hardware: Mapping[str, Any], profile: Mapping[str, Any]) -> Settings:
@@ -92,49 +121,31 @@ class Settings:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
 
+LATENCIES = ("prefill", "decode")
+
+
 # -- one measurement ------------------------------------------------------------------------------
-def prepare_model(spec: ArchSpec, s: Settings) -> Any:
-    """The model as the target runs it: eval mode, then the runtime's dtype, int8 linears, device."""
+def prepare_model(spec: ArchSpec, s: Settings) -> Session:
+    """The model as the target runs it: built from ``spec`` with seed ``s.seed``, in eval mode,
+    loaded by the target's runtime (dtype, int8, ONNX export, device). Calling it runs a forward
+    pass (``session(session.inputs(ids))``)."""
     import torch
 
     from .models import build_model
     from .runtimes import get as get_runtime
 
     torch.manual_seed(s.seed)
-    return get_runtime(s.device).prepare(build_model(spec).eval(), s)
+    return get_runtime(s.runtime).load(build_model(spec).eval(), s)
 
 
 def weight_bytes(model: Any) -> int:
-    """Bytes of every tensor in the model's state (parameters, buffers, packed int8 weights),
-    each storage counted once."""
-    import torch
+    """Bytes of the weights of a session or ``nn.Module`` (each storage counted once; packed int8
+    weights; an ONNX graph's initializers)."""
+    from .runtimes.pytorch import TorchSession, module_weight_bytes
 
-    seen: set[tuple[int, int]] = set()
-    total = 0
-
-    def add(t: Any) -> None:
-        nonlocal total
-        if isinstance(t, torch.Tensor):
-            if t.is_quantized:
-                n = t.numel() * t.element_size()
-                key = (id(t), n)
-            else:
-                st = t.untyped_storage()
-                n = st.nbytes()
-                key = (st.data_ptr(), n)
-            if key not in seen:
-                seen.add(key)
-                total += n
-        elif isinstance(t, (tuple, list)):
-            for x in t:
-                add(x)
-
-    for p in list(model.parameters()) + list(model.buffers()):
-        add(p)
-    for value in model.state_dict(keep_vars=True).values():
-        if isinstance(value, torch.Tensor) and value.is_quantized or isinstance(value, (tuple, list)):
-            add(value)
-    return total
+    if isinstance(model, TorchSession):
+        model = model.model
+    return model.weight_bytes() if hasattr(model, "weight_bytes") else module_weight_bytes(model)
 
 
 def _iqr(values: Sequence[float]) -> float:
@@ -142,68 +153,131 @@ def _iqr(values: Sequence[float]) -> float:
     return float(q3 - q1)
 
 
-def time_forward(model: Any, ids: Any, s: Settings) -> list[float]:
-    """Milliseconds of each timed pass (after warm-up), adaptive as described above."""
+def _wall_ms(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter_ns()
+    fn()
+    return (time.perf_counter_ns() - t0) / 1e6
+
+
+def time_repeats(fn: Callable[[], Any], s: Settings, time_call: Callable[[Callable[[], Any]], float] = _wall_ms,
+                 synchronize: Callable[[], None] = lambda: None) -> list[float]:
+    """Milliseconds of each timed call of ``fn``: ``s.warmup`` untimed calls, then at least
+    ``s.min_repeats`` timed ones, more in rounds of ``min_repeats // 2`` while IQR / median is
+    above ``s.rel_iqr_max``, up to ``s.max_repeats``."""
     import torch
-
-    from .runtimes import get as get_runtime
-
-    runtime = get_runtime(s.device)
-
-    def one() -> float:
-        return runtime.time_call(lambda: model(ids))
 
     with torch.inference_mode():
         for _ in range(s.warmup):
-            model(ids)
-        runtime.synchronize()
-        times = [one() for _ in range(s.min_repeats)]
+            fn()
+        synchronize()
+        times = [time_call(fn) for _ in range(s.min_repeats)]
         step = max(1, s.min_repeats // 2)
         while len(times) < s.max_repeats:
             med = statistics.median(times)
             if med <= 0 or _iqr(times) / med <= s.rel_iqr_max:
                 break
-            times.extend(one() for _ in range(min(step, s.max_repeats - len(times))))
+            times.extend(time_call(fn) for _ in range(min(step, s.max_repeats - len(times))))
     return times
 
 
+def time_forward(session: Any, ids: Any, s: Settings) -> list[float]:
+    """Milliseconds of each timed prefill pass ``session(ids)`` (``time_repeats``)."""
+    if isinstance(session, Session):
+        return time_repeats(lambda: session(ids), s, session.time_call, session.synchronize)
+    return time_repeats(lambda: session(ids), s)
+
+
+def time_decode(session: Session, context: Any, tokens: Sequence[Any], s: Settings) -> list[float]:
+    """Milliseconds per generated token of each timed decode: the cache of ``context`` is built
+    once (untimed), then each timed call feeds ``tokens`` one at a time, each step taking the cache
+    the step before returned. The tokens are fixed rather than sampled from the logits, so no
+    timed call waits on a result it needs before the next step."""
+    _, start = session.step(context, None)
+
+    def decode() -> None:
+        past = start
+        for token in tokens:
+            _, past = session.step(token, past)
+
+    return [t / len(tokens) for t in time_repeats(decode, s, session.time_call, session.synchronize)]
+
+
+def _stats(times: Sequence[float]) -> tuple[float, float]:
+    return float(statistics.median(times)), _iqr(times)
+
+
 def measure(spec: ArchSpec, s: Settings) -> dict[str, Any]:
-    """Measure one architecture: latency statistics and peak memory (see the module docstring)."""
+    """Measure one architecture on the target's runtime: prefill and (causal backbones) decode
+    latency with their protocol, and the peak memory of the prefill pass. ``latency_ms`` and
+    ``latency_iqr_ms`` repeat the statistics of ``s.latency``."""
     import torch
 
+    from .runtimes import get as get_runtime
+
+    causal = spec.plugin.causal
     if s.seq_len > spec.max_seq_len:
         raise ValueError(
             f"profile.seq_len: {s.seq_len} exceeds the architecture's max_seq_len={spec.max_seq_len}"
         )
+    if s.latency == "decode" and not causal:
+        raise ValueError(f"profile.latency: decode needs a causal backbone; {spec.backbone} is not one "
+                         "(measure it with latency: prefill)")
+    if causal and s.context + s.decode_tokens > spec.max_seq_len:
+        raise ValueError(f"profile.context + profile.decode_tokens: {s.context} + {s.decode_tokens} tokens "
+                         f"exceed the architecture's max_seq_len={spec.max_seq_len}")
     torch.set_num_threads(s.threads)
     t0 = time.perf_counter()
-    model = prepare_model(spec, s)
+    session = prepare_model(spec, s)
     gen = torch.Generator().manual_seed(s.seed)
-    ids = torch.randint(0, spec.vocab_size, (s.batch, s.seq_len), generator=gen).to(s.device)
-    weights = weight_bytes(model)
-    times = time_forward(model, ids, s)
-    peak = float("nan")
-    transient = float("nan")
+    ids = session.inputs(torch.randint(0, spec.vocab_size, (s.batch, s.seq_len), generator=gen))
+    weights = session.weight_bytes()
+    prefill = time_forward(session, ids, s)
+    decode: list[float] = []
+    if causal:
+        context = torch.randint(0, spec.vocab_size, (s.batch, s.context), generator=gen)
+        tokens = torch.randint(0, spec.vocab_size, (s.decode_tokens, s.batch, 1), generator=gen)
+        decode = time_decode(session, session.inputs(context), [session.inputs(t) for t in tokens], s)
+    peak = transient = float("nan")
     if s.memory:
-        from .runtimes import get as get_runtime
-
-        peak_bytes, transient_bytes = get_runtime(s.device).peak_bytes(model, ids, weights)
-        peak = peak_bytes / 2**20
-        transient = transient_bytes / 2**20
-    del model
+        peak_bytes, transient_bytes = session.peak_bytes(ids, weights)
+        peak, transient = peak_bytes / 2**20, transient_bytes / 2**20
+    check_error = getattr(session, "check_error", None)
+    del session
     gc.collect()
+    objective = prefill if s.latency == "prefill" else decode
+    nan = float("nan")
     return {
         "arch_id": spec.arch_id,
-        "latency_ms": float(statistics.median(times)),
-        "latency_iqr_ms": _iqr(times),
-        "latency_mean_ms": float(statistics.fmean(times)),
-        "latency_min_ms": float(min(times)),
-        "repeats": len(times),
+        "latency_ms": _stats(objective)[0],
+        "latency_iqr_ms": _stats(objective)[1],
+        "latency_mean_ms": float(statistics.fmean(objective)),
+        "latency_min_ms": float(min(objective)),
+        "repeats": len(objective),
+        "prefill_ms": _stats(prefill)[0],
+        "prefill_iqr_ms": _stats(prefill)[1],
+        "prefill_repeats": len(prefill),
+        "decode_ms_per_token": _stats(decode)[0] if decode else nan,
+        "decode_iqr_ms": _stats(decode)[1] if decode else nan,
+        "decode_repeats": len(decode),
         "peak_memory_mb": float(peak),
         "weights_mb": weights / 2**20,
         "activation_peak_mb": float(transient),
         "measure_seconds": time.perf_counter() - t0,
-        "forward_ms_total": float(sum(times)),
+        "forward_ms_total": float(sum(prefill)),
+        "onnx_check_error": nan if check_error is None else float(check_error),
+        # the protocol every number above was measured under
+        **protocol(s, causal),
+        **get_runtime(s.runtime).versions(),
+    }
+
+
+def protocol(s: Settings, causal: bool = True) -> dict[str, Any]:
+    """The settings a measurement's numbers depend on, as table columns."""
+    return {
+        "latency": s.latency, "runtime": s.runtime, "device": s.device, "dtype": s.dtype,
+        "threads": s.threads, "batch": s.batch, "seq_len": s.seq_len,
+        "context": s.context if causal else 0, "decode_tokens": s.decode_tokens if causal else 0,
+        "warmup": s.warmup,
     }
 
 

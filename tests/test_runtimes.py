@@ -1,0 +1,112 @@
+"""The runtimes behind hardware targets: every backbone through the ONNX Runtime export (logits
+checked against PyTorch's, prefill and cached decoding), int8 on both runtimes, and a wrong graph
+refused before it is timed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from paretolm import profiling
+from paretolm.arch import ArchSpec
+from paretolm.backbones import BACKBONES
+from paretolm.profiling import Settings
+from paretolm.runtimes import RUNTIMES, resolve
+from paretolm.runtimes import ort as ort_runtime
+
+pytest.importorskip("onnxruntime")
+
+FAST = dict(seq_len=24, decode_tokens=4, warmup=1, min_repeats=10, max_repeats=10, rel_iqr_max=1.0)
+
+
+def example(name: str) -> ArchSpec:
+    return ArchSpec.from_dict(BACKBONES.get(name).example)
+
+
+def test_registered_runtimes_and_resolution() -> None:
+    assert {"torch", "torch_int8", "onnxruntime"} <= set(RUNTIMES.names())
+    assert resolve({"device": "cpu"})["runtime"] == "torch"
+    assert resolve({"device": "cpu", "quantize": "dynamic_int8"})["runtime"] == "torch_int8"
+    assert RUNTIMES.get("onnxruntime").versions()["onnxruntime_version"]
+
+
+@pytest.mark.parametrize("name", BACKBONES.names())
+def test_onnxruntime_matches_pytorch_on_every_backbone(name: str) -> None:
+    spec = example(name)
+    session = profiling.prepare_model(spec, Settings(runtime="onnxruntime"))
+    assert session.check_error < ort_runtime.TOLERANCE["float32"]
+    ids = torch.randint(0, spec.vocab_size, (2, 10), generator=torch.Generator().manual_seed(3))
+    torch.manual_seed(0)
+    from paretolm.models import build_model
+
+    with torch.inference_mode():
+        want = build_model(spec).eval()(ids).logits.numpy()
+    # batch 2 and another length than the export traced: the axes are dynamic
+    np.testing.assert_allclose(session.logits(session(session.inputs(ids))), want, atol=1e-4, rtol=1e-4)
+    if spec.plugin.causal:
+        logits, past = session.step(session.inputs(ids[:, :7]), None)
+        parts = [session.logits(logits)]
+        for i in range(7, 10):
+            logits, past = session.step(session.inputs(ids[:, i:i + 1]), past)
+            parts.append(session.logits(logits))
+        np.testing.assert_allclose(np.concatenate(parts, axis=1), want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("runtime", "dtype"), [("onnxruntime", "float32"), ("onnxruntime", "int8"),
+                                                ("torch_int8", "float32")])
+def test_measure_on_each_runtime(runtime: str, dtype: str) -> None:
+    spec = ArchSpec(backbone="gpt2", n_layer=2, d_model=64, n_head=4, d_inner=256, vocab_size=500, max_seq_len=64)
+    r = profiling.measure(spec, Settings(runtime=runtime, dtype=dtype, **FAST))
+    assert r["runtime"] == runtime and r["dtype"] == dtype and r["threads"] == 1
+    assert r["prefill_ms"] > 0 and r["decode_ms_per_token"] > 0 and r["latency_ms"] == r["prefill_ms"]
+    assert r["prefill_repeats"] == r["decode_repeats"] == 10 and (r["context"], r["decode_tokens"]) == (20, 4)
+    assert r["peak_memory_mb"] >= r["weights_mb"] > 0
+    if runtime == "onnxruntime":
+        assert r["onnxruntime_version"] and 0 <= r["onnx_check_error"] < ort_runtime.TOLERANCE[dtype]
+    else:
+        assert np.isnan(r["onnx_check_error"])
+
+
+def test_int8_graph_is_smaller() -> None:
+    spec = ArchSpec(backbone="opt", n_layer=2, d_model=64, n_head=4, d_inner=512, vocab_size=500, max_seq_len=64)
+    fp32 = profiling.prepare_model(spec, Settings(runtime="onnxruntime")).weight_bytes()
+    int8 = profiling.prepare_model(spec, Settings(runtime="onnxruntime", dtype="int8")).weight_bytes()
+    assert int8 < 0.5 * fp32
+
+
+def test_a_graph_whose_logits_differ_is_not_timed(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = example("gpt2")
+    real_export = ort_runtime.export
+
+    def broken_export(model, vocab_size, causal, path):
+        with torch.no_grad():
+            model.ln_f.weight.mul_(3.0)  # the exported graph computes something else
+        layout = real_export(model, vocab_size, causal, path)
+        with torch.no_grad():
+            model.ln_f.weight.div_(3.0)
+        return layout
+
+    monkeypatch.setattr(ort_runtime, "export", broken_export)
+    with pytest.raises(ValueError, match="logits differ from PyTorch's .* refusing to time it"):
+        profiling.measure(spec, Settings(runtime="onnxruntime", **FAST))
+
+
+def test_relative_error_is_against_the_spread() -> None:
+    want = np.random.default_rng(0).normal(size=(1, 3, 50))
+    assert ort_runtime.relative_error(want, want) == 0.0
+    assert ort_runtime.relative_error(want + 1e-3, want) < 0.01
+    assert ort_runtime.relative_error(want - 20.0, want - 20.0) == 0.0
+    assert ort_runtime.relative_error(np.zeros_like(want), want) == pytest.approx(1.0, rel=0.1)
+
+
+def test_resident_peak_sees_an_allocation() -> None:
+    big = 64 * 2**20
+    added = ort_runtime.resident_peak_bytes(lambda: np.ones(big // 8).sum())
+    assert added >= 0.9 * big
+
+
+@pytest.mark.parametrize("name", BACKBONES.names())
+def test_onnxruntime_int8_passes_its_check_on_every_backbone(name: str) -> None:
+    session = profiling.prepare_model(example(name), Settings(runtime="onnxruntime", dtype="int8"))
+    assert 0 < session.check_error < ort_runtime.TOLERANCE["int8"]
