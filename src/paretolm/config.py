@@ -200,6 +200,10 @@ def check_consistency(config: Mapping[str, Any]) -> None:
         if name not in config["hardware"]:
             known = sorted(config["hardware"])
             raise ValueError(f"targets: {name!r} is not a hardware target (known: {known})")
+    from .measurement import target_source
+
+    for name, target in config["hardware"].items():
+        target_source(name, target)
     check_names(config)
 
 
@@ -347,7 +351,33 @@ def hardware_target(config: Mapping[str, Any], hardware: str) -> dict[str, Any]:
 
 def measurement_settings(config: Mapping[str, Any], hardware: str) -> dict[str, Any]:
     """What a latency/memory number depends on: the target (minus job routing) and the
-    profile settings (minus the cache location)."""
+    profile settings (minus the cache location and the number of shards)."""
     target = {k: v for k, v in hardware_target(config, hardware).items() if k not in ROUTING_KEYS}
-    prof = {k: v for k, v in config["profile"].items() if k != "cache"}
+    prof = {k: v for k, v in config["profile"].items() if k not in ("cache", "shards")}
     return {"hardware": target, "profile": prof}
+
+
+def load_measurement_settings(path: str | Path, hardware: str, root: str | Path = ".") -> dict[str, Any]:
+    """``measurement_settings`` of target ``hardware`` from a config file, validating only the
+    sections they come from (``hardware``, ``profile``; defaults filled): a device that measures
+    never runs the rest of the workflow, so nothing else in the file can stop it."""
+    import jsonschema
+
+    from .measurement import target_source
+
+    with open(path) as fh:
+        config = yaml.safe_load(fh) or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a mapping of config sections")
+    schema = load_schema(root)
+    names = ("hardware", "profile")
+    sections = {k: config[k] for k in names if k in config}
+    wanted = {**schema, "properties": {k: schema["properties"][k] for k in names}, "additionalProperties": True}
+    validator = _with_defaults(jsonschema.validators.validator_for(schema))(wanted)
+    errors = sorted(validator.iter_errors(sections), key=lambda e: list(e.absolute_path))
+    if errors:
+        where = ".".join(map(str, errors[0].absolute_path)) or "config"
+        raise ValueError(f"{where}: {errors[0].message} [{path}]")
+    for name, target in sections["hardware"].items():
+        target_source(name, target)
+    return measurement_settings(sections, hardware)

@@ -1,4 +1,5 @@
-"""Script of rule profile: latency and peak memory on one hardware target."""
+"""Script of rule profile: latency and peak memory on one hardware target (measured, imported,
+asked of a server, or gathered from the shards)."""
 
 from paretolm.logs import logged
 from paretolm.stages import profile
@@ -13,4 +14,5 @@ with logged(sm.log[0]):
         proxies=sm.input.proxies,
         cache_dir=sm.config["profile"]["cache"],
         out=sm.output[0],
+        shards=list(sm.input.shards),
     )

@@ -37,14 +37,14 @@ def run(part: Mapping[str, Any], *, hardware: str, profile: str | Path, space_fi
         plot: str | Path | None = None) -> pd.DataFrame:
     """Search on ``hardware`` from the profiled samples in ``profile``; writes ``archive``,
     ``frontier`` and, when asked, the frontier figure ``plot``."""
+    from ..measurement import source_for
     from ..methods import SearchProblem
     from ..methods import get as get_method
-    from ..profiling import Profiler, settings_from_params
     from ..proxies import Scorer
     from ..spaces import SearchSpace
 
     space = SearchSpace.from_yaml(space_file)
-    profiler = Profiler(hardware, settings_from_params(part), cache_dir)
+    profiler = source_for(hardware, part, cache_dir)  # measures here, imports, or asks a server
     problem = SearchProblem(space=space, settings=part["search"], measure=profiler,
                             scorer=Scorer.from_part(part["proxies"]), initial=read_table(profile))
     t0 = time.perf_counter()
