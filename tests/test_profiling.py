@@ -31,7 +31,7 @@ def test_measure_real_model():
     assert r["peak_memory_mb"] > r["weights_mb"] + r["activation_peak_mb"] - 1e-9
     # prefill is the objective by default; decode is recorded beside it, with the protocol
     assert r["latency_ms"] == r["prefill_ms"] and r["decode_ms_per_token"] > 0 and r["decode_repeats"] >= 10
-    assert (r["runtime"], r["dtype"], r["latency"], r["seq_len"], r["context"]) == ("torch", "float32", "prefill",
+    assert (r["runtime"], r["dtype"], r["latency_kind"], r["seq_len"], r["context"]) == ("torch", "float32", "prefill",
                                                                                   32, 16)
     assert r["torch_version"] == torch.__version__
 
@@ -90,6 +90,14 @@ def test_tied_weights_counted_once_and_int8_is_smaller():
     assert int8 < 0.6 * fp32
     r = profiling.measure(big, Settings(runtime="torch_int8", **FAST))
     assert r["latency_ms"] > 0 and r["weights_mb"] * 2**20 == pytest.approx(int8) and r["runtime"] == "torch_int8"
+
+
+def test_cpu_clock_counts_compute_not_waiting():
+    assert profiling._cpu_ms(lambda: time.sleep(0.05)) < 10 <= profiling._wall_ms(lambda: time.sleep(0.05))
+    r = profiling.measure(SPEC, Settings(**{**FAST, "clock": "cpu", "memory": False}))
+    assert r["clock"] == "cpu" and r["prefill_ms"] > 0 and r["decode_ms_per_token"] > 0
+    with pytest.raises(ValueError, match="profile.clock: cpu times the process's CPU time"):
+        Settings(device="cuda", clock="cpu")
 
 
 def test_quantize_is_the_older_spelling_of_torch_int8():

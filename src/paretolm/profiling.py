@@ -56,7 +56,10 @@ def check_available(name: str, target: Mapping[str, Any]) -> None:
             f"hardware target {name!r}: needs a {want} CPU, but this machine is {_machine()}; "
             "run it where that CPU is (e.g. with the cluster profile, see docs/workflow.md)"
         )
-    resolved = resolve_runtime(target)
+    try:
+        resolved = resolve_runtime(target)
+    except ValueError as e:
+        raise ValueError(f"hardware target {name!r}: {e}") from e
     get_runtime(resolved["runtime"]).check(name, resolved)
 
 
@@ -81,6 +84,7 @@ class Settings:
     batch: int = 1
     seq_len: int = 192
     latency: str = "prefill"
+    clock: str = "wall"
     context: int | None = None
     decode_tokens: int = 16
     warmup: int = 3
@@ -97,6 +101,11 @@ class Settings:
                             "quantize": self.quantize})
         object.__setattr__(self, "runtime", resolved["runtime"])
         object.__setattr__(self, "quantize", None)
+        if self.clock not in ("wall", "cpu"):
+            raise ValueError(f"profile.clock: {self.clock!r} is not wall or cpu")
+        if self.clock == "cpu" and self.device != "cpu":
+            raise ValueError(f"profile.clock: cpu times the process's CPU time, which says nothing on device "
+                             f"{self.device}; use clock: wall")
         if self.latency not in LATENCIES:
             raise ValueError(f"profile.latency: {self.latency!r} is not one of {', '.join(LATENCIES)}")
         if self.context is None:
@@ -159,6 +168,20 @@ def _wall_ms(fn: Callable[[], Any]) -> float:
     return (time.perf_counter_ns() - t0) / 1e6
 
 
+def _cpu_ms(fn: Callable[[], Any]) -> float:
+    """CPU time of the process during ``fn()``: with one thread, the call's compute time, which
+    other processes on the machine delay (wall clock) but barely change."""
+    t0 = time.process_time_ns()
+    fn()
+    return (time.process_time_ns() - t0) / 1e6
+
+
+def _timer(session: Any, s: Settings) -> Callable[[Callable[[], Any]], float]:
+    if s.clock == "cpu":
+        return _cpu_ms
+    return session.time_call if isinstance(session, Session) else _wall_ms
+
+
 def time_repeats(fn: Callable[[], Any], s: Settings, time_call: Callable[[Callable[[], Any]], float] = _wall_ms,
                  synchronize: Callable[[], None] = lambda: None) -> list[float]:
     """Milliseconds of each timed call of ``fn``: ``s.warmup`` untimed calls, then at least
@@ -182,9 +205,8 @@ def time_repeats(fn: Callable[[], Any], s: Settings, time_call: Callable[[Callab
 
 def time_forward(session: Any, ids: Any, s: Settings) -> list[float]:
     """Milliseconds of each timed prefill pass ``session(ids)`` (``time_repeats``)."""
-    if isinstance(session, Session):
-        return time_repeats(lambda: session(ids), s, session.time_call, session.synchronize)
-    return time_repeats(lambda: session(ids), s)
+    sync = session.synchronize if isinstance(session, Session) else (lambda: None)
+    return time_repeats(lambda: session(ids), s, _timer(session, s), sync)
 
 
 def time_decode(session: Session, context: Any, tokens: Sequence[Any], s: Settings) -> list[float]:
@@ -199,7 +221,7 @@ def time_decode(session: Session, context: Any, tokens: Sequence[Any], s: Settin
         for token in tokens:
             _, past = session.step(token, past)
 
-    return [t / len(tokens) for t in time_repeats(decode, s, session.time_call, session.synchronize)]
+    return [t / len(tokens) for t in time_repeats(decode, s, _timer(session, s), session.synchronize)]
 
 
 def _stats(times: Sequence[float]) -> tuple[float, float]:
@@ -255,9 +277,11 @@ def measure(spec: ArchSpec, s: Settings) -> dict[str, Any]:
         "repeats": len(objective),
         "prefill_ms": _stats(prefill)[0],
         "prefill_iqr_ms": _stats(prefill)[1],
+        "prefill_min_ms": float(min(prefill)),
         "prefill_repeats": len(prefill),
         "decode_ms_per_token": _stats(decode)[0] if decode else nan,
         "decode_iqr_ms": _stats(decode)[1] if decode else nan,
+        "decode_min_ms_per_token": float(min(decode)) if decode else nan,
         "decode_repeats": len(decode),
         "peak_memory_mb": float(peak),
         "weights_mb": weights / 2**20,
@@ -274,7 +298,7 @@ def measure(spec: ArchSpec, s: Settings) -> dict[str, Any]:
 def protocol(s: Settings, causal: bool = True) -> dict[str, Any]:
     """The settings a measurement's numbers depend on, as table columns."""
     return {
-        "latency": s.latency, "runtime": s.runtime, "device": s.device, "dtype": s.dtype,
+        "latency_kind": s.latency, "clock": s.clock, "runtime": s.runtime, "device": s.device, "dtype": s.dtype,
         "threads": s.threads, "batch": s.batch, "seq_len": s.seq_len,
         "context": s.context if causal else 0, "decode_tokens": s.decode_tokens if causal else 0,
         "warmup": s.warmup,
