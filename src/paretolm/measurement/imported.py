@@ -92,7 +92,7 @@ class ImportSource(Source):
             raise MissingMeasurements(
                 self.hardware, [spec.arch_id], command,
                 f"candidates.jsonl holds the spec, one JSON object per line: {spec.to_json()}. The search of an "
-                "import target can only use architectures measured on the device: set search.iterations: 0 for "
+                "import target can only use architectures measured on the device: run it with no iterations for "
                 "the frontier of the imported samples, or measure in the loop with source: remote (docs/hardware.md)")
         self.imported += 1
         return dict(row)
