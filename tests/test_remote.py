@@ -6,7 +6,6 @@ measuring through a server."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import select
 import shutil
@@ -20,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_measure import tiny_config, with_iterations
+from test_measure import blocked, core_env, tiny_config, with_iterations
 from test_workflow import make_workdir, snakemake
 
 from paretolm import config as configuration
@@ -55,7 +54,7 @@ class Server:
     def start(self) -> Server:
         cmd = [sys.executable, "-m", "paretolm.cli", "serve", "--hardware", self.hardware, "--host", LOOPBACK,
                "--port", str(self.port), "--cache", str(self.cache), *self.extra]
-        env = {**os.environ, "PARETOLM_TOKEN": TOKEN, "OMP_NUM_THREADS": "1"}
+        env = {**core_env(self.workdir), "PARETOLM_TOKEN": TOKEN}  # a core install: no workflow extras
         self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=env, stdout=subprocess.PIPE,
                                      stderr=open(self.log, "a"), text=True)  # noqa: SIM115
         ready, _, _ = select.select([self.proc.stdout], [], [], 60)
@@ -136,6 +135,7 @@ def test_bad_requests_are_refused_with_clear_errors(server):
     with pytest.raises(ValueError, match="remote.url"):
         Client("file:///etc/passwd", TOKEN)
     assert server.cached() == 0
+    assert blocked(server.workdir) == []  # the server ran without the workflow extras
 
 
 def test_rate_limit_and_one_measurement_at_a_time(tmp_path):
