@@ -77,6 +77,46 @@ def hw_slurm(key):
     return lambda wc: target(wc)["slurm"][key] or None
 
 
+# Profile jobs: profile.shards > 1 splits each target's profiling into that many jobs (rule
+# profile_shard, each measuring every n-th sample), which rule profile gathers; with 1 it
+# measures in one job.
+PROFILE_SHARDS = config["profile"]["shards"]
+GATHERS = PROFILE_SHARDS > 1
+
+
+def profile_shards(wc):
+    """The shard tables rule profile gathers (none when it measures itself)."""
+    if PROFILE_SHARDS == 1:
+        return []
+    return [
+        f"results/profile/{wc.hardware}/shards/{wc.space}.{k}of{PROFILE_SHARDS}.parquet"
+        for k in range(1, PROFILE_SHARDS + 1)
+    ]
+
+
+def imported_measurements(wc):
+    """The tables a source: import target reads: a new or changed file reruns the stage."""
+    from paretolm.measurement import import_dir, target_source
+
+    hw = target(wc)
+    if target_source(wc.hardware, hw) != "import":
+        return []
+    return sorted(str(p) for p in import_dir(wc.hardware, hw).glob("*.parquet"))
+
+
+def on_target(value, otherwise, gathers=False):
+    """A job setting: ``value(wc)`` when the job measures on this machine or cluster, else
+    ``otherwise`` (a job that gathers shards, imports or asks a server runs anywhere, light).
+    """
+    from paretolm.measurement import target_source
+
+    def setting(wc):
+        here = target_source(wc.hardware, target(wc)) == "local"
+        return value(wc) if here and not gathers else otherwise
+
+    return setting
+
+
 def frontier_inputs(wc):
     """The searched frontiers the validation sources of kind ``frontier`` read."""
     return stages.stage("select").frontier_inputs(config)
