@@ -5,6 +5,10 @@
 the mean next-token loss; ``bert`` computes the masked-token loss over positions whose label is
 not -100). Attention and feed-forward modules carry ``role = "attn"`` / ``"ffn"``, which is how the
 data-dependent proxies find the weights they score.
+
+Causal models also decode with a cache: ``forward(input_ids, past=past, use_cache=True)`` returns
+``LMOutput.past`` (keys and values per attention application; Transformer-XL: its memory), which
+the next call takes as ``past``, so each new token costs one position's work.
 """
 
 from __future__ import annotations
