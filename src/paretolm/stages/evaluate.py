@@ -31,8 +31,11 @@ def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
 
 
 def run(part: Mapping[str, Any], *, arch_id: str, archs: str | os.PathLike, model_dir: str | os.PathLike,
-        train_summary: str | os.PathLike, out: str | os.PathLike) -> pd.DataFrame:
-    """Evaluate the model of ``arch_id`` trained into ``model_dir`` -> ``out`` (one row)."""
+        train_summary: str | os.PathLike, out: str | os.PathLike,
+        cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Evaluate the model of ``arch_id`` trained into ``model_dir`` -> ``out`` (one row). Latency
+    and memory come from ``validation.hardware`` as the search's do (its source: this machine,
+    a device's imported files or a remote device), through the measurement cache ``cache_dir``."""
     import torch
 
     from ..arch import ArchSpec
@@ -57,9 +60,10 @@ def run(part: Mapping[str, Any], *, arch_id: str, archs: str | os.PathLike, mode
                 "train_tokens_per_s": summary["tokens_per_s"]})
     hw = part["hardware"]
     if hw:
-        from ..profiling import Settings, measure
+        from ..measurement import source_for
 
-        m = measure(spec, Settings.from_parts(hw["target"], hw["profile"]))
+        measure = source_for(hw["name"], {"hardware": hw["target"], "profile": hw["profile"]}, cache_dir)
+        m = measure(spec)
         row.update({k: m[k] for k in ("latency_ms", "latency_iqr_ms", "peak_memory_mb")})
     df = pd.DataFrame([row])
     weights = sorted(str(p) for p in Path(model_dir).glob("*.safetensors"))
