@@ -27,8 +27,8 @@ def test_strings_from_the_command_line_become_numbers_and_booleans() -> None:
     assert config["sample"]["n"] == 6 and config["search"]["plot"] is False
     assert config["search"]["bounds"]["latency_ms_max"] == 12.5 and config["profile"]["rel_iqr_max"] == 0.2
     # a coerced value still meets the cross-field rules, with the right reason
-    with pytest.raises(ValueError, match=r"^search\.parents: 50 is more than search\.population"):
-        load(search={"parents": "50"})
+    with pytest.raises(ValueError, match=r"^search\.lts\.parents: 50 is more than search\.lts\.population"):
+        load(search={"lts": {"parents": "50"}})
     with pytest.raises(ValueError, match=r"^sample\.n: expected integer, got 'six'"):
         load(sample={"n": "six"})
     assert load(sample={"spaces": ["gpt2_cpu_small"]})["sample"]["spaces"] == ["gpt2_cpu_small"]
@@ -59,7 +59,7 @@ def test_strings_from_the_command_line_become_numbers_and_booleans() -> None:
     ({"datasets": {"x": {"files": "a.txt"}}}, r"^datasets\.x\.split: a single file needs fractions"),
     ({"sample": {"spaces": ["nope"]}}, r"^space: no search space file"),
     ({"nope": 1}, r"^nope: unknown key \(known: datasets, evaluate"),
-    ({"search": {"iteratoins": 3}}, r"^search\.iteratoins: unknown key \(did you mean 'iterations'\?\)"),
+    ({"search": {"lts": {"iteratoins": 3}}}, r"^search\.lts\.iteratoins: unknown key \(did you mean 'iterations'\?\)"),
     ({"hardware": {"cpu": {"device": "cpu", "threads": "many"}}}, r"^hardware\.cpu\.threads: expected integer"),
 ])
 def test_both_halves_are_checked_before_any_job(overrides: dict, message: str) -> None:
@@ -70,16 +70,16 @@ def test_both_halves_are_checked_before_any_job(overrides: dict, message: str) -
 
 def test_errors_name_the_file_and_line(tmp_path) -> None:
     preset = tmp_path / "mine.yaml"
-    preset.write_text("sample:\n  n: 4\nsearch:\n  iteratoins: 3\n")
+    preset.write_text("sample:\n  n: 4\nsearch:\n  lts:\n    iteratoins: 3\n")
     import yaml
 
     config = yaml.safe_load(CONFIG.read_text())
     from paretolm.config import merge
 
     merged = merge(config, yaml.safe_load(preset.read_text()))
-    with pytest.raises(ValueError, match=rf"^search\.iteratoins: unknown key .*\[{preset}:4\]$"):
+    with pytest.raises(ValueError, match=rf"^search\.lts\.iteratoins: unknown key .*\[{preset}:5\]$"):
         validate_config(merged, root=ROOT, files=[CONFIG, preset])
-    merged = merge(config, {"search": {"parents": 99}})
+    merged = merge(config, {"search": {"lts": {"parents": 99}}})
     with pytest.raises(ValueError, match=rf"\[{CONFIG}:\d+\]$"):
         validate_config(merged, root=ROOT, files=[CONFIG])
 
@@ -96,8 +96,9 @@ def test_snakemake_reports_config_errors_before_any_job(tmp_path) -> None:
 
     ok = run("-n", "--config", "sample={n: 6}")
     assert ok.returncode == 0, ok.stderr[-2000:]
-    bad = run("--config", "search={parents: 50}")
-    assert bad.returncode != 0 and "search.parents: 50 is more than search.population" in bad.stdout + bad.stderr
+    bad = run("--config", "search={lts: {parents: 50}}")
+    assert bad.returncode != 0
+    assert "search.lts.parents: 50 is more than search.lts.population" in bad.stdout + bad.stderr
     (tmp_path / "config" / "config.yaml").write_text(CONFIG.read_text() + "\nsample:\n  n: [6\n")
     broken = run("-n")
     assert broken.returncode != 0

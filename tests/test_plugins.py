@@ -14,8 +14,7 @@ import torch
 from paretolm.arch import ArchSpec
 from paretolm.backbones import BACKBONES
 from paretolm.counting import count
-from paretolm.methods import SearchProblem
-from paretolm.methods import get as get_method
+from paretolm.methods import SearchProblem, measure_each, search
 from paretolm.models import build_model
 from paretolm.proxies import PROXIES, Scorer
 from paretolm.spaces import SearchSpace
@@ -129,8 +128,9 @@ def test_a_toy_backbone_and_proxy_count_build_score_and_search(toy_plugins) -> N
     space = SearchSpace.from_dict({"backbone": "toy_mlp", "fixed": {"vocab_size": 50, "max_seq_len": 32},
                                    "genes": {"n_layer": {"min": 1, "max": 3}, "d_model": [8, 16],
                                              "d_inner": {"choices": [8, 16, 32], "per": "layer"}}}, name="toy")
-    settings = {"iterations": 2, "population": 6, "parents": 3, "mutations": 3, "mutation_prob": 0.5,
-                "crossovers": 3, "seed": 0, "max_attempts": 20,
+    settings = {"method": "lts", "seed": 0, "measure": "all",
+                "lts": {"iterations": 2, "population": 6, "parents": 3, "mutations": 3, "mutation_prob": 0.5,
+                        "crossovers": 3, "max_attempts": 20},
                 "objectives": {"proxy": "toy_width", "latency": True, "memory": False},
                 "bounds": {"params": {"column": "decoder_params", "min": None, "max": None},
                            "latency_ms_max": None}}
@@ -138,8 +138,8 @@ def test_a_toy_backbone_and_proxy_count_build_score_and_search(toy_plugins) -> N
     def measure(s: ArchSpec) -> dict:  # a stand-in device: latency grows with the FLOPs
         return {"latency_ms": count(s, 8).flops / 1e4, "peak_memory_mb": 1.0}
 
-    result = get_method("lts").run(SearchProblem(space=space, settings=settings, measure=measure,
-                                                 scorer=Scorer(["toy_width", "decoder_params"]), initial=None))
+    result = search(SearchProblem(space=space, settings=settings, hardware=measure_each(measure),
+                                  scorer=Scorer(["toy_width", "decoder_params"]), initial=None), measure)
     archive, front = result.archive, result.frontier
     assert len(archive) >= 6 and set(archive["iteration"]) == {0, 1, 2}
     assert all(ArchSpec.from_json(s).backbone == "toy_mlp" for s in archive["spec"])

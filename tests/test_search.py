@@ -1,4 +1,4 @@
-"""The evolutionary search with a deterministic fake measurement (no models built)."""
+"""LTS's evolutionary search with a deterministic fake measurement (no models built)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import pytest
 
 from paretolm import pareto
 from paretolm.arch import ArchSpec
+from paretolm.config import load_config, load_schema
+from paretolm.methods import measure_each
 from paretolm.methods.lts import EvolutionarySearch, SearchConfig
 from paretolm.profiling import Profiler, Settings
 from paretolm.spaces import SearchSpace
@@ -50,14 +52,16 @@ def score(specs) -> pd.DataFrame:
 
 
 def small_cfg(**kw) -> SearchConfig:
-    base = dict(iterations=4, population=12, parents=4, mutations=6, crossovers=6, seed=3)
-    base.update(kw)
-    return SearchConfig(**base)
+    """The schema's defaults with a small budget, then ``kw`` (fields of SearchConfig)."""
+    section = load_config(overrides={"search": {"seed": 3, "lts": {"iterations": 4, "population": 12, "parents": 4,
+                                                                   "mutations": 6, "crossovers": 6}}})["search"]
+    cfg = SearchConfig.from_config(section)
+    return SearchConfig(**{**cfg.__dict__, **kw})
 
 
-def run(cfg: SearchConfig, initial=None):
+def run(cfg: SearchConfig, initial=()):
     measure = Counter()
-    search = EvolutionarySearch(SPACE, cfg, measure, score, initial)
+    search = EvolutionarySearch(SPACE, cfg, measure_each(measure), score, initial)
     archive, front = search.run()
     return search, measure, archive, front
 
@@ -117,43 +121,41 @@ def test_objectives_are_switchable():
     best = archive["latency_ms"].min()
     assert (front["latency_ms"] == best).all()
     with pytest.raises(ValueError, match="search.objectives"):
-        SearchConfig(proxy=None, latency=False, memory=False).check()
+        small_cfg(proxy=None, latency=False, memory=False).check()
 
 
-def test_initial_population_taken_from_profile_table():
+def test_initial_population_starts_from_the_profiled_samples():
     specs = SPACE.sample(5, seed=1)
-    rows = [{"arch_id": s.arch_id, "spec": s.to_json(), **Counter()(s), "decoder_params": fake_params(s)}
-            for s in specs]
-    search, measure, archive, _ = run(small_cfg(population=8, iterations=1), initial=pd.DataFrame(rows))
+    search, measure, archive, _ = run(small_cfg(population=8, iterations=1), initial=specs)
     init = archive[archive["iteration"] == 0]
     assert init["origin"].tolist()[:5] == ["sample"] * 5 and len(init) == 8
-    assert not set(s.arch_id for s in specs) & set(measure.calls)  # already measured: not again
+    assert init["arch_id"].tolist()[:5] == [s.arch_id for s in specs]
 
 
 def test_config_from_section_and_bad_values():
-    from paretolm.config import load_config
-
-    section = {"iterations": 2, "population": 10, "parents": 3,
+    section = {"lts": {"iterations": 2, "population": 10, "parents": 3},
                "objectives": {"proxy": "flops", "memory": False},
                "bounds": {"params": {"column": "total_params", "max": 5e6}, "latency_ms_max": 20}}
     config = load_config(overrides={"search": section, "proxies": {"names": ["flops", "total_params"]}})
     cfg = SearchConfig.from_config(config["search"])
     assert cfg.objectives() == {"flops": "max", "latency_ms": "min"}
     assert cfg.params_column == "total_params" and cfg.params_max == 5e6 and cfg.latency_ms_max == 20
-    with pytest.raises(ValueError, match="search.parents"):
-        SearchConfig.from_config({**config["search"], "population": 5, "parents": 6})
-    defaults = SearchConfig()
+    with pytest.raises(ValueError, match="search.lts.parents"):
+        SearchConfig.from_config({**config["search"], "lts": {**config["search"]["lts"], "population": 5,
+                                                              "parents": 6}})
+    schema = load_schema()["properties"]["search"]["properties"]["lts"]["properties"]
+    defaults = SearchConfig.from_config({**config["search"], "lts": {k: v["default"] for k, v in schema.items()}})
     assert (defaults.iterations, defaults.population, defaults.parents, defaults.mutations,
-            defaults.mutation_prob, defaults.crossovers) == (30, 100, 20, 40, 0.3, 40)
+            defaults.mutation_prob, defaults.crossovers) == (30, 100, 20, 40, 0.3, 40)  # the schema: LTS's
 
 
 def test_search_through_cache_reuses_measurements(tmp_path):
     fake = Counter()
     settings = Settings(seq_len=16)
     prof = Profiler("cpu", settings, tmp_path, measure_fn=lambda spec, s: fake(spec))
-    EvolutionarySearch(SPACE, small_cfg(), prof, score).run()
+    EvolutionarySearch(SPACE, small_cfg(), measure_each(prof), score).run()
     first = prof.counts()
     assert first["measured"] == len(fake.calls) and first["measured"] > 0
     prof2 = Profiler("cpu", settings, tmp_path, measure_fn=lambda spec, s: fake(spec))
-    a2, _ = EvolutionarySearch(SPACE, small_cfg(), prof2, score).run()
+    a2, _ = EvolutionarySearch(SPACE, small_cfg(), measure_each(prof2), score).run()
     assert prof2.counts() == {"measured": 0, "cache_hits": len(a2), "invalid_entries": 0}

@@ -47,8 +47,8 @@ def tiny_config(**overrides) -> dict:
         "hardware": {"cpu": {"device": "cpu", "threads": 1},
                      "cuda": {"device": "cuda"},
                      "arm": {"device": "cpu", "arch": "x86_64" if _machine() == "aarch64" else "aarch64"}},
-        "search": {"space": "tiny", "iterations": 2, "population": 8, "parents": 3, "mutations": 3,
-                   "crossovers": 3, "seed": 0},
+        "search": {"space": "tiny", "seed": 0,
+                   "lts": {"iterations": 2, "population": 8, "parents": 3, "mutations": 3, "crossovers": 3}},
     }
     return configuration.merge(cfg, overrides)
 
@@ -95,14 +95,14 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
 # -- fast: config -----------------------------------------------------------------------------
 def test_config_defaults_and_misspelt_key(tmp_path):
     cfg = configuration.validate_config({}, REPO)
-    assert cfg["search"]["iterations"] == 30 and cfg["search"]["population"] == 100
+    assert cfg["search"]["lts"]["iterations"] == 30 and cfg["search"]["lts"]["population"] == 100
     assert cfg["hardware"]["cpu"]["threads"] == 1 and cfg["profile"]["seq_len"] == 192
     with pytest.raises(ValueError, match="search: .*'iteratoins' was unexpected"):
         configuration.validate_config({"search": {"iteratoins": 3}}, REPO)
     with pytest.raises(ValueError, match="profile.min_repeats"):
         configuration.validate_config({"profile": {"min_repeats": 5}}, REPO)
-    with pytest.raises(ValueError, match="search.parents"):
-        configuration.validate_config({"search": {"parents": 50, "population": 10}}, REPO)
+    with pytest.raises(ValueError, match="search.lts.parents"):
+        configuration.validate_config({"search": {"lts": {"parents": 50, "population": 10}}}, REPO)
     with pytest.raises(ValueError, match="hardware.gpu.device"):
         configuration.validate_config({"hardware": {"gpu": {"device": "tpu"}}}, REPO)
     with pytest.raises(ValueError, match="search.method: unknown method 'nope'"):
@@ -120,7 +120,7 @@ def test_shipped_configs_validate():
         with open(REPO / f"config/presets/{preset}.yaml") as fh:
             over = yaml.safe_load(fh)
         cfg = configuration.load_config(REPO / "config/config.yaml", over, root=REPO)
-        s = cfg["search"]
+        s = cfg["search"]["lts"]
         assert (s["iterations"], s["population"], s["parents"], s["mutations"], s["mutation_prob"],
                 s["crossovers"]) == (30, 100, 20, 40, 0.3, 40)
         assert (cfg["profile"]["batch"], cfg["profile"]["seq_len"]) == (1, 192)
@@ -134,7 +134,7 @@ def test_stage_parts_separate_what_matters(tmp_path):
     routing = {"resources": {"mem_mb": 1}, "slurm": {"partition": "x"}}
     routed = configuration.merge(cfg, {"hardware": {"cpu": routing}, "profile": {"cache": "elsewhere"}})
     assert part(routed, "profile", hardware="cpu") == part(cfg, "profile", hardware="cpu")
-    searched = configuration.merge(cfg, {"search": {"iterations": 5}})
+    searched = configuration.merge(cfg, {"search": {"lts": {"iterations": 5}}})
     assert part(searched, "profile", hardware="cpu") == part(cfg, "profile", hardware="cpu")
     assert part(searched, "search", hardware="cpu") != part(cfg, "search", hardware="cpu")
     assert part(searched, "sample", space="tiny") == part(cfg, "sample", space="tiny")
@@ -238,11 +238,11 @@ def test_artifacts_schemas_and_provenance(ran):
     assert measured | {"decoder_params"} <= set(prof.columns)
     assert (prof["latency_ms"] > 0).all() and (prof["repeats"] >= 10).all()
     assert (prof["peak_memory_mb"] > prof["weights_mb"]).all()
-    archive = read_table(wd / "results/search/cpu/archive.parquet")
+    archive = read_table(wd / "results/search/lts/cpu/archive.parquet")
     front = read_table(wd / "results/pareto_cpu.parquet")
     assert measured | {"spec", "decoder_params"} <= set(front.columns)
     assert set(archive["iteration"]) == {0, 1, 2}
-    for path in ("samples/tiny", "proxies/tiny", "profile/cpu/tiny", "search/cpu/archive", "pareto_cpu"):
+    for path in ("samples/tiny", "proxies/tiny", "profile/cpu/tiny", "search/lts/cpu/archive", "pareto_cpu"):
         prov = read_provenance(wd / f"results/{path}.parquet")
         assert prov and {"config_hash", "code", "libraries", "hardware", "inputs"} <= set(prov)
         assert prov["libraries"]["torch"] and prov["inputs"]
@@ -261,7 +261,7 @@ def test_artifacts_schemas_and_provenance(ran):
 
 @pytest.mark.slow
 def test_frontier_is_non_dominated_set_of_archive(ran):
-    archive = read_table(ran / "results/search/cpu/archive.parquet")
+    archive = read_table(ran / "results/search/lts/cpu/archive.parquet")
     front = read_table(ran / "results/pareto_cpu.parquet")
     objectives = {"decoder_params": "max", "latency_ms": "min", "peak_memory_mb": "min"}
     assert set(front["arch_id"]) == set(pareto.pareto_front(archive, objectives)["arch_id"])
@@ -314,10 +314,10 @@ def test_audit_finds_stale_untraceable_and_inconsistent(ran, tmp_path):
     assert ("pareto_cpu.parquet", "inconsistent") in found
     # a config edit makes the affected artifacts stale
     cfg = yaml.safe_load((wd / "config/config.yaml").read_text())
-    cfg["search"]["iterations"] = 9
+    cfg["search"]["lts"]["iterations"] = 9
     (wd / "config/config.yaml").write_text(yaml.safe_dump(cfg))
     text = subprocess.run(cli, cwd=wd, capture_output=True, text=True).stdout
-    assert "config of stage 'search' changed since this was made (search.iterations)" in text
+    assert "config of stage 'search' changed since this was made (search.lts.iterations)" in text
 
 
 @pytest.mark.slow
@@ -328,25 +328,25 @@ def test_config_change_reruns_only_affected_stages(ran):
         (wd / "override.yaml").write_text(yaml.safe_dump(over))
         return set(planned_jobs(wd, "--configfile", "config/config.yaml", "override.yaml"))
 
-    assert plan({"search": {"iterations": 3}}) == {"search", "all"}
+    assert plan({"search": {"lts": {"iterations": 3}}}) == {"search", "pareto", "all"}
     assert plan({"hardware": {"cpu": {"resources": {"mem_mb": 123}}}}) == set()
-    assert plan({"profile": {"warmup": 2}}) == {"profile", "search", "all"}
+    assert plan({"profile": {"warmup": 2}}) == {"profile", "search", "pareto", "all"}
     assert plan({"proxies": {"names": ["decoder_params", "flops", "total_params", "embedding_params"]}}) == {
-        "proxies", "profile", "search", "all"}
-    assert plan({"sample": {"seed": 1}}) == {"sample", "proxies", "profile", "search", "all"}
+        "proxies", "profile", "search", "pareto", "all"}
+    assert plan({"sample": {"seed": 1}}) == {"sample", "proxies", "profile", "search", "pareto", "all"}
     assert plan({}) == set()  # back to the original config: nothing to do
 
     # Really run one more iteration: only the search runs, and the first iterations repeat
     # exactly, because their measurements come from the cache.
-    before = read_table(wd / "results/search/cpu/archive.parquet")
-    (wd / "override.yaml").write_text(yaml.safe_dump({"search": {"iterations": 3}}))
+    before = read_table(wd / "results/search/lts/cpu/archive.parquet")
+    (wd / "override.yaml").write_text(yaml.safe_dump({"search": {"lts": {"iterations": 3}}}))
     out = snakemake(wd, "--configfile", "config/config.yaml", "override.yaml")
     ran_jobs = set(re.findall(r"rule (\w+):", out.stdout + out.stderr))
-    assert ran_jobs == {"search", "all"} or ran_jobs == {"search"}
-    after = read_table(wd / "results/search/cpu/archive.parquet")
+    assert ran_jobs <= {"search", "pareto", "all"} and "search" in ran_jobs
+    after = read_table(wd / "results/search/lts/cpu/archive.parquet")
     old = after[after["iteration"] <= 2].reset_index(drop=True)
     assert old["arch_id"].tolist() == before["arch_id"].tolist()
-    prov = read_provenance(wd / "results/search/cpu/archive.parquet")
+    prov = read_provenance(wd / "results/search/lts/cpu/archive.parquet")
     assert prov["measurements"]["measured"] == (after["iteration"] == 3).sum()
 
 

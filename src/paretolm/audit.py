@@ -32,6 +32,7 @@ _SKIP_DIRS = {"cache"}
 # Columns that must hold finite numbers at or above this wherever a table carries them.
 VALUE_COLUMNS = {"latency_ms": 0.0, "latency_iqr_ms": 0.0, "peak_memory_mb": 0.0, "decoder_params": 0.0,
                  "total_params": 0.0, "flops": 0.0}
+HARDWARE_COLUMNS = ("latency_ms", "latency_iqr_ms", "peak_memory_mb")
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,10 @@ class Auditor:
                 continue
             values = pd.to_numeric(df[column], errors="coerce")
             missing = values.isna() & ~(memory_off & (column == "peak_memory_mb"))
+            if column in HARDWARE_COLUMNS and "measured" in df.columns:
+                # a search archive: only measured rows must have hardware numbers (a method may
+                # leave candidates unevaluated on the target, e.g. MeRino's below its best)
+                missing &= df["measured"].astype(bool)
             bad = missing | ~(values.isna() | (np.isfinite(values) & (values >= lowest)))
             if column != "latency_iqr_ms":
                 bad |= values == 0
@@ -181,6 +186,8 @@ class Auditor:
         arch = read_table(self.root / archive)
         objectives = prov.get("objectives") or {}
         feasible = arch[arch["feasible"]] if "feasible" in arch else arch
+        if "measured" in feasible:  # predicted numbers never make a frontier (search.measure: verify)
+            feasible = feasible[feasible["measured"]]
         want = set(pareto.pareto_front(feasible, objectives)["arch_id"])
         got = set(df["arch_id"])
         if want != got:

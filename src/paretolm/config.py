@@ -171,21 +171,36 @@ def check_consistency(config: Mapping[str, Any]) -> None:
         raise ValueError(
             f"profile.max_repeats: {prof['max_repeats']} is below profile.min_repeats={prof['min_repeats']}"
         )
-    search = config["search"]
+    check_search(config)
+    for name in config["targets"]:
+        if name not in config["hardware"]:
+            known = sorted(config["hardware"])
+            raise ValueError(f"targets: {name!r} is not a hardware target (known: {known})")
+    from .measurement import target_source
+
+    for name, target in config["hardware"].items():
+        target_source(name, target)
+    check_names(config)
+
+
+# The keys of the search section every method shares; the others are blocks of one method each.
+SEARCH_KEYS = ("method", "space", "seed", "measure", "objectives", "bounds", "reference", "plot", "verify")
+
+
+def check_search(config: Mapping[str, Any]) -> None:
+    """The search section's cross-field checks: the method is registered, the objectives and
+    bounds name proxies that are scored, the reference point has one value per objective, and
+    the configured method gets what it needs (``check_method``)."""
     from .methods import METHODS
 
+    search = config["search"]
     if search["method"] not in METHODS:
         raise ValueError(f"search.method: unknown method {search['method']!r} "
                          f"(known: {', '.join(METHODS.names())})")
-    if search["parents"] > search["population"]:
-        raise ValueError(
-            f"search.parents: {search['parents']} is more than search.population={search['population']}"
-        )
     obj = search["objectives"]
-    n_obj = bool(obj["proxy"]) + bool(obj["latency"]) + bool(obj["memory"])
-    if n_obj == 0:
+    if not (obj["proxy"] or obj["latency"] or obj["memory"]):
         raise ValueError("search.objectives: switch on at least one objective")
-    if obj["memory"] and not prof["memory"]:
+    if obj["memory"] and not config["profile"]["memory"]:
         raise ValueError("search.objectives.memory: needs profile.memory: true")
     proxy = obj["proxy"]
     if proxy and proxy not in config["proxies"]["names"]:
@@ -196,15 +211,73 @@ def check_consistency(config: Mapping[str, Any]) -> None:
     col = bound["column"]
     if col not in config["proxies"]["names"] and (bound["min"] is not None or bound["max"] is not None):
         raise ValueError(f"search.bounds.params.column: {col!r} is not among proxies.names")
-    for name in config["targets"]:
-        if name not in config["hardware"]:
-            known = sorted(config["hardware"])
-            raise ValueError(f"targets: {name!r} is not a hardware target (known: {known})")
-    from .measurement import target_source
+    if search["reference"] is not None:
+        wanted = [c for c, on in ((proxy, bool(proxy)), ("latency_ms", obj["latency"]),
+                                  ("peak_memory_mb", obj["memory"])) if on]
+        if sorted(search["reference"]) != sorted(wanted):
+            raise ValueError(f"search.reference: needs exactly one value for each objective {wanted}, "
+                             f"got {sorted(search['reference'])}")
+    check_method(config, search["method"])
 
-    for name, target in config["hardware"].items():
-        target_source(name, target)
-    check_names(config)
+
+def method_space(config: Mapping[str, Any], method: str) -> str:
+    """The space ``method`` searches: its block's ``space``, else ``search.space``."""
+    block = config["search"].get(method) or {}
+    return block.get("space") or config["search"]["space"]
+
+
+def check_method(config: Mapping[str, Any], method: str) -> None:
+    """What ``method`` needs from the config, checked before any job: its space file, a
+    MeRino space and a budget for merino, a PAR space and a data block for par, a latency bound
+    and an analytic proxy for speedlimit, parents <= population for lts."""
+    from .methods import METHODS
+    from .proxies import PROXIES
+    from .spaces import SearchSpace
+
+    if method not in METHODS:
+        raise ValueError(f"search.method: unknown method {method!r} (known: {', '.join(METHODS.names())})")
+    search = config["search"]
+    block = search.get(method) or {}
+    space = method_space(config, method)
+    where = f"search.{method}.space" if block.get("space") else "search.space"
+    path = space_file(config, space)
+    if not path.exists():
+        raise ValueError(f"{where}: no search space file {str(path)!r} (spaces_dir={config['spaces_dir']!r})")
+    backbone = SearchSpace.from_yaml(path).backbone
+
+    def analytic(name: str, key: str) -> None:
+        if name not in PROXIES:
+            raise ValueError(f"{key}: unknown proxy {name!r}")
+        if PROXIES.get(name).needs_data:
+            raise ValueError(f"{key}: {method} scores candidates with analytic proxies only, not {name!r}")
+
+    if method == "lts" and block["parents"] > block["population"]:
+        raise ValueError(f"search.lts.parents: {block['parents']} is more than "
+                         f"search.lts.population={block['population']}")
+    if method == "merino":
+        if backbone != "merino":
+            raise ValueError(f"{where}: merino searches a block-wise merino space; {space!r} is a {backbone} space")
+        if block["max_flops"] is None and block["max_params"] is None:
+            raise ValueError("search.merino.max_flops: give a FLOPs and/or a parameter budget (max_params)")
+        analytic(block["proxy"], "search.merino.proxy")
+    if method == "speedlimit":
+        if search["bounds"]["latency_ms_max"] is None:
+            raise ValueError("search.bounds.latency_ms_max: speedlimit searches under an upper latency bound; set one")
+        if not search["objectives"]["proxy"]:
+            raise ValueError("search.objectives.proxy: speedlimit maximises a proxy; name one")
+        analytic(search["objectives"]["proxy"], "search.objectives.proxy")
+    if method == "par":
+        if backbone != "par":
+            raise ValueError(f"{where}: par searches a par space (s/f/i sub-layers); {space!r} is a {backbone} space")
+        data = block["data"]
+        if not data:
+            raise ValueError("search.par.data: par trains a supernet; give a data block {dataset, tokenizer}")
+        for key, pool in (("dataset", config["datasets"]), ("tokenizer", config["tokenizers"])):
+            if key not in data:
+                raise ValueError(f"search.par.data.{key}: missing")
+            if isinstance(data[key], str) and data[key] not in pool:
+                raise ValueError(f"search.par.data.{key}: unknown {key} {data[key]!r} "
+                                 f"(known: {', '.join(sorted(pool))})")
 
 
 def check_names(config: Mapping[str, Any]) -> None:

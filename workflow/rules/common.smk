@@ -117,6 +117,24 @@ def on_target(value, otherwise, gathers=False):
     return setting
 
 
+def search_profile(wc):
+    """The profiled samples of a search method's space on the target (its first population
+    and, under search.measure verify, its predictors' first training set)."""
+    from paretolm.config import method_space
+
+    return f"results/profile/{wc.hardware}/{method_space(config, wc.method)}.parquet"
+
+
+def search_space(wc):
+    """A search method's space file. What the method needs from the config is checked here,
+    while the DAG is built, so a method asked for on the command line fails before any job.
+    """
+    from paretolm.config import check_method, method_space
+
+    check_method(config, wc.method)
+    return str(space_file(config, method_space(config, wc.method)))
+
+
 def frontier_inputs(wc):
     """The searched frontiers the validation sources of kind ``frontier`` read."""
     return stages.stage("select").frontier_inputs(config)

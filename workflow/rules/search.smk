@@ -1,25 +1,32 @@
+# One search method on one hardware target (wildcard method: any name in paretolm.methods.METHODS),
+# so several methods can be compared on one target in one run:
+#   snakemake --cores all results/search/{lts,random,nsga2}/cpu/frontier.parquet
+# results/pareto_{hardware}.parquet is the configured method's (search.method) frontier.
+
+from paretolm.methods import METHODS
+
 SEARCH_OUTPUT = {
-    "frontier": "results/pareto_{hardware}.parquet",
-    "archive": "results/search/{hardware}/archive.parquet",
+    "archive": "results/search/{method}/{hardware}/archive.parquet",
+    "frontier": "results/search/{method}/{hardware}/frontier.parquet",
+    "report": "results/search/{method}/{hardware}/report.json",
+    "convergence": "results/search/{method}/{hardware}/hypervolume.png",
 }
 if config["search"]["plot"]:
-    SEARCH_OUTPUT["plot"] = report(
-        "results/pareto_{hardware}.png",
-        caption="../report/pareto.rst",
-        category="Search",
-    )
+    SEARCH_OUTPUT["plot"] = "results/search/{method}/{hardware}/frontier.png"
 
 
 rule search:
-    """The configured search method on one hardware target: archive of every candidate + frontier."""
+    """One search method on one hardware target: archive of every candidate, frontier, report."""
     input:
-        profile=f"results/profile/{{hardware}}/{SEARCH_SPACE}.parquet",
-        space=str(space_file(config, SEARCH_SPACE)),
+        profile=search_profile,
+        space=search_space,
         available=hardware_available,
     output:
         **SEARCH_OUTPUT,
     log:
-        "logs/search/{hardware}.log",
+        "logs/search/{method}/{hardware}.log",
+    wildcard_constraints:
+        method="|".join(METHODS.names()),
     conda:
         ENV
     threads: hw_threads
@@ -33,3 +40,37 @@ rule search:
         part=config_part("search"),
     script:
         "../scripts/search.py"
+
+
+PARETO_INPUT = {
+    "frontier": f"results/search/{config['search']['method']}/{{hardware}}/frontier.parquet"
+}
+PARETO_OUTPUT = {"frontier": "results/pareto_{hardware}.parquet"}
+if config["search"]["plot"]:
+    PARETO_INPUT["plot"] = (
+        f"results/search/{config['search']['method']}/{{hardware}}/frontier.png"
+    )
+    PARETO_OUTPUT["plot"] = report(
+        "results/pareto_{hardware}.png",
+        caption="../report/pareto.rst",
+        category="Search",
+    )
+
+
+rule pareto:
+    """The frontier of the configured method (search.method) on one hardware target."""
+    input:
+        **PARETO_INPUT,
+    output:
+        **PARETO_OUTPUT,
+    log:
+        "logs/search/pareto_{hardware}.log",
+    localrule: True
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/search_pareto.py"

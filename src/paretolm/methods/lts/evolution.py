@@ -13,18 +13,19 @@ One run works on one search space and one hardware target:
 3. **Cheap checks first.** A child is rejected before any measurement when it is invalid for
    the space, outside the parameter bounds (computed analytically) or a duplicate of a candidate
    already evaluated or bred in this iteration; up to ``max_attempts`` draws are made per wanted
-   child. Accepted children get their proxies scored and are measured on the target through the
-   cache; a latency above ``bounds.latency_ms_max`` marks the candidate infeasible (it stays in
-   the archive, never on the frontier).
+   child. Accepted children get their proxies scored, then the generation's hardware numbers in
+   one batch (``hardware``: measured on the target through the cache, or predicted under
+   ``search.measure: verify``); a latency above ``bounds.latency_ms_max`` marks the candidate
+   infeasible (it stays in the archive, never on the frontier).
 4. **Frontier**: the non-dominated feasible candidates of the archive under the switched-on
    objectives (maximise the proxy, minimise ``latency_ms``, minimise ``peak_memory_mb``).
 
 **Determinism.** Every random choice comes from one ``random.Random(seed)`` and selection is a
 deterministic function of the objective values (stable tie-breaks by archive order). The only
-other input is the measurements, which vary from run to run; they come from the measurement
-cache, so a rerun with the same config on the same machine reuses the first run's numbers and
-reproduces the same archive and frontier exactly. (Deleting the cache, or another machine, gives
-fresh measurements and possibly a different selection.)
+other input is the hardware numbers; measurements come from the measurement cache, so a rerun
+with the same config on the same machine reuses the first run's numbers and reproduces the same
+archive and frontier exactly. (Deleting the cache, or another machine, gives fresh measurements
+and possibly a different selection.)
 """
 
 from __future__ import annotations
@@ -44,37 +45,39 @@ from ...spaces import Genome, SearchSpace
 
 log = logging.getLogger(__name__)
 
-Measure = Callable[[ArchSpec], Mapping[str, Any]]
+Hardware = Callable[[Sequence[ArchSpec]], list[dict[str, Any]]]
 Score = Callable[[Sequence[ArchSpec]], pd.DataFrame]
 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """The search section of the config; defaults are LTS's published settings."""
+    """LTS's settings: ``search.lts`` with the shared ``seed``, ``objectives`` and ``bounds`` of
+    the search section. The schema owns the defaults (LTS's published settings)."""
 
-    iterations: int = 30
-    population: int = 100
-    parents: int = 20
-    mutations: int = 40
-    mutation_prob: float = 0.3
-    crossovers: int = 40
-    seed: int = 0
-    proxy: str | None = "decoder_params"
-    latency: bool = True
-    memory: bool = True
-    params_column: str = "decoder_params"
-    params_min: float | None = None
-    params_max: float | None = None
-    latency_ms_max: float | None = None
-    max_attempts: int = 20
+    iterations: int
+    population: int
+    parents: int
+    mutations: int
+    mutation_prob: float
+    crossovers: int
+    max_attempts: int
+    seed: int
+    proxy: str | None
+    latency: bool
+    memory: bool
+    params_column: str
+    params_min: float | None
+    params_max: float | None
+    latency_ms_max: float | None
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> SearchConfig:
         """From the validated ``search`` config section (the schema fills every default)."""
         obj, bounds = section["objectives"], section["bounds"]
-        flat = {k: v for k, v in section.items() if k in cls.__dataclass_fields__}
+        own = {k: v for k, v in section["lts"].items() if k in cls.__dataclass_fields__}
         cfg = cls(
-            **flat,
+            **own,
+            seed=section["seed"],
             proxy=obj["proxy"],
             latency=bool(obj["latency"]),
             memory=bool(obj["memory"]),
@@ -88,14 +91,14 @@ class SearchConfig:
 
     def check(self) -> None:
         if self.parents > self.population:
-            raise ValueError(f"search.parents: {self.parents} > population={self.population}")
+            raise ValueError(f"search.lts.parents: {self.parents} > population={self.population}")
         if not 0 < self.mutation_prob <= 1:
-            raise ValueError(f"search.mutation_prob: must be in (0, 1], got {self.mutation_prob}")
+            raise ValueError(f"search.lts.mutation_prob: must be in (0, 1], got {self.mutation_prob}")
         if not self.objectives():
             raise ValueError("search.objectives: switch on at least one objective")
         for name in ("iterations", "mutations", "crossovers"):
             if getattr(self, name) < 0:
-                raise ValueError(f"search.{name}: must be >= 0")
+                raise ValueError(f"search.lts.{name}: must be >= 0")
 
     def objectives(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -119,16 +122,17 @@ class Candidate:
 
 
 class EvolutionarySearch:
-    """The search loop. ``measure`` returns the hardware columns of one spec (through the cache);
-    ``score`` returns a proxy table (``arch_id`` + proxy columns) for specs."""
+    """The search loop. ``hardware`` returns the hardware numbers of a batch of specs (one dict
+    each); ``score`` returns a proxy table (``arch_id`` + proxy columns) for specs; ``initial``
+    are the profiled architectures the first population starts from."""
 
-    def __init__(self, space: SearchSpace, cfg: SearchConfig, measure: Measure, score: Score,
-                 initial: pd.DataFrame | None = None):
+    def __init__(self, space: SearchSpace, cfg: SearchConfig, hardware: Hardware, score: Score,
+                 initial: Sequence[ArchSpec] = ()):
         self.space = space
         self.cfg = cfg
-        self.measure = measure
+        self.hardware = hardware
         self.score = score
-        self.initial = initial
+        self.initial = list(initial)
         self.rng = random.Random(cfg.seed)
         self.archive: dict[str, Candidate] = {}
         self.rejected: dict[str, int] = {"invalid": 0, "bounds": 0, "duplicate": 0, "exhausted": 0}
@@ -161,41 +165,43 @@ class EvolutionarySearch:
             return None
         return Candidate(spec=spec, genome=genome, iteration=-1, origin="", values=values)
 
-    def _evaluate(self, cand: Candidate) -> None:
-        measured = dict(self.measure(cand.spec))
-        measured.pop("arch_id", None)
-        cand.values.update(measured)
+    def _evaluate(self, cands: Sequence[Candidate]) -> None:
+        """The hardware numbers of a batch of admitted candidates, in order; they join the archive."""
         lat_cap = self.cfg.latency_ms_max
-        cand.values["feasible"] = lat_cap is None or float(cand.values["latency_ms"]) <= lat_cap
-        self.archive[cand.spec.arch_id] = cand
+        for cand, numbers in zip(cands, self.hardware([c.spec for c in cands]), strict=True):
+            cand.values.update({k: v for k, v in numbers.items() if k != "arch_id"})
+            cand.values["feasible"] = lat_cap is None or float(cand.values["latency_ms"]) <= lat_cap
+            self.archive[cand.spec.arch_id] = cand
 
     # -- the loop ---------------------------------------------------------------------------
     def _initial_population(self) -> None:
-        taken: set[str] = set()
-        if self.initial is not None and len(self.initial):
-            for row in self.initial.to_dict("records"):
-                if len(self.archive) >= self.cfg.population:
-                    break
-                spec = ArchSpec.from_json(row["spec"])
-                if spec.arch_id in self.archive or not self._in_bounds(row):
-                    continue
-                values = {k: v for k, v in row.items() if k not in ("arch_id", "spec")}
-                lat_cap = self.cfg.latency_ms_max
-                values["feasible"] = lat_cap is None or float(values["latency_ms"]) <= lat_cap
-                self.archive[spec.arch_id] = Candidate(spec, self.space.encode(spec), 0, "sample", (), values)
+        first: list[Candidate] = []
+        seen: set[str] = set()
+        for spec in self.initial:
+            if len(first) >= self.cfg.population:
+                break
+            if spec.arch_id in seen:
+                continue
+            values = self._proxy_row(spec)
+            if not self._in_bounds(values):
+                continue
+            seen.add(spec.arch_id)
+            first.append(Candidate(spec, self.space.encode(spec), 0, "sample", (), values))
         tries = 0
-        while len(self.archive) < self.cfg.population:
+        while len(first) < self.cfg.population:
             tries += 1
             if tries > self.cfg.max_attempts * self.cfg.population:
                 raise ValueError(
-                    f"search.population: could not find {self.cfg.population} distinct architectures within "
+                    f"search.lts.population: could not find {self.cfg.population} distinct architectures within "
                     f"the bounds in space {self.space.name!r}"
                 )
-            cand = self._admit(self.space.sample_genome(self.rng), taken)
+            cand = self._admit(self.space.sample_genome(self.rng), seen)
             if cand is None:
                 continue
             cand.iteration, cand.origin = 0, "random"
-            self._evaluate(cand)
+            seen.add(cand.spec.arch_id)
+            first.append(cand)
+        self._evaluate(first)
 
     def _breed(self, parents: list[Candidate], kind: str, n: int, iteration: int,
                taken: set[str]) -> list[Candidate]:
@@ -237,11 +243,9 @@ class EvolutionarySearch:
             taken: set[str] = set()
             children = self._breed(parents, "mutation", self.cfg.mutations, it, taken)
             children += self._breed(parents, "crossover", self.cfg.crossovers, it, taken)
-            for cand in children:
-                self._evaluate(cand)
-            front = self.frontier()
-            log.info("iteration %d: %d parents, %d new candidates, archive %d, frontier %d (%.1f s)",
-                     it, len(parents), len(children), len(self.archive), len(front), time.perf_counter() - t0)
+            self._evaluate(children)
+            log.debug("iteration %d: %d parents, %d new candidates, archive %d (%.1f s)",
+                      it, len(parents), len(children), len(self.archive), time.perf_counter() - t0)
         return self.archive_table(), self.frontier()
 
     # -- tables ----------------------------------------------------------------------------
@@ -256,6 +260,7 @@ class EvolutionarySearch:
         return df
 
     def frontier(self) -> pd.DataFrame:
+        """The non-dominated feasible candidates by the numbers the search saw."""
         table = self.archive_table()
         feasible = table[table["feasible"]].reset_index(drop=True)
         front = pareto.pareto_front(feasible, self.cfg.objectives())
