@@ -332,10 +332,10 @@ def check_names(config: Mapping[str, Any]) -> None:
         if tok.train_on and tok.train_on not in datasets:
             raise ValueError(f"tokenizers.{name}.train_on: unknown dataset {tok.train_on!r} "
                              f"{known('datasets', datasets)}")
-    train = config["train"]
-    if train["dataset"] not in datasets:
+    train = config["train"]  # unset in a search-only config; the validation stages then ask for them
+    if train["dataset"] is not None and train["dataset"] not in datasets:
         raise ValueError(f"train.dataset: unknown dataset {train['dataset']!r} {known('datasets', datasets)}")
-    if train["tokenizer"] not in tokenizers:
+    if train["tokenizer"] is not None and train["tokenizer"] not in tokenizers:
         raise ValueError(f"train.tokenizer: unknown tokenizer {train['tokenizer']!r} "
                          f"{known('tokenizers', tokenizers)}")
     routing = ("dataset", "tokenizer", "cache_dir", "mem_mb", "runtime")

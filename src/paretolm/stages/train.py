@@ -23,6 +23,10 @@ def section(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def data_part(config: Mapping[str, Any]) -> dict[str, Any]:
     """What every validation stage depends on: training and the datasets and tokenizers."""
+    for key in ("dataset", "tokenizer"):
+        if config["train"][key] is None:
+            raise ValueError(f"train.{key}: not set; the validation stages train on a {key} named under "
+                             f"{key}s (see config/config.yaml)")
     return {"train": section(config), "datasets": config["datasets"], "tokenizers": config["tokenizers"]}
 
 
