@@ -54,7 +54,8 @@ def setup(root: Path, measure: str, **search_over) -> dict:
         "proxies": {"names": ["decoder_params", "total_params", "flops"], "seq_len": SEQ},
         "profile": {"seq_len": SEQ},
         "search": {"method": "lts", "space": "tiny", "measure": measure, "lts": LTS,
-                   "verify": {"initial": 4, "batch": 4, "explore": 1}, **search_over}})
+                   # the roofline predictor alone keeps the rounds quick (tests/test_methods.py covers auto)
+                   "verify": {"initial": 4, "batch": 4, "explore": 1, "predictor": "roofline"}, **search_over}})
     part = config_part("search", cfg, method="lts", hardware="cpu")
     (root / "part.json").write_text(json.dumps(part))
     specs = SearchSpace.from_dict(SPACE, name="tiny").sample(10, seed=0)
