@@ -77,8 +77,8 @@ def cluster_config(**overrides) -> dict:
         "profile": {"batch": 1, "seq_len": 16, "warmup": 1, "min_repeats": 10, "max_repeats": 10,
                     "rel_iqr_max": 0.5},
         "hardware": TARGETS,
-        "search": {"space": "tiny", "iterations": 1, "population": 4, "parents": 2, "mutations": 2,
-                   "crossovers": 2, "seed": 0},
+        "search": {"method": "lts", "space": "tiny", "seed": 0,
+                   "lts": {"iterations": 1, "population": 4, "parents": 2, "mutations": 2, "crossovers": 2}},
     }
     return configuration.merge(configuration.merge(shipped, tiny), overrides)
 
