@@ -54,9 +54,11 @@ TINY_SPACE = {
 # Targets that stand for an ARM and a GPU partition. The test node serves every partition and is
 # an x86 machine without a GPU, so all of them measure on its CPU (no `arch`, device cpu); what is
 # tested is where their jobs go: `arm` to partition arm, constrained to a feature of the node, with
-# two threads; `gpu` to partition gpu with one `gpu` GRES; `cpu` to the default partition.
+# two threads (if the node has two cores); `gpu` to partition gpu with one `gpu` GRES; `cpu` to the
+# default partition.
 TARGETS = {
-    "arm": {"device": "cpu", "threads": 2, "arch": None, "resources": {"mem_mb": 2500, "runtime": 15},
+    "arm": {"device": "cpu", "threads": min(2, os.cpu_count() or 1), "arch": None,
+            "resources": {"mem_mb": 2500, "runtime": 15},
             "slurm": {"partition": "arm", "constraint": platform.machine(), "gres": None}},
     "gpu": {"device": "cpu", "threads": 1, "resources": {"mem_mb": 2000, "runtime": 12},
             "slurm": {"partition": "gpu", "constraint": None, "gres": "gpu:1"}},
