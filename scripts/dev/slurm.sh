@@ -11,7 +11,7 @@
 # database), slurmdbd (accounting: the Snakemake SLURM executor asks sacct for job states and
 # waits forever without it), slurmctld and one slurmd. The node serves three partitions that stand
 # for the workflow's hardware targets: cpu (the default), arm and gpu, and advertises one
-# count-only `gpu` GRES so that `--gres=gpu:1` requests are scheduled and accounted (no GPU is
+# `gpu` GRES (backed by /dev/null) so that `--gres=gpu:1` requests are scheduled and accounted (no GPU is
 # used). Jobs run under account `paretolm`.
 #
 # Runs as root (it installs packages and writes /etc/slurm). Settings, from the environment:
