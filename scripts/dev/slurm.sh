@@ -261,6 +261,17 @@ cmd_up() {
     log "up: $(sinfo -h -o '%P' | tr '\n' ' ')on node $NODE; state in $STATE"
 }
 
+job_processes() { # pids of processes started by jobs of this cluster (its name is in their environment)
+    local environ pid
+    for environ in /proc/[0-9]*/environ; do
+        pid=${environ#/proc/}
+        pid=${pid%/environ}
+        # processes come and go while we look, and some environments are not ours to read
+        { tr '\0' '\n' <"$environ"; } 2>/dev/null | grep -qx "SLURM_CLUSTER_NAME=$CLUSTER" && echo "$pid"
+    done
+    return 0
+}
+
 cmd_down() {
     # Jobs first, and wait until their step daemons are gone, so no job outlives the cluster.
     if running slurmctld; then
@@ -280,6 +291,16 @@ cmd_down() {
     stop slurmdbd
     stop mysql/mariadb
     stop munge/munged  # only when this script started it (the pid file is ours)
+    # Without cgroups SLURM tracks a job's processes through their parents, so a process whose
+    # parent died before the job was killed (a Snakemake that hung on SIGTERM, say) escapes it.
+    local left
+    left=$(job_processes)
+    if [[ -n $left ]]; then
+        log "killing processes that jobs left behind: $(echo $left)"
+        kill -TERM $left 2>/dev/null || true
+        sleep 2
+        kill -KILL $(job_processes) 2>/dev/null || true
+    fi
     log "down"
 }
 
