@@ -214,7 +214,7 @@ def test_search_measures_through_the_server(tmp_path, monkeypatch):
         srv.stop()
     prov = read_provenance(laptop / "results/profile/board/tiny.parquet")
     assert prov["source"] == "remote" and prov["measurements"]["measured"] == 8
-    archive = read_table(laptop / "results/search/board/archive.parquet")
+    archive = read_table(laptop / "results/search/lts/board/archive.parquet")
     client_cache = laptop / "results/cache/measurements/board"
     assert srv.cached() == len(archive) == len([p for p in client_cache.glob("*.json")
                                                 if not p.name.startswith("server-")])
