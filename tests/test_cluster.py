@@ -30,6 +30,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import data_required, needs_executable
+from test_workflow import TINY_SPACE
 
 from paretolm import config as configuration
 from paretolm.artifacts import read_provenance, read_table
@@ -39,17 +40,6 @@ PROFILE = REPO / "profiles/slurm"
 ACCOUNT = "paretolm"  # the account scripts/dev/slurm.sh creates
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, needs_executable("sbatch", "sacct", "scontrol", "squeue")]
-
-TINY_SPACE = {
-    "backbone": "gpt2",
-    "fixed": {"vocab_size": 512, "max_seq_len": 32},
-    "genes": {
-        "n_layer": {"min": 1, "max": 3},
-        "d_model": {"min": 32, "max": 96, "step": 32},
-        "n_head": {"choices": [1, 2, 4], "per": "layer"},
-        "d_inner": {"min": 64, "max": 256, "step": 64, "per": "layer"},
-    },
-}
 
 # Targets that stand for an ARM and a GPU partition. The test node serves every partition and is
 # an x86 machine without a GPU, so all of them measure on its CPU (no `arch`, device cpu); what is
