@@ -7,6 +7,11 @@ correlations of the proxy against the target *as measured*: against perplexity a
 positive one. ``top_k_overlap`` is orientation-aware: the top-k by proxy (highest) against the
 top-k by target (lowest perplexity / highest accuracy).
 
+Every SRC and Kendall tau comes with a percentile bootstrap confidence interval (``src_low``,
+``src_high``, ``kendall_low``, ``kendall_high``: the models resampled with replacement). Beside
+them, ``seed_noise`` says how much of a ranking the training seed alone decides, from
+architectures trained again with other seeds (docs/validation.md).
+
 ``d_avg`` is LTS's Eq. 2: for every point i of the proxy frontier, take the ground-truth Pareto
 point closest to it in latency and average ``|p_i - p_gt,i| / p_gt,i`` over the proxy frontier,
 where p is perplexity. Hypervolumes are computed in (latency, perplexity) space, both minimised,
@@ -42,6 +47,93 @@ def rank_correlation(x: Sequence[float], y: Sequence[float]) -> tuple[float, flo
     return float(stats.spearmanr(a, b).statistic), float(stats.kendalltau(a, b).statistic)
 
 
+def _rank_rows(a: np.ndarray) -> np.ndarray:
+    return stats.rankdata(a, axis=1)
+
+
+def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (a * b).sum(axis=1) / np.where(den > 0, den, 1), np.nan)
+
+
+def _kendall_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Kendall tau-b of each row pair: sum of sign products over pairs, over the root of the
+    products of the untied pair counts."""
+    out = np.empty(a.shape[0])
+    step = max(1, int(2e7 // max(1, a.shape[1] ** 2)))  # rows per chunk: bounded memory
+    for i in range(0, a.shape[0], step):
+        da = np.sign(a[i:i + step, :, None] - a[i:i + step, None, :])
+        db = np.sign(b[i:i + step, :, None] - b[i:i + step, None, :])
+        den = np.sqrt((da * da).sum(axis=(1, 2)) * (db * db).sum(axis=(1, 2)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[i:i + step] = np.where(den > 0, (da * db).sum(axis=(1, 2)) / np.where(den > 0, den, 1), np.nan)
+    return out
+
+
+def bootstrap_ci(x: Sequence[float], y: Sequence[float], samples: int = 1000, confidence: float = 0.95,
+                 seed: int = 0) -> dict[str, float]:
+    """Percentile bootstrap interval of Spearman and Kendall tau-b (pairs resampled with
+    replacement, NaN pairs dropped first): ``src_low``, ``src_high``, ``kendall_low``,
+    ``kendall_high``; NaN when there are fewer than 3 pairs or no resamples."""
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    nan = {"src_low": np.nan, "src_high": np.nan, "kendall_low": np.nan, "kendall_high": np.nan}
+    if a.size < 3 or samples <= 0:
+        return nan
+    idx = np.random.default_rng(seed).integers(0, a.size, size=(samples, a.size))
+    ra, rb = a[idx], b[idx]
+    src = _pearson_rows(_rank_rows(ra), _rank_rows(rb))
+    tau = _kendall_rows(ra, rb)
+    q = [50 * (1 - confidence), 50 * (1 + confidence)]
+    out = dict(nan)
+    if np.isfinite(src).any():
+        out["src_low"], out["src_high"] = (float(v) for v in np.nanpercentile(src, q))
+    if np.isfinite(tau).any():
+        out["kendall_low"], out["kendall_high"] = (float(v) for v in np.nanpercentile(tau, q))
+    return out
+
+
+def seed_noise(primary: pd.Series, repeats: pd.DataFrame, samples: int = 1000, seed: int = 0) -> dict[str, float]:
+    """How much the training seed alone moves a ground truth, against how much architectures differ.
+
+    ``primary``: one loss (nats) per architecture (index ``arch_id``), as correlated;
+    ``repeats``: ``arch_id`` and ``loss`` of the same architectures trained with other seeds.
+    Returns ``seed_sd`` (the pooled within-architecture standard deviation, over each repeated
+    architecture's runs including its primary one), ``arch_sd`` (the standard deviation of
+    ``primary`` across architectures), their ratio ``noise_ratio``, ``n_repeated`` and
+    ``src_retest``: the median Spearman correlation between ``primary`` and ``primary`` plus
+    Gaussian noise of ``seed_sd`` per model, i.e. roughly how well the ground truth ranks itself
+    when every model is trained again with another seed. A proxy's ``|src|`` near it is as good as
+    this ground truth can tell.
+    """
+    primary = primary.dropna()
+    out = {"seed_sd": np.nan, "arch_sd": float(primary.std(ddof=1)) if len(primary) > 1 else np.nan,
+           "noise_ratio": np.nan, "n_repeated": 0, "src_retest": np.nan}
+    if repeats.empty:
+        return out
+    variances = []
+    for arch, group in repeats.dropna(subset=["loss"]).groupby("arch_id"):
+        values = list(group["loss"]) + ([primary[arch]] if arch in primary.index else [])
+        if len(values) > 1:
+            variances.append(np.var(values, ddof=1))
+    if not variances:
+        return out
+    sd = float(np.sqrt(np.mean(variances)))
+    out.update(seed_sd=sd, n_repeated=len(variances))
+    if out["arch_sd"] and np.isfinite(out["arch_sd"]):
+        out["noise_ratio"] = sd / out["arch_sd"]
+    if len(primary) >= 3 and samples > 0:
+        base = primary.to_numpy(float)
+        noisy = base + np.random.default_rng(seed).normal(0.0, sd, size=(samples, base.size))
+        src = _pearson_rows(_rank_rows(np.broadcast_to(base, noisy.shape)), _rank_rows(noisy))
+        out["src_retest"] = float(np.nanmedian(src))
+    return out
+
+
 def top_k_overlap(proxy: Sequence[float], target: Sequence[float], k: int,
                   lower_is_better: bool = True) -> float:
     """Fraction of the k best models by proxy (highest) that are among the k best by target."""
@@ -61,13 +153,17 @@ def correlation_table(
     bin_column: str | None = "decoder_params",
     n_bins: int = 3,
     top_k: Sequence[float] = (0.1, 0.2, 0.5),
+    bootstrap: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """One row per (target, proxy, bin): ``n``, ``src``, ``kendall`` and ``top{pct}`` overlaps.
+    """One row per (target, proxy, bin): ``n``, ``src``, ``kendall``, their bootstrap intervals
+    (``bootstrap``: ``samples``, ``confidence``, ``seed``; see ``bootstrap_ci``) and ``top{pct}``
+    overlaps.
 
     ``targets`` maps a target column to whether lower is better (perplexity: True, accuracy:
     False). ``bin = "all"`` is every model; with ``bin_column`` the models are also cut into
     ``n_bins`` equal-count bins of that column (LTS Fig. 12), labelled by their range.
     """
+    boot = {"samples": 1000, "confidence": 0.95, "seed": 0, **(bootstrap or {})}
     _check_columns(df, list(proxies) + list(targets), "correlation")
     groups: list[tuple[str, pd.DataFrame]] = [("all", df)]
     if bin_column is not None and n_bins > 1 and len(df) >= 2 * n_bins:
@@ -83,7 +179,9 @@ def correlation_table(
             for proxy in proxies:
                 src, tau = rank_correlation(part[proxy], part[target])
                 row: dict[str, Any] = {"target": target, "bin": label, "proxy": proxy, "n": len(part),
-                                       "src": src, "kendall": tau}
+                                       "src": src, "kendall": tau,
+                                       **bootstrap_ci(part[proxy], part[target], int(boot["samples"]),
+                                                      float(boot["confidence"]), int(boot["seed"]))}
                 for frac in top_k:
                     k = max(1, int(round(frac * len(part))))
                     row[f"top{int(round(frac * 100))}"] = (

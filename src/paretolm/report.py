@@ -6,7 +6,10 @@
 * ``src``: SRC of each proxy with validation perplexity (and mean zero-shot accuracy when present),
   over all models;
 * ``src_cost``: SRC (sign flipped for perplexity, so higher is better) against the median seconds
-  a proxy costs per architecture (LTS Fig. 13a).
+  a proxy costs per architecture (LTS Fig. 13a);
+* ``src_budget``: -SRC of each proxy with the validation loss against the training tokens the
+  models had seen (``train.budgets``), with its bootstrap interval, and the seed-noise retest SRC
+  of the ground truth itself where repeats were trained.
 """
 
 from __future__ import annotations
@@ -66,7 +69,8 @@ def scatter(df: pd.DataFrame, proxies: Sequence[str], path: str | os.PathLike,
 
 def src_bars(table: pd.DataFrame, path: str | os.PathLike) -> None:
     plt = _plt()
-    allrows = table[table["bin"] == "all"]
+    # the final models only (the budget curve has a figure of its own)
+    allrows = table[(table["bin"] == "all") & (table["target"] != "budget_valid_loss")]
     targets = list(dict.fromkeys(allrows["target"]))
     proxies = list(dict.fromkeys(allrows["proxy"]))
     fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(proxies) + 2), 3.6))
@@ -107,10 +111,38 @@ def src_vs_cost(table: pd.DataFrame, path: str | os.PathLike, target: str = "val
     plt.close(fig)
 
 
+def src_vs_budget(table: pd.DataFrame, path: str | os.PathLike, target: str = "budget_valid_loss") -> None:
+    plt = _plt()
+    rows = table[(table["bin"] == "all") & (table["target"] == target)].sort_values("train_tokens")
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    if rows.empty:
+        ax.text(0.5, 0.5, "no training budgets scored (train.budgets)", ha="center", va="center",
+                transform=ax.transAxes)
+    for proxy, group in rows.groupby("proxy", sort=False):
+        line = ax.plot(group["train_tokens"], -group["src"], marker="o", ms=3, lw=1.2, label=proxy)[0]
+        if group["src_low"].notna().any():
+            ax.fill_between(group["train_tokens"], -group["src_high"], -group["src_low"],
+                            color=line.get_color(), alpha=0.12, lw=0)
+    if "src_retest" in rows.columns and rows["src_retest"].notna().any():
+        ceiling = rows.drop_duplicates("train_tokens")
+        ax.plot(ceiling["train_tokens"], ceiling["src_retest"], color="k", ls="--", lw=1,
+                label="ground truth vs. another seed")
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    if not rows.empty:
+        ax.set_xscale("log")
+        ax.legend(fontsize=6, ncol=2, loc="best")
+    ax.set_xlabel("training tokens seen")
+    ax.set_ylabel("-SRC with validation loss")
+    ax.set_ylim(-1.05, 1.05)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
 def write_figures(df: pd.DataFrame, table: pd.DataFrame, proxies: Sequence[str],
                   paths: Mapping[str, str | os.PathLike]) -> None:
-    """Write the figures named in ``paths`` (keys ``scatter``, ``src``, ``src_cost``)."""
-    known = {"scatter", "src", "src_cost"}
+    """Write the figures named in ``paths`` (keys ``scatter``, ``src``, ``src_cost``, ``src_budget``)."""
+    known = {"scatter", "src", "src_cost", "src_budget"}
     unknown = set(paths) - known
     if unknown:
         raise ValueError(f"figures: unknown figure {sorted(unknown)[0]!r} (known: {sorted(known)})")
@@ -120,3 +152,5 @@ def write_figures(df: pd.DataFrame, table: pd.DataFrame, proxies: Sequence[str],
         src_bars(table, paths["src"])
     if "src_cost" in paths:
         src_vs_cost(table, paths["src_cost"])
+    if "src_budget" in paths:
+        src_vs_budget(table, paths["src_budget"])

@@ -8,6 +8,10 @@ and writes, under ``out_dir``:
   ``save_pretrained`` (``paretolm.models.hf``) when it is available;
 * ``train_log.parquet``: ``step``, ``loss``, ``lr``, ``tokens_per_s`` every ``log_every`` steps
   (atomic, with provenance);
+* ``budgets.parquet``: the validation loss at each fraction of the run in ``budgets`` (``fraction``,
+  ``step``, ``tokens``, ``valid_loss``, ``valid_ppl``, ``seconds``), scored on the same leading
+  ``budget_tokens`` tokens of the validation split every time, so a proxy's rank correlation can be
+  followed along the training budget (docs/validation.md);
 * ``checkpoint/``: every ``checkpoint_every`` steps, the model weights (``model.safetensors``),
   the optimizer state and torch RNG state (``optimizer.pt``, ``torch.save`` of tensors and plain
   values only, read back with ``weights_only=True``) and the step, scheduler state and log so far
@@ -70,6 +74,8 @@ class TrainConfig:
     checkpoint_every: int = 100
     log_every: int = 10
     threads: int = 1
+    budgets: tuple[float, ...] = ()  # fractions of ``steps`` at which the validation loss is scored
+    budget_tokens: int = 16384       # validation tokens scored at each budget
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, preset: str | None = None) -> TrainConfig:
@@ -86,6 +92,8 @@ class TrainConfig:
         for key in data:
             if key not in known:
                 raise ValueError(f"train.{key}: unknown key (known: {sorted(known)})")
+        if "budgets" in data:
+            data["budgets"] = tuple(float(b) for b in data["budgets"] or ())
         cfg = replace(base, **data)
         cfg.validate()
         return cfg
@@ -109,9 +117,22 @@ class TrainConfig:
                 raise ValueError(f"train.{name}: must be in [0, 1], got {getattr(self, name)}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"train.grad_clip: must be positive or null, got {self.grad_clip}")
+        for i, b in enumerate(self.budgets):
+            if not 0 < b <= 1:
+                raise ValueError(f"train.budgets[{i}]: a fraction of train.steps in (0, 1], got {b}")
+        if list(self.budgets) != sorted(set(self.budgets)):
+            raise ValueError(f"train.budgets: fractions must be increasing and distinct, got {list(self.budgets)}")
+        if not isinstance(self.budget_tokens, int) or self.budget_tokens < 2:
+            raise ValueError(f"train.budget_tokens: expected an integer >= 2, got {self.budget_tokens!r}")
+
+    def budget_steps(self) -> dict[int, float]:
+        """Step (1-based, after that many optimizer steps) -> the budget fraction it stands for."""
+        return {max(1, round(b * self.steps)): b for b in self.budgets}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["budgets"] = list(self.budgets)
+        return d
 
 
 # LTS (NeurIPS 2022) training setups, as logged in LTS's own model_config.yaml files
@@ -217,7 +238,8 @@ def _replace_dir(tmp: Path, target: Path) -> None:
 
 
 # -- checkpoints ----------------------------------------------------------------------------------
-def _save_checkpoint(folder: Path, model, optimizer, scheduler, step: int, log: list[dict]) -> None:
+def _save_checkpoint(folder: Path, model, optimizer, scheduler, step: int, log: list[dict],
+                     budgets: list[dict] | None = None) -> None:
     from safetensors.torch import save_model as st_save
 
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -226,7 +248,7 @@ def _save_checkpoint(folder: Path, model, optimizer, scheduler, step: int, log: 
         st_save(model, str(tmp / "model.safetensors"))
         torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()},
                    tmp / "optimizer.pt")
-        state = {"step": step, "scheduler": scheduler.state_dict(), "log": log}
+        state = {"step": step, "scheduler": scheduler.state_dict(), "log": log, "budgets": budgets or []}
         (tmp / "state.json").write_text(json.dumps(state, default=float))
         _replace_dir(tmp, folder)
     except BaseException:
@@ -239,7 +261,7 @@ def _checkpoints(folder: Path) -> list[Path]:
     return [c for c in (folder, folder.with_name(folder.name + ".old")) if c.is_dir()]
 
 
-def _load_checkpoint(folder: Path, model, optimizer, scheduler) -> tuple[int, list[dict]]:
+def _load_checkpoint(folder: Path, model, optimizer, scheduler) -> tuple[int, list[dict], list[dict]]:
     from safetensors.torch import load_model as st_load
 
     state = json.loads((folder / "state.json").read_text())
@@ -248,7 +270,24 @@ def _load_checkpoint(folder: Path, model, optimizer, scheduler) -> tuple[int, li
     optimizer.load_state_dict(blob["optimizer"])
     torch.set_rng_state(blob["torch_rng"])
     scheduler.load_state_dict(state["scheduler"])
-    return int(state["step"]), list(state["log"])
+    return int(state["step"]), list(state["log"]), list(state.get("budgets", []))
+
+
+# -- budgets --------------------------------------------------------------------------------------
+BUDGET_COLUMNS = ("fraction", "step", "tokens", "valid_loss", "valid_ppl", "seconds")
+
+
+def _score_budget(model: torch.nn.Module, eval_ids: np.ndarray, cfg: TrainConfig, step: int,
+                  fraction: float) -> dict[str, float]:
+    """Validation loss (nats per token) of the model after ``step`` steps, on non-overlapping
+    windows of ``cfg.seq_len`` over the same leading validation tokens every time."""
+    from .evaluation import score_stream
+
+    t0 = time.perf_counter()
+    nll, n = score_stream(model, eval_ids, cfg.seq_len, batch_size=cfg.batch_size)
+    loss = nll / max(n, 1)
+    return {"fraction": fraction, "step": step, "tokens": step * cfg.batch_size * cfg.seq_len,
+            "valid_loss": loss, "valid_ppl": math.exp(loss), "seconds": time.perf_counter() - t0}
 
 
 # -- the loop -------------------------------------------------------------------------------------
@@ -258,13 +297,16 @@ def train(
     cfg: TrainConfig,
     out_dir: str | os.PathLike,
     *,
+    eval_ids: np.ndarray | None = None,
     progress: bool = True,
     prov: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train ``spec`` on the token array ``train_ids`` (resuming from ``out_dir/checkpoint``).
 
-    Returns a summary: ``final_loss`` (mean of the last ``log_every`` steps' losses), ``steps``,
-    ``seconds``, ``tokens_per_s`` and ``resumed_from`` (the checkpoint step, or 0).
+    With ``cfg.budgets``, the loss on the first ``cfg.budget_tokens`` of ``eval_ids`` (the
+    validation split) is scored at each budget into ``budgets.parquet``. Returns a summary:
+    ``final_loss`` (mean of the last ``log_every`` steps' losses), ``steps``, ``seconds`` (training
+    only), ``budget_eval_seconds``, ``tokens_per_s`` and ``resumed_from`` (the checkpoint step, or 0).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -272,6 +314,11 @@ def train(
         raise ValueError(f"vocab_size: token ids reach beyond the spec's vocab_size={spec.vocab_size}")
     if cfg.seq_len > spec.max_seq_len:
         raise ValueError(f"train.seq_len: {cfg.seq_len} exceeds the spec's max_seq_len={spec.max_seq_len}")
+    budget_at = cfg.budget_steps()
+    if budget_at and eval_ids is None:
+        raise ValueError("train.budgets: scoring the budgets needs the validation split's tokens (eval_ids)")
+    if budget_at:
+        eval_ids = np.asarray(eval_ids[: cfg.budget_tokens + 1])
     torch.set_num_threads(cfg.threads)
     ckpt_dir = out / "checkpoint"
 
@@ -283,10 +330,10 @@ def train(
         return model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
 
     model, optimizer, scheduler = fresh()
-    start, log = 0, []
+    start, log, budgets = 0, [], []
     for found in _checkpoints(ckpt_dir):
         try:
-            start, log = _load_checkpoint(found, model, optimizer, scheduler)
+            start, log, budgets = _load_checkpoint(found, model, optimizer, scheduler)
             break
         except Exception as e:  # a damaged checkpoint: try the previous one, else start again
             _log.warning("checkpoint %s cannot be loaded (%s: %s); trying an older one or starting over",
@@ -299,6 +346,7 @@ def train(
 
         bar = tqdm(total=cfg.steps, initial=start, desc=f"train {spec.arch_id}", unit="step", mininterval=1.0)
     t_start = time.perf_counter()
+    eval_seconds = 0.0
     window_t, window_tokens, window_losses = time.perf_counter(), 0, []
     for step in range(start, cfg.steps):
         x = train_batch(train_ids, step, cfg.batch_size, cfg.seq_len, cfg.seed)
@@ -325,21 +373,29 @@ def train(
             window_t, window_tokens, window_losses = now, 0, []
         if bar is not None:
             bar.update(1)
+        if done in budget_at:
+            t0 = time.perf_counter()
+            budgets.append(_score_budget(model, eval_ids, cfg, done, budget_at[done]))
+            spent = time.perf_counter() - t0
+            eval_seconds += spent
+            window_t += spent  # the throughput column counts training only
         if done % cfg.checkpoint_every == 0 and done < cfg.steps:
-            _save_checkpoint(ckpt_dir, model, optimizer, scheduler, done, log)
+            _save_checkpoint(ckpt_dir, model, optimizer, scheduler, done, log, budgets)
     if bar is not None:
         bar.close()
-    seconds = time.perf_counter() - t_start
+    seconds = time.perf_counter() - t_start - eval_seconds
     model.eval()
     save_model(model, spec, out / "model")
     table = pd.DataFrame(log, columns=["step", "loss", "lr", "tokens_per_s"])
     meta = dict(prov or provenance("train", {"train": cfg.to_dict(), "spec": spec.to_json()}))
     write_table(table, out / "train_log.parquet", meta)
+    write_table(pd.DataFrame(budgets, columns=list(BUDGET_COLUMNS)), out / "budgets.parquet", meta)
     summary = {
         "arch_id": spec.arch_id,
         "final_loss": float(table["loss"].iloc[-1]) if len(table) else float("nan"),
         "steps": cfg.steps,
         "seconds": seconds,
+        "budget_eval_seconds": eval_seconds,
         "tokens_per_s": float(table["tokens_per_s"].median()) if len(table) else float("nan"),
         "resumed_from": resumed_from,
     }
@@ -408,14 +464,42 @@ def select_archs(part: Mapping[str, Any], inputs: Mapping[str, str] | None = Non
     df = pd.DataFrame(rows)
     if df.empty:
         raise ValueError("validation.sources: no architectures selected")
-    return df.drop_duplicates("arch_id").reset_index(drop=True)
+    df = df.drop_duplicates("arch_id").reset_index(drop=True)
+    df.insert(0, "run", df["arch_id"])
+    df.insert(2, "train_seed", pd.array([None] * len(df), dtype="Int64"))
+    return pd.concat([df, _repeats(df, part["validation"].get("repeats") or {})], ignore_index=True)
 
 
-def selected_row(archs: str | os.PathLike, arch_id: str) -> pd.Series:
-    """The row of ``arch_id`` in the table the ``select_validation`` checkpoint wrote."""
+def _repeats(df: pd.DataFrame, repeats: Mapping[str, Any]) -> pd.DataFrame:
+    """Runs of ``repeats.archs`` of the selected architectures with each seed of ``repeats.seeds``
+    (run ``<arch_id>-seed<s>``): the seed-to-seed spread that correlate reports beside every SRC.
+    The architectures are spread evenly over the selection ranked by total parameters, so the
+    spread is measured on small and large models alike."""
+    n = min(int(repeats.get("archs", 0)), len(df))
+    if n == 0:
+        return df.iloc[:0]
+    from .counting import count
+
+    size = [count(ArchSpec.from_json(s)).total_params for s in df["spec"]]
+    order = np.argsort(size, kind="stable")
+    picks = order[np.unique(np.round(np.linspace(0, len(df) - 1, n)).astype(int))]
+    rows = []
+    for seed in repeats.get("seeds", []):
+        for i in picks:
+            row = df.iloc[i].to_dict()
+            rows.append({**row, "run": f"{row['arch_id']}-seed{int(seed)}", "train_seed": int(seed)})
+    out = pd.DataFrame(rows, columns=df.columns)
+    out["train_seed"] = out["train_seed"].astype("Int64")
+    return out
+
+
+def selected_row(archs: str | os.PathLike, run: str) -> pd.Series:
+    """The row of training run ``run`` (an arch_id, or ``<arch_id>-seed<s>`` for a repeat) in the
+    table the ``select_validation`` checkpoint wrote."""
     table = pd.read_parquet(archs)
-    rows = table[table["arch_id"] == arch_id]
+    key = "run" if "run" in table.columns else "arch_id"
+    rows = table[table[key] == run]
     if rows.empty:
-        raise ValueError(f"arch_id: {arch_id} is not among the selected architectures in {archs}")
+        raise ValueError(f"run: {run} is not among the selected training runs in {archs}")
     return rows.iloc[0]
 

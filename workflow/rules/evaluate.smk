@@ -2,15 +2,16 @@
 
 
 rule evaluate:
-    """Evaluate one trained model -> results/eval/{arch_id}.parquet."""
+    """Evaluate one trained run -> results/eval/{run}.parquet."""
     input:
         archs="results/validation/archs.parquet",
-        model="results/train/{arch_id}/model",
-        summary="results/train/{arch_id}/train_summary.json",
+        model="results/train/{run}/model",
+        summary="results/train/{run}/train_summary.json",
+        budgets="results/train/{run}/budgets.parquet",
     output:
-        "results/eval/{arch_id}.parquet",
+        "results/eval/{run}.parquet",
     log:
-        "logs/evaluate/{arch_id}.log",
+        "logs/evaluate/{run}.log",
     conda:
         ENV
     threads: config["evaluate"]["threads"]
@@ -24,9 +25,9 @@ rule evaluate:
 
 
 rule eval_table:
-    """Every evaluated model in one table."""
+    """Every evaluated run in one table."""
     input:
-        lambda wc: expand("results/eval/{arch_id}.parquet", arch_id=validation_archs()),
+        lambda wc: expand("results/eval/{run}.parquet", run=validation_runs()),
     output:
         "results/eval.parquet",
     log:

@@ -2,15 +2,18 @@
 
 
 rule train:
-    """Train one architecture from scratch (resumes from results/train/{arch_id}/checkpoint)."""
+    """Train one run (an architecture; a seed for repeats) from scratch, resuming from
+    results/train/{run}/checkpoint; the validation loss at each train.budgets fraction goes to
+    budgets.parquet."""
     input:
         archs="results/validation/archs.parquet",
     output:
-        model=directory("results/train/{arch_id}/model"),
-        log="results/train/{arch_id}/train_log.parquet",
-        summary="results/train/{arch_id}/train_summary.json",
+        model=directory("results/train/{run}/model"),
+        log="results/train/{run}/train_log.parquet",
+        budgets="results/train/{run}/budgets.parquet",
+        summary="results/train/{run}/train_summary.json",
     log:
-        "logs/train/{arch_id}.log",
+        "logs/train/{run}.log",
     conda:
         ENV
     threads: config["train"]["threads"]

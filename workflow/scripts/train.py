@@ -1,4 +1,4 @@
-"""Script of rule train: train one selected architecture from scratch."""
+"""Script of rule train: train one selected run from scratch."""
 
 from pathlib import Path
 
@@ -7,5 +7,5 @@ from paretolm.stages import train
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 with logged(sm.log[0]):
-    train.run(sm.params.part, arch_id=sm.wildcards.arch_id, archs=sm.input.archs,
+    train.run(sm.params.part, run=sm.wildcards.run, archs=sm.input.archs,
               out_dir=Path(sm.output.log).parent, progress=True)

@@ -1,11 +1,13 @@
 """Stage ``correlate``: the proxies scored on the trained specs against measured perplexity and
-zero-shot accuracy (SRC, Kendall, top-k), frontiers (``d_avg``, hypervolumes) and figures."""
+zero-shot accuracy (SRC, Kendall, top-k, bootstrap intervals), at every training budget, beside the
+seed-to-seed spread of the ground truth; frontiers (``d_avg``, hypervolumes) and figures."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..artifacts import provenance, write_table
@@ -24,15 +26,23 @@ def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
 def run(part: Mapping[str, Any], *, eval_table: str, out: str, frontiers: str,
         figures: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Correlate -> ``out`` (the correlation table) and ``frontiers``; ``figures`` maps a figure
-    name (``scatter``, ``src``, ``src_cost``) to its PNG path."""
+    name (``scatter``, ``src``, ``src_cost``, ``src_budget``) to its PNG path.
+
+    Models trained again with other seeds (``validation.repeats``) are left out of the
+    correlations and give the seed-to-seed spread instead, reported beside the SRC of every loss
+    target; the validation loss each run scored at each of ``train.budgets`` gives the rows of
+    target ``budget_valid_loss``, one per budget (``fraction``, ``train_tokens``)."""
     from ..arch import ArchSpec
     from ..correlation import correlation_table, frontier_table
     from ..proxies import Scorer, get
+    from ..training import _hyper
 
     val = part["validation"]
     prox = part["proxies"]
     names = list(val["proxies"] or prox["names"])
-    ev = pd.read_parquet(eval_table)
+    runs = pd.read_parquet(eval_table)
+    repeat = runs["train_seed"].notna() if "train_seed" in runs.columns else pd.Series(False, index=runs.index)
+    ev, repeats = runs[~repeat].reset_index(drop=True), runs[repeat].reset_index(drop=True)
     specs = [ArchSpec.from_json(s) for s in ev["spec"]]
     batch = None
     if any(get(n).needs_data for n in names):
@@ -46,8 +56,29 @@ def run(part: Mapping[str, Any], *, eval_table: str, out: str, frontiers: str,
     df = ev.merge(scores, on="arch_id", how="left")
     targets = {c: True for c in ("valid_ppl", "test_ppl") if c in df.columns}
     targets.update({c: False for c in df.columns if c.endswith("shot_mean_acc")})
-    table = correlation_table(df, names, targets, bin_column="decoder_params" if "decoder_params" in names
-                              else None, n_bins=int(val["n_bins"]), top_k=tuple(val["top_k"]))
+    options = {"bin_column": "decoder_params" if "decoder_params" in names else None,
+               "n_bins": int(val["n_bins"]), "top_k": tuple(val["top_k"]), "bootstrap": val["bootstrap"]}
+    cfg = _hyper(part["train"])
+    table = correlation_table(df, names, targets, **options)
+    table.insert(1, "fraction", 1.0)
+    table.insert(2, "train_tokens", cfg.steps * cfg.batch_size * cfg.seq_len)
+    if "valid_ppl" in df.columns:
+        noise = _noise(np.log(df.set_index("arch_id")["valid_ppl"]), repeats, np.log(repeats.get("valid_ppl")),
+                       val["bootstrap"])
+        for key, value in noise.items():
+            table[key] = np.where(table["target"] == "valid_ppl", value, np.nan)
+    parts = [table]
+    for j in range(_n_budgets(df)):
+        loss = f"budget{j}_valid_loss"
+        budget = correlation_table(df.rename(columns={loss: "budget_valid_loss"}), names,
+                                   {"budget_valid_loss": True}, **options)
+        budget.insert(1, "fraction", float(df[f"budget{j}_fraction"].iloc[0]))
+        budget.insert(2, "train_tokens", int(df[f"budget{j}_tokens"].iloc[0]))
+        for key, value in _noise(df.set_index("arch_id")[loss], repeats, repeats.get(loss),
+                                 val["bootstrap"]).items():
+            budget[key] = value
+        parts.append(budget)
+    table = pd.concat(parts, ignore_index=True)
     cost = {n: float(df[f"{n}_seconds"].median()) for n in names if f"{n}_seconds" in df.columns}
     table["proxy_seconds"] = table["proxy"].map(cost)
     prov = provenance(NAME, part, [eval_table])
@@ -58,3 +89,22 @@ def run(part: Mapping[str, Any], *, eval_table: str, out: str, frontiers: str,
 
         write_figures(df, table, names, figures)
     return table
+
+
+def _n_budgets(df: pd.DataFrame) -> int:
+    """How many budgets every run of ``df`` scored (budget<j>_valid_loss columns present in all)."""
+    j = 0
+    while f"budget{j}_valid_loss" in df.columns and df[f"budget{j}_valid_loss"].notna().all():
+        j += 1
+    return j
+
+
+def _noise(primary: pd.Series, repeats: pd.DataFrame, repeat_loss: pd.Series | None,
+           bootstrap: Mapping[str, Any]) -> dict[str, float]:
+    """``correlation.seed_noise`` of one loss: ``primary`` per arch_id, ``repeat_loss`` the same
+    loss of the repeated runs (rows of ``repeats``; None when they lack it)."""
+    from ..correlation import seed_noise
+
+    loss = repeat_loss if repeat_loss is not None else pd.Series(np.nan, index=repeats.index)
+    rep = pd.DataFrame({"arch_id": repeats["arch_id"], "loss": loss.astype(float)})
+    return seed_noise(primary.astype(float), rep, int(bootstrap["samples"]), int(bootstrap["seed"]))

@@ -1,5 +1,6 @@
-"""Stage ``evaluate``: perplexities, zero-shot accuracy, latency and memory of one trained model;
-``collect`` gathers every model's row into one table."""
+"""Stage ``evaluate``: perplexities, zero-shot accuracy, latency and memory of one trained model,
+with the validation loss its training scored at each budget; ``collect`` gathers every run's row
+into one table."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from ..config import measurement_settings
 from .train import data_part
 
 NAME = "evaluate"
-WILDCARDS = ("arch_id",)
+WILDCARDS = ("run",)
 
 
 def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
@@ -30,12 +31,14 @@ def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
     return {**data_part(config), "evaluate": config["evaluate"], "hardware": hardware}
 
 
-def run(part: Mapping[str, Any], *, arch_id: str, archs: str | os.PathLike, model_dir: str | os.PathLike,
-        train_summary: str | os.PathLike, out: str | os.PathLike,
+def run(part: Mapping[str, Any], *, run: str, archs: str | os.PathLike, model_dir: str | os.PathLike,
+        train_summary: str | os.PathLike, out: str | os.PathLike, budgets: str | os.PathLike | None = None,
         cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
-    """Evaluate the model of ``arch_id`` trained into ``model_dir`` -> ``out`` (one row). Latency
+    """Evaluate the model of run ``run`` trained into ``model_dir`` -> ``out`` (one row). Latency
     and memory come from ``validation.hardware`` as the search's do (its source: this machine,
-    a device's imported files or a remote device), through the measurement cache ``cache_dir``."""
+    a device's imported files or a remote device), through the measurement cache ``cache_dir``.
+    ``budgets`` (the run's ``budgets.parquet``) adds ``budget<j>_{fraction,tokens,valid_loss}``
+    for each budget j."""
     import torch
 
     from ..arch import ArchSpec
@@ -43,7 +46,7 @@ def run(part: Mapping[str, Any], *, arch_id: str, archs: str | os.PathLike, mode
     from ..evaluation import evaluate_model
     from ..training import _hyper, data_block, load_model, selected_row
 
-    selected = selected_row(archs, arch_id)
+    selected = selected_row(archs, run)
     spec = ArchSpec.from_json(selected["spec"])
     torch.set_num_threads(int(part["evaluate"]["threads"]))
     dc = data_config(data_block(part))
@@ -53,11 +56,19 @@ def run(part: Mapping[str, Any], *, arch_id: str, archs: str | os.PathLike, mode
     ev["seq_len"] = ev["seq_len"] or _hyper(part["train"]).seq_len
     if ev["zero_shot"]:
         ev["zero_shot"] = dict(ev["zero_shot"], data_dir=str(resolve_path(ev["zero_shot"]["data_dir"])))
-    row: dict[str, Any] = {"arch_id": arch_id, "source": selected["source"], "spec": spec.to_json()}
+    seed = selected.get("train_seed")
+    row: dict[str, Any] = {"arch_id": spec.arch_id, "run": run, "source": selected["source"],
+                           "train_seed": None if seed is None or pd.isna(seed) else int(seed),
+                           "spec": spec.to_json()}
     row.update(evaluate_model(model, tokenizer, dc, ev, part["datasets"], max_length=spec.max_seq_len))
     summary = json.loads(Path(train_summary).read_text())
     row.update({"train_final_loss": summary["final_loss"], "train_seconds": summary["seconds"],
-                "train_tokens_per_s": summary["tokens_per_s"]})
+                "train_tokens_per_s": summary["tokens_per_s"],
+                "train_budget_eval_seconds": summary.get("budget_eval_seconds", 0.0)})
+    if budgets is not None:
+        for j, b in enumerate(pd.read_parquet(budgets).itertuples()):
+            row.update({f"budget{j}_fraction": b.fraction, f"budget{j}_tokens": int(b.tokens),
+                        f"budget{j}_valid_loss": b.valid_loss})
     hw = part["hardware"]
     if hw:
         from ..measurement import source_for
@@ -66,9 +77,10 @@ def run(part: Mapping[str, Any], *, arch_id: str, archs: str | os.PathLike, mode
         m = measure(spec)
         row.update({k: m[k] for k in ("latency_ms", "latency_iqr_ms", "peak_memory_mb")})
     df = pd.DataFrame([row])
+    df["train_seed"] = df["train_seed"].astype("Int64")
     weights = sorted(str(p) for p in Path(model_dir).glob("*.safetensors"))
-    write_table(df, out, provenance(NAME, part, [archs, *weights, train_summary],
-                                    wildcards={"arch_id": arch_id}))
+    inputs = [archs, *weights, train_summary, *([budgets] if budgets is not None else [])]
+    write_table(df, out, provenance(NAME, part, inputs, wildcards={"run": run}))
     return df
 
 

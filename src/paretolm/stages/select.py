@@ -16,12 +16,14 @@ WILDCARDS = ()
 
 
 def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
-    """Where the architectures come from (``validation.sources``), the spaces they may be drawn
-    from, and the tokenizer that sets their vocabulary."""
+    """Where the architectures come from (``validation.sources``), which of them are trained again
+    with other seeds (``validation.repeats``), the spaces they may be drawn from, and the tokenizer
+    that sets their vocabulary."""
     if not config["validation"]["sources"]:
         raise ValueError("validation.sources: empty; name what to train, e.g. [{kind: frontier, hardware: cpu}]")
     return {**data_part(config), "spaces_dir": config["spaces_dir"],
-            "validation": {"sources": config["validation"]["sources"]}}
+            "validation": {"sources": config["validation"]["sources"],
+                           "repeats": config["validation"]["repeats"]}}
 
 
 def frontier_inputs(config: Mapping[str, Any]) -> dict[str, str]:

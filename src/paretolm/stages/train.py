@@ -1,4 +1,5 @@
-"""Stage ``train``: train one selected architecture from scratch (resumable)."""
+"""Stage ``train``: train one selected run (an architecture, and a seed for repeats) from scratch
+(resumable), scoring the validation loss at each of ``train.budgets`` on the way."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from ..arch import ArchSpec
 from ..artifacts import provenance
 
 NAME = "train"
-WILDCARDS = ("arch_id",)
+WILDCARDS = ("run",)
 
 # Keys of the train section that only route jobs (the job's memory and minutes).
 ROUTING_KEYS = ("mem_mb", "runtime")
@@ -31,19 +32,30 @@ def data_part(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
-    """Training settings, datasets and tokenizers (the same for every architecture)."""
+    """Training settings, datasets and tokenizers (the same for every run: a repeat's seed is in
+    the selected table, an input)."""
     return data_part(config)
 
 
-def run(part: Mapping[str, Any], *, arch_id: str, archs: str | os.PathLike, out_dir: str | os.PathLike,
+def run(part: Mapping[str, Any], *, run: str, archs: str | os.PathLike, out_dir: str | os.PathLike,
         progress: bool = True) -> dict[str, Any]:
-    """Train ``arch_id`` (a row of ``archs``) -> ``out_dir``: ``model/``, ``train_log.parquet`` and
-    ``train_summary.json`` (``out_dir/checkpoint`` while it runs, so a killed job resumes)."""
+    """Train run ``run`` (a row of ``archs``) -> ``out_dir``: ``model/``, ``train_log.parquet``,
+    ``budgets.parquet`` and ``train_summary.json`` (``out_dir/checkpoint`` while it runs, so a
+    killed job resumes)."""
+    from dataclasses import replace
+
+    import pandas as pd
+
     from ..data import data_config
     from ..training import _hyper, data_block, selected_row, train
 
-    spec = ArchSpec.from_json(selected_row(archs, arch_id)["spec"])
+    row = selected_row(archs, run)
+    spec = ArchSpec.from_json(row["spec"])
     cfg = _hyper(part["train"])
-    ids = data_config(data_block(part)).split("train").ids
-    prov = provenance(NAME, part, [archs], wildcards={"arch_id": arch_id}, spec=spec.to_json())
-    return train(spec, ids, cfg, out_dir, progress=progress, prov=prov)
+    if "train_seed" in row and not pd.isna(row["train_seed"]):
+        cfg = replace(cfg, seed=int(row["train_seed"]))
+    dc = data_config(data_block(part))
+    ids = dc.split("train").ids
+    eval_ids = dc.split("validation").ids if cfg.budgets else None
+    prov = provenance(NAME, part, [archs], wildcards={"run": run}, spec=spec.to_json(), seed=cfg.seed)
+    return train(spec, ids, cfg, out_dir, eval_ids=eval_ids, progress=progress, prov=prov)
