@@ -182,13 +182,13 @@ def test_config_parts_are_canonical(tmp_path):
     # wildcards a stage does not declare are ignored, unknown stages name the known ones
     assert stages.config_part("proxies", cfg, space="tiny", hardware="x") == stages.config_part(
         "proxies", cfg, space="tiny")
-    with pytest.raises(ValueError, match="unknown stage 'nope'.*correlate, evaluate, profile, proxies"):
+    with pytest.raises(ValueError, match="unknown stage 'nope'.*correlate, evaluate, export, profile, proxies"):
         stages.config_part("nope", cfg)
 
 
 def test_stage_table_is_in_dag_order_and_matches_the_rules():
-    assert list(stages.STAGES) == ["sample", "proxies", "profile", "search", "select", "train", "evaluate",
-                                   "correlate"]
+    assert list(stages.STAGES) == ["sample", "supernet", "proxies", "profile", "search", "select", "train",
+                                   "evaluate", "correlate", "export"]
     rules = (REPO / "workflow/rules").glob("*.smk")
     assert sorted(p.stem for p in rules) == sorted([*stages.STAGES, "common"])
     text = (REPO / "workflow/Snakefile").read_text()

@@ -280,6 +280,30 @@ def check_method(config: Mapping[str, Any], method: str) -> None:
                                  f"(known: {', '.join(sorted(pool))})")
 
 
+def check_supernet(config: Mapping[str, Any]) -> None:
+    """What the supernet_loss proxy needs when it is scored: a space (its file parses and its
+    backbone can be sliced) and the train dataset and tokenizer its supernet is trained on."""
+    from .spaces import SearchSpace
+    from .stages.supernet import settings
+    from .supernet import SupernetShape
+
+    where = "proxies.settings.supernet_loss"
+    space = settings(config).space
+    if space is None:
+        raise ValueError(f"{where}.space: not set; supernet_loss needs the name of the space whose supernet "
+                         "scores the candidates (a file stem under spaces_dir)")
+    path = space_file(config, space)
+    if not path.exists():
+        raise ValueError(f"{where}.space: no search space file {str(path)!r} (spaces_dir={config['spaces_dir']!r})")
+    try:
+        SupernetShape.of(SearchSpace.from_yaml(path), vocab_size=2, max_seq_len=1)
+    except ValueError as e:
+        raise ValueError(f"{where}.space: {e}") from None
+    for key in ("dataset", "tokenizer"):
+        if config["train"][key] is None:
+            raise ValueError(f"train.{key}: not set; supernet_loss trains its supernet on the train {key}")
+
+
 def check_names(config: Mapping[str, Any]) -> None:
     """Every name the config refers to exists and every value only code can judge is valid, in
     both halves of the workflow, so nothing fails after hours of work: proxies and their
@@ -309,6 +333,8 @@ def check_names(config: Mapping[str, Any]) -> None:
     for i, name in enumerate(config["validation"]["proxies"] or []):
         if name not in PROXIES:
             raise ValueError(f"validation.proxies[{i}]: unknown proxy {name!r} {known('proxies', PROXIES.names())}")
+    if "supernet_loss" in {*proxies["names"], *(config["validation"]["proxies"] or [])}:
+        check_supernet(config)
 
     bound = (config["search"].get("bounds") or {}).get("params") or {}
     if bound.get("min") is not None and bound.get("max") is not None and bound["min"] > bound["max"]:
@@ -339,7 +365,15 @@ def check_names(config: Mapping[str, Any]) -> None:
         raise ValueError(f"train.tokenizer: unknown tokenizer {train['tokenizer']!r} "
                          f"{known('tokenizers', tokenizers)}")
     routing = ("dataset", "tokenizer", "cache_dir", "mem_mb", "runtime")
-    TrainConfig.from_dict({k: v for k, v in train.items() if k not in routing})
+    recipe = TrainConfig.from_dict({k: v for k, v in train.items() if k not in routing})
+    if recipe.budgets and train["dataset"] is not None:
+        from .data import DatasetSpec
+
+        splits = DatasetSpec.from_config(train["dataset"], datasets[train["dataset"]]).splits()
+        if "validation" not in splits:
+            raise ValueError(f"train.budgets: scored on the validation split, which dataset "
+                             f"{train['dataset']!r} does not have (splits: {list(splits)}); give it one "
+                             f"or set train.budgets: []")
     data = proxies.get("data") or {}
     for key, pool, kind in (("dataset", datasets, "datasets"), ("tokenizer", tokenizers, "tokenizers")):
         if key in data and data[key] not in pool:

@@ -31,6 +31,7 @@ ENV = "../envs/paretolm.yaml"
 wildcard_constraints:
     space="[A-Za-z0-9_.-]+",
     hardware="[A-Za-z0-9_]+",
+    run="[A-Za-z0-9_-]+",
 
 
 def config_part(stage):
@@ -140,9 +141,30 @@ def frontier_inputs(wc):
     return stages.stage("select").frontier_inputs(config)
 
 
-def validation_archs(wc=None):
-    """arch_ids chosen by the select_validation checkpoint (re-evaluated once it has run)."""
+def validation_runs(wc=None):
+    """Training runs chosen by the select_validation checkpoint (re-evaluated once it has run):
+    the arch_id of each selected architecture, and <arch_id>-seed<s> for validation.repeats.
+    """
     import pandas as pd
 
     path = checkpoints.select_validation.get().output[0]
-    return pd.read_parquet(path, columns=["arch_id"])["arch_id"].tolist()
+    return pd.read_parquet(path, columns=["run"])["run"].tolist()
+
+
+# The supernet_loss proxy's settings: where rule supernet writes what the proxy reads.
+SUPERNET = stages.stage("supernet").settings(config)
+
+
+def supernet_input(scores):
+    """Input function of the jobs that score proxies. It names the trained supernet folder when
+    supernet_loss is among the proxies they score (``scores``: "proxies" for proxies.names,
+    "validation" for validation.proxies, which defaults to them), else nothing.
+    """
+
+    def inputs(wc):
+        names = config["proxies"]["names"]
+        if scores == "validation":
+            names = config["validation"]["proxies"] or names
+        return [str(SUPERNET.folder())] if "supernet_loss" in names else []
+
+    return inputs

@@ -5,6 +5,7 @@ rule correlate:
     """SRC / Kendall / top-k of every proxy, d_avg and hypervolumes, report figures."""
     input:
         eval_table="results/eval.parquet",
+        supernet=supernet_input("validation"),
     output:
         table="results/correlation.parquet",
         frontiers="results/validation/frontiers.parquet",
@@ -21,6 +22,11 @@ rule correlate:
         src_cost=report(
             "results/figures/src_vs_cost.png",
             caption="../report/src_vs_cost.rst",
+            category="Validation",
+        ),
+        src_budget=report(
+            "results/figures/src_vs_budget.png",
+            caption="../report/src_vs_budget.rst",
             category="Validation",
         ),
     log:

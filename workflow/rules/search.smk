@@ -21,6 +21,7 @@ rule search:
         profile=search_profile,
         space=search_space,
         available=hardware_available,
+        supernet=supernet_input("proxies"),
     output:
         **SEARCH_OUTPUT,
     log:

@@ -35,10 +35,10 @@ COLUMNS = ["set", "proxy", "n", "src", "kendall", "target", "top10", "top20",
 
 
 def analytic_proxies() -> list[str]:
-    """Names of every registered proxy that needs no data."""
+    """Names of every registered proxy that needs no data (nor anything trained beforehand)."""
     from ..proxies import registry
 
-    return sorted(name for name, p in registry().items() if not p.needs_data)
+    return sorted(name for name, p in registry().items() if not p.needs_data and not p.trained)
 
 
 def analyze_lts(root: str | os.PathLike | None = None, sets: Sequence[str] | None = None,

@@ -6,6 +6,10 @@
   per proxy, scored by ``paretolm.proxies.Scorer``. Data-dependent proxies need ``--data``: a
   config YAML (its ``proxies.data`` block, or a bare data block with ``dataset``/``tokenizer``) or a
   plain text file (GPT-2 tokens), both read by ``paretolm.data.file_batch``.
+* ``paretolm proxy supernet --space config/spaces/gpt2_cpu_ground_truth.yaml --out DIR``: trains
+  the weight-sharing supernet that ``supernet_loss`` reads (``paretolm.supernet``) outside the
+  workflow, with the train data and ``proxies.settings.supernet_loss`` of ``--config`` (repeatable,
+  merged as Snakemake's ``--configfile`` layers); DIR defaults to ``<dir>/<space>``.
 * ``paretolm proxy nas-bench-bert <dir>``: Spearman correlations with GLUE of our shape-only
   proxies on all 500 NAS-Bench-BERT encoders, next to those of the published proxy scores
   (``paretolm.analysis.nas_bench_bert``).
@@ -46,6 +50,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     score.add_argument("--costs", action="store_true", help="also print <proxy>_seconds and <proxy>_flops")
     score.add_argument("--entropy-eps", type=float, default=None, help="eps of merino_entropy (default 1)")
     score.set_defaults(func=_score)
+
+    sn = sub.add_parser("supernet", help="train the weight-sharing supernet of a space (proxy supernet_loss)")
+    sn.add_argument("--space", required=True, help="the search space YAML file")
+    sn.add_argument("--config", action="append", default=None,
+                    help="config YAML (repeatable, later files win; default config/config.yaml)")
+    sn.add_argument("--out", default=None, help="output folder (default: proxies.settings.supernet_loss.dir/<space>)")
+    sn.add_argument("--steps", type=int, default=None, help="override proxies.settings.supernet_loss.steps")
+    sn.add_argument("--quiet", action="store_true", help="no progress bar")
+    sn.set_defaults(func=_supernet)
 
     nb = sub.add_parser("nas-bench-bert", help="SRC with GLUE on NAS-Bench-BERT, ours next to the published")
     nb.add_argument("dir", help="the nas-bench-bert folder (BERT_benchmark.json, "
@@ -105,6 +118,33 @@ def _score(args: argparse.Namespace) -> int:
 def _json_float(value: float) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+# -- supernet ---------------------------------------------------------------------------------
+def _supernet(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .. import yamlfile
+    from ..config import merge, validate_config
+    from ..stages import canonical
+    from ..stages import supernet as stage
+
+    space_path = Path(args.space)
+    if not space_path.is_file():
+        raise ValueError(f"space: no search space file {str(space_path)!r}")
+    paths = args.config or ["config/config.yaml"]
+    config: dict[str, Any] = {}
+    for path in paths:
+        config = merge(config, yamlfile.load(path) or {})
+    if args.steps is not None:
+        config = merge(config, {"proxies": {"settings": {"supernet_loss": {"steps": args.steps}}}})
+    config = validate_config(config, files=paths)
+    part = canonical(stage.part(config, space_path.stem, yamlfile.load(space_path)))
+    out = Path(args.out) if args.out else Path(stage.settings(config).dir) / space_path.stem
+    meta = stage.run(part, space=space_path.stem, space_file=space_path, out=out, progress=not args.quiet)
+    print(json.dumps({"out": str(out), "steps": meta["steps"], "train_seconds": round(meta["train_seconds"], 1),
+                      "final_loss": meta["final_loss"]}))
+    return 0
 
 
 # -- NAS-Bench-BERT ----------------------------------------------------------------------------

@@ -86,6 +86,12 @@ class ParetoLMForCausalLM(PreTrainedModel, GenerationMixin):
         out = self.backbone(input_ids, labels=labels)
         return CausalLMOutput(loss=out.loss, logits=out.logits)
 
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        """``generate`` must not build a ``DynamicCache``: it needs per-layer config fields the
+        spec does not have, and each step runs the whole window (``prepare_inputs_for_generation``)."""
+        return False
+
     def prepare_inputs_for_generation(self, input_ids: torch.Tensor, **kwargs: Any) -> dict[str, Any]:
         limit = self.config.max_position_embeddings
         return {"input_ids": input_ids[:, -limit:]}

@@ -35,6 +35,9 @@ class Proxy:
     needs_data: bool = False
     doc: str = ""
     settings: type | None = None  # a dataclass of the proxy's knobs, or None
+    # Reads something trained beforehand (supernet_loss: a supernet): takes the spec like an
+    # analytic proxy, but is not one (analyses that score "every analytic proxy" leave it out).
+    trained: bool = False
 
     def make_settings(self, values: Mapping[str, Any] | None) -> Any:
         """The proxy's settings object from a config mapping (None: the proxy has no knobs)."""
@@ -51,12 +54,13 @@ class Proxy:
 PROXIES: Registry[Proxy] = Registry("proxy", package=__name__)
 
 
-def proxy(name: str, needs_data: bool = False, doc: str = "", settings: type | None = None) -> Callable:
+def proxy(name: str, needs_data: bool = False, doc: str = "", settings: type | None = None,
+          trained: bool = False) -> Callable:
     """Register the decorated function as proxy ``name``."""
 
     def deco(fn: Callable[..., float]) -> Callable[..., float]:
         PROXIES.add(name, Proxy(name=name, fn=fn, needs_data=needs_data,
-                                doc=doc or (fn.__doc__ or "").strip(), settings=settings))
+                                doc=doc or (fn.__doc__ or "").strip(), settings=settings, trained=trained))
         return fn
 
     return deco

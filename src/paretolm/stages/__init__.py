@@ -26,9 +26,12 @@ from typing import Any
 
 from ..registry import Registry
 
-# Stage name -> module, in DAG order: the search half, then the validation half.
+# Stage name -> module, in DAG order: the search half, then the validation half and the export of
+# its trained frontiers (supernet comes before every stage that scores, since supernet_loss reads
+# what it trains).
 STAGES: Registry[ModuleType] = Registry("stage")
-for _name in ("sample", "proxies", "profile", "search", "select", "train", "evaluate", "correlate"):
+for _name in ("sample", "supernet", "proxies", "profile", "search", "select", "train", "evaluate",
+              "correlate", "export"):
     STAGES.add(_name, f"paretolm.stages.{_name}")
 
 

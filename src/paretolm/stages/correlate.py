@@ -80,7 +80,10 @@ def run(part: Mapping[str, Any], *, eval_table: str, out: str, frontiers: str,
         parts.append(budget)
     table = pd.concat(parts, ignore_index=True)
     cost = {n: float(df[f"{n}_seconds"].median()) for n in names if f"{n}_seconds" in df.columns}
-    table["proxy_seconds"] = table["proxy"].map(cost)
+    setup = _setup_seconds(prox, names)
+    # a one-off cost (a supernet's training) is spread over the candidates it scored here
+    table["proxy_setup_seconds"] = table["proxy"].map(setup).fillna(0.0)
+    table["proxy_seconds"] = table["proxy"].map(cost) + table["proxy_setup_seconds"] / max(1, len(df))
     prov = provenance(NAME, part, [eval_table])
     write_table(table, out, prov)
     write_table(frontier_table(df, names), frontiers, prov)
@@ -89,6 +92,18 @@ def run(part: Mapping[str, Any], *, eval_table: str, out: str, frontiers: str,
 
         write_figures(df, table, names, figures)
     return table
+
+
+def _setup_seconds(prox: Mapping[str, Any], names: list[str]) -> dict[str, float]:
+    """Seconds a proxy spent once before scoring any candidate: the supernet's training."""
+    if "supernet_loss" not in names:
+        return {}
+    import json
+
+    from ..proxies.supernet import SupernetSettings
+
+    folder = SupernetSettings(**(prox["settings"] or {}).get("supernet_loss", {})).folder()
+    return {"supernet_loss": float(json.loads((folder / "supernet.json").read_text())["train_seconds"])}
 
 
 def _n_budgets(df: pd.DataFrame) -> int:
