@@ -414,7 +414,23 @@ def test_run_killed_amid_a_jobs_outputs_is_resumed_by_rerun_incomplete(prepared,
     assert cached(wd) == measurements
 
 
-def test_job_over_its_memory_fails_naming_the_rule_and_the_limit(prepared, tmp_path):
+@pytest.fixture(scope="module")
+def over_time(prepared, tmp_path_factory):
+    """A run in the background whose profile job outlasts its time limit: (process, output, workdir).
+    SLURM ends it a minute or more after it starts and the plugin takes a while more to notice, so
+    the over-memory test asks for it too, to start it first: the two runs' waits overlap."""
+    wd = copy_of(prepared, tmp_path_factory.mktemp("over_time") / "wd")
+    edit_config(wd, lambda c: c["hardware"]["cpu"]["resources"].update(runtime=1))  # sbatch --time=1, the least
+    # A profile job that outlasts its minute without using the CPU: the copy's script sleeps first.
+    script = wd / "workflow/scripts/profile.py"
+    script.write_text(f"import time\n\ntime.sleep(600)\n{script.read_text()}")
+    # --retries 0: a retry would only wait out the same minute again.
+    proc, log = start(wd, PROFILED, "--retries", "0")
+    yield proc, log, wd
+    kill(proc)
+
+
+def test_job_over_its_memory_fails_naming_the_rule_and_the_limit(prepared, over_time, tmp_path):
     wd = copy_of(prepared, tmp_path / "wd")
     edit_config(wd, lambda c: c["hardware"]["cpu"]["resources"].update(mem_mb=300))  # less than PyTorch needs
 
@@ -429,4 +445,26 @@ def test_job_over_its_memory_fails_naming_the_rule_and_the_limit(prepared, tmp_p
     # retries: 1 in the profile: the same request once more, failing the same way.
     jobs = jobs_of_run(run_id(text))
     assert [(rule_of(j)[0], j["ReqMem"], j["State"]) for j in jobs] == [("profile", "300M", "FAILED")] * 2, jobs
+    assert not queued(run_id(text))
+    # After the errors, one line names the rule, its wildcards, the limit and the config key to
+    # raise (the workflow's onerror handler, paretolm.cluster).
+    explained = re.search(r"rule profile \(hardware=cpu, space=tiny\) was killed by SLURM for exceeding its memory "
+                          r"\(mem_mb=300; \d+ MB in use when killed\): "
+                          r"raise hardware\.cpu\.resources\.mem_mb in the config", text)
+    assert explained and explained.start() > text.rindex("Error in rule profile:"), text[-3000:]
+
+
+def test_job_over_its_time_fails_naming_the_rule_and_what_to_raise(over_time):
+    proc, log, wd = over_time
+    assert proc.wait(timeout=300) != 0 and not (wd / PROFILED).exists()
+    text = log.read_text()
+    error = text[text.index("Error in rule profile:"):]
+    assert "SLURM status is: 'TIMEOUT'" in error, error[:2000]
+    slurm_log = re.search(r"log: .*?(\S+/slurm_logs/rule_profile/\S+\.log)", error).group(1)
+    assert re.search(r"CANCELLED AT \S+ DUE TO TIME LIMIT", Path(slurm_log).read_text())
+    jobs = jobs_of_run(run_id(text))
+    assert [(rule_of(j)[0], j["Timelimit"], j["State"]) for j in jobs] == [("profile", "00:01:00", "TIMEOUT")], jobs
+    explained = ("rule profile (hardware=cpu, space=tiny) was killed by SLURM for exceeding its time (runtime=1): "
+                 "raise hardware.cpu.resources.runtime (minutes) in the config")
+    assert explained in error, text[-3000:]
     assert not queued(run_id(text))
