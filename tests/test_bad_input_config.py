@@ -102,5 +102,6 @@ def test_snakemake_reports_config_errors_before_any_job(tmp_path) -> None:
     (tmp_path / "config" / "config.yaml").write_text(CONFIG.read_text() + "\nsample:\n  n: [6\n")
     broken = run("-n")
     assert broken.returncode != 0
-    assert "config/config.yaml:" in broken.stdout + broken.stderr and "YAML syntax error" in broken.stdout + broken.stderr
+    said = broken.stdout + broken.stderr
+    assert "config/config.yaml:" in said and "YAML syntax error" in said
     assert not (tmp_path / "results").exists()

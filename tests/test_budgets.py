@@ -90,14 +90,16 @@ def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_more_models()
 def test_correlation_table_carries_the_intervals():
     df = pd.DataFrame({"p": np.arange(10.0), "ppl": 100 - np.arange(10.0) ** 1.5})
     row = correlation_table(df, ["p"], {"ppl": True}, bin_column=None, bootstrap={"samples": 300}).iloc[0]
-    assert row.src == pytest.approx(-1) and row.src_low == pytest.approx(-1) == row.src_high  # every resample ranks perfectly
+    # every resample ranks perfectly
+    assert row.src == pytest.approx(-1) and row.src_low == pytest.approx(-1) == row.src_high
 
 
 def test_seed_noise_separates_seed_spread_from_architecture_spread():
     rng = np.random.default_rng(0)
     archs = [f"a{i}" for i in range(16)]
     true = pd.Series(np.linspace(4.0, 5.5, 16), index=archs)
-    repeats = pd.DataFrame([{"arch_id": a, "loss": true[a] + rng.normal(0, 0.05)} for a in archs[::5] for _ in range(3)])
+    repeats = pd.DataFrame([{"arch_id": a, "loss": true[a] + rng.normal(0, 0.05)}
+                            for a in archs[::5] for _ in range(3)])
     quiet = seed_noise(true, repeats, seed=0)
     assert quiet["n_repeated"] == 4 and 0.02 < quiet["seed_sd"] < 0.1
     assert quiet["arch_sd"] == pytest.approx(true.std(ddof=1)) and quiet["noise_ratio"] < 0.2

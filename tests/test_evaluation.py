@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -128,3 +129,133 @@ def test_zero_shot_items_match_hand_scoring():
 def test_write_tasks_rejects_unknown_set(tmp_path):
     with pytest.raises(ValueError, match="unknown set 'mmlu'"):
         E.write_tasks(tmp_path, ZS, ["mmlu"])
+
+
+# -- Transformer-XL: the memory carried across segments -------------------------------------------
+TXL = {"backbone": "transformer_xl", "n_layer": 2, "d_model": 32, "n_head": [2, 4], "d_inner": [48, 64],
+       "div_val": 2, "vocab_size": 300, "cutoffs": [100, 200], "max_seq_len": 64}
+
+
+def _txl(mem_len: int, pre_lnorm: bool = False):
+    """A tiny Transformer-XL (the HF wrapper) with large random weights: at the GPT-2 init the
+    logits are near uniform and context would barely move the loss."""
+    from paretolm.arch import ArchSpec
+    from paretolm.models import hf
+
+    torch.manual_seed(0)
+    model = hf.from_spec(ArchSpec.from_dict(dict(TXL, mem_len=mem_len, pre_lnorm=pre_lnorm))).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(torch.randn_like(p) * (0.3 if p.dim() >= 2 else 0.5)
+                    + (1.0 if name.endswith("layer_norm.weight") else 0.0))
+    return model
+
+
+def _stream(n: int = 70, prefix: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.randint(0, 300, (n,), generator=torch.Generator().manual_seed(0))
+    return ids, torch.cat([torch.tensor([prefix]), ids])
+
+
+def _segments_by_hand(backbone, stream: torch.Tensor, seq_len: int) -> float:
+    """Transformer-XL's evaluation loop: consecutive segments, each given the previous mems."""
+    total, mems = 0.0, None
+    with torch.no_grad():
+        for k in range(0, stream.numel() - 1, seq_len):
+            seg = stream[k:k + seq_len + 1]
+            out = backbone(seg[None, :-1], mems=mems)
+            total -= float(F.log_softmax(out.logits.float(), -1)[0].gather(-1, seg[1:, None]).sum())
+            mems = out.mems
+    return total
+
+
+def test_transformer_xl_perplexity_carries_memory_across_segments():
+    model = _txl(mem_len=16)
+    assert E.memory_module(model) is model.backbone and E.memory_module(Bigram()) is None
+    ids, stream = _stream()
+    with_memory, n = E.score_stream(model, ids, 16, prefix_token=1)
+    windowed, n_windowed = E.score_stream(model, ids, 16, prefix_token=1, memory=False)
+    assert n == n_windowed == 70
+    assert with_memory == pytest.approx(_segments_by_hand(model.backbone, stream, 16), rel=1e-6)
+    assert abs(with_memory - windowed) > 1.0  # the memory is real context, not rounding
+
+    split = SimpleNamespace(ids=ids.numpy(), n_words=35, n_bytes=140)  # a TokenizedSplit's fields
+    assert E.split_perplexity(model, split, 16, prefix_token=1)["nll"] == pytest.approx(with_memory)
+    assert E.split_perplexity(model, split, 16, None, 1, 8, None, False)["nll"] == pytest.approx(windowed)
+    # strided windows never use the memory; asking for it with them, or of a model without one, fails
+    strided, _ = E.score_stream(model, ids, 16, stride=4, prefix_token=1)
+    assert strided == pytest.approx(E.score_stream(model, ids, 16, stride=4, prefix_token=1, memory=False)[0])
+    with pytest.raises(ValueError, match="memory"):
+        E.score_stream(model, ids, 16, stride=4, memory=True)
+    with pytest.raises(ValueError, match="memory"):
+        E.score_stream(Bigram(), [1, 2, 3], 2, memory=True)
+    # mem_len 0 keeps no memory: the windows as before
+    no_mem = _txl(mem_len=0)
+    assert E.memory_module(no_mem) is None
+    assert E.score_stream(no_mem, ids, 16, prefix_token=1)[0] == pytest.approx(
+        E.score_stream(no_mem, ids, 16, prefix_token=1, memory=False)[0])
+
+
+@pytest.mark.parametrize("pre_lnorm", [False, True])
+def test_transformer_xl_long_memory_equals_the_whole_stream_at_once(pre_lnorm):
+    """Attention over the memory is exact: the memory holds each layer's input states, computed
+    with all earlier tokens in view, and relative positions continue across segments, so with
+    mem_len >= the stream, segment by segment is one forward over the whole stream."""
+    model = _txl(mem_len=256, pre_lnorm=pre_lnorm)
+    ids, stream = _stream()
+    segmented, _ = E.score_stream(model, ids, 16, prefix_token=1)
+    with torch.no_grad():
+        logp = F.log_softmax(model.backbone(stream[None, :-1]).logits.float(), -1)[0]
+    whole = -float(logp.gather(-1, stream[1:, None]).sum())
+    assert segmented == pytest.approx(whole, rel=1e-5)
+    assert abs(segmented - E.score_stream(model, ids, 16, prefix_token=1, memory=False)[0]) > 1.0
+
+
+# -- lm-eval requests longer than the model's context ---------------------------------------------
+def test_left_truncate_keeps_the_last_tokens_as_lm_eval():
+    ctx, cont = list(range(10)), [10, 11, 12]
+    assert E.left_truncate(ctx, cont, 4) == (ctx, cont)  # HFLM cuts the context itself
+    assert E.left_truncate([0, 1], list(range(2, 12)), 4) == ([7], [8, 9, 10, 11])
+    window = ([0, 1] + list(range(2, 12)))[-(4 + 1):]
+    assert E.left_truncate([0, 1], list(range(2, 12)), 4) == (window[:1], window[1:])
+
+
+@needs_data("tokenizers/gpt2")
+def test_lm_eval_requests_longer_than_the_context_are_cut_from_the_left():
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    from paretolm.arch import ArchSpec
+    from paretolm.data import TokenizerSpec, load_tokenizer
+    from paretolm.models import hf
+
+    tok = load_tokenizer(TokenizerSpec.from_config("gpt2", {"type": "gpt2", "path": str(DATA / "tokenizers/gpt2")}))
+    context = 8
+    torch.manual_seed(0)
+    model = hf.from_spec(ArchSpec.from_dict(dict(backbone="gpt2", n_layer=1, d_model=16, n_head=[2], d_inner=[32],
+                                                 div_val=1, max_seq_len=context))).eval()
+    seen: list[int] = []
+    model.backbone.register_forward_pre_hook(lambda mod, args: seen.append(args[0].size(1)))
+    pairs = [("In the beginning God created the heaven and the earth, and the earth was", " without form"),
+             ("And God said", " Let there be light: and there was light, and God saw the light, that it was good"),
+             ("Amen", " so")]
+    lm = E.lm_eval_model(model, tok, batch_size=2, max_length=1024)  # more than the model takes
+    assert lm.max_length == context
+    got = lm.loglikelihood([Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(pairs)])
+    assert seen and max(seen) <= context
+    for (ctx_text, cont_text), (ll, _) in zip(pairs, got, strict=True):
+        whole = tok(ctx_text + cont_text, add_special_tokens=False)["input_ids"]
+        n_ctx = len(tok(ctx_text, add_special_tokens=False)["input_ids"])
+        window = whole[-(context + 1):]  # lm-eval's cut: the model reads window[:-1]
+        k = min(len(whole) - n_ctx, context)  # continuation tokens left in the window
+        with torch.no_grad():
+            logp = F.log_softmax(model(torch.tensor([window[:-1]])).logits.float(), -1)[0]
+        hand = sum(float(logp[len(window) - 1 - k + i, window[len(window) - k + i]]) for i in range(k))
+        assert ll == pytest.approx(hand, abs=1e-4)
+    assert len(tok(pairs[1][1], add_special_tokens=False)["input_ids"]) > context  # the long continuation
+    # stock HFLM refuses both: a length beyond the positions, a continuation beyond its max_length
+    with pytest.raises(ValueError, match="exceed max_seq_len"):
+        HFLM(pretrained=model, tokenizer=tok, batch_size=2, max_length=1024, add_bos_token=False,
+             device="cpu").loglikelihood([Instance("loglikelihood", {}, pairs[0], 0)])
+    with pytest.raises(AssertionError):
+        HFLM(pretrained=model, tokenizer=tok, batch_size=2, add_bos_token=False,
+             device="cpu").loglikelihood([Instance("loglikelihood", {}, pairs[1], 0)])

@@ -15,7 +15,13 @@ log-likelihood does. The stream is then scored with windows of ``seq_len`` input
   previous one and scores only its last S predictions, so each token (after the first window) sees
   at least L - S tokens of context. Lower perplexity, S/L more compute per token.
 
-Transformer-XL's recurrence memory is not used: each window is evaluated on its own.
+Models with a recurrence memory (a backbone declaring ``segment_memory = True`` with ``mem_len > 0``:
+Transformer-XL) are scored as Transformer-XL evaluates them when the windows do not overlap:
+consecutive non-overlapping segments of ``seq_len`` tokens, one stream in order (batch 1, so the
+result does not depend on ``batch_size``), each segment fed the memory (the last ``mem_len`` hidden
+states of every layer) that the previous segments left; the last segment is simply shorter. Every
+token is still scored once, now with up to ``mem_len`` tokens of extra context. ``memory=False``
+asks for the windows above instead; strided windows never use the memory.
 
 Token-level perplexity is ``exp(NLL / n_tokens)``; word-level ``exp(NLL / n_words)`` where
 ``n_words`` counts whitespace-separated words of the raw text, and byte-level ``exp(NLL / n_bytes)``
@@ -25,6 +31,8 @@ Token-level perplexity is ``exp(NLL / n_tokens)``; word-level ``exp(NLL / n_word
 Zero-shot tasks are lm-eval task YAMLs that ``write_tasks`` generates for the local JSONL sets in
 ``../shared/data/zero-shot`` (``dataset_path: json``), evaluated by ``zero_shot`` on the model
 instance and tokenizer through ``lm_eval.models.huggingface.HFLM`` (never ``trust_remote_code``).
+A request longer than the model's context is cut from the left as HFLM cuts it, even when the
+continuation alone is too long (then only its last tokens are scored; ``left_truncate``).
 """
 
 from __future__ import annotations
@@ -67,6 +75,33 @@ def _logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return logits
 
 
+def memory_module(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The module that carries a recurrence memory across segments (the model itself, or the
+    ``backbone`` of the Hugging Face wrapper), or None. A backbone declares it with the class
+    attribute ``segment_memory = True`` (its ``forward`` takes ``mems=`` and returns
+    ``LMOutput.mems``); a ``mem_len`` of 0 keeps no memory."""
+    for m in (model, getattr(model, "backbone", None)):
+        declared = isinstance(m, torch.nn.Module) and getattr(m, "segment_memory", False)
+        if declared and int(getattr(m, "mem_len", 0) or 0) > 0:
+            return m
+    return None
+
+
+def _score_with_memory(backbone: torch.nn.Module, stream: torch.Tensor, seq_len: int,
+                       device: torch.device) -> float:
+    """Sum of NLLs over consecutive non-overlapping segments, each given the previous ones' memory."""
+    total, mems, n = 0.0, None, stream.numel()
+    for begin in range(0, n - 1, seq_len):
+        end = min(begin + seq_len, n - 1)
+        x = stream[begin:end].unsqueeze(0).to(device)
+        y = stream[begin + 1:end + 1].unsqueeze(0).to(device)
+        out = backbone(x, mems=mems)
+        logp = F.log_softmax(out.logits.float(), dim=-1)
+        total += float(-logp.gather(-1, y.unsqueeze(-1)).sum())
+        mems = out.mems
+    return total
+
+
 @torch.inference_mode()
 def score_stream(
     model: torch.nn.Module,
@@ -76,14 +111,27 @@ def score_stream(
     prefix_token: int | None = None,
     batch_size: int = 8,
     device: str | torch.device | None = None,
+    memory: bool | None = None,
 ) -> tuple[float, int]:
     """Sum of next-token negative log-likelihoods (nats) over a stream, and how many tokens it
-    scored; windows as described in the module docstring."""
+    scored; windows as described in the module docstring.
+
+    ``memory``: None (default) carries a recurrence memory across segments when the model has one
+    (``memory_module``) and the windows do not overlap; True insists (ValueError for a model without
+    memory or with ``stride < seq_len``); False scores every window on its own.
+    """
     if seq_len <= 0:
         raise ValueError(f"seq_len: must be positive, got {seq_len}")
     stride = seq_len if stride is None else stride
     if not 0 < stride <= seq_len:
         raise ValueError(f"stride: must be in 1..seq_len={seq_len}, got {stride}")
+    recurrent = memory_module(model) if memory is not False else None
+    if memory and recurrent is None:
+        raise ValueError(f"memory: {type(model).__name__} keeps no recurrence memory (segment_memory, mem_len > 0)")
+    if recurrent is not None and stride != seq_len:
+        if memory:
+            raise ValueError(f"memory: segments with memory do not overlap; stride={stride} < seq_len={seq_len}")
+        recurrent = None  # strided windows: each window on its own, as for any model
     device = torch.device(device) if device is not None else next(model.parameters()).device
     stream = torch.as_tensor(np.asarray(ids, dtype=np.int64))
     if prefix_token is not None:
@@ -91,6 +139,13 @@ def score_stream(
     n = stream.numel()
     if n < 2:
         return 0.0, 0
+    if recurrent is not None:
+        was_training = recurrent.training
+        recurrent.eval()
+        try:
+            return _score_with_memory(recurrent, stream, seq_len, device), n - 1
+        finally:
+            recurrent.train(was_training)
     # (begin, end, n_new): input stream[begin:end], labels stream[begin+1:end+1], last n_new scored
     windows: list[tuple[int, int, int]] = []
     prev_end, end = 0, min(seq_len, n - 1)
@@ -144,15 +199,16 @@ def prefix_token_of(tokenizer: Any) -> int | None:
 
 def split_perplexity(model: torch.nn.Module, split: Any, seq_len: int, stride: int | None = None,
                      prefix_token: int | None = None, batch_size: int = 8,
-                     max_tokens: int | None = None) -> dict[str, float]:
+                     max_tokens: int | None = None, memory: bool | None = None) -> dict[str, float]:
     """Perplexities of a ``paretolm.data.TokenizedSplit`` (``max_tokens`` scores a prefix only;
-    word and byte counts are then scaled by the fraction of tokens scored)."""
+    word and byte counts are then scaled by the fraction of tokens scored). ``memory`` as for
+    ``score_stream``: by default a Transformer-XL carries its memory across segments."""
     ids = split.ids
     frac = 1.0
     if max_tokens is not None and max_tokens < len(ids):
         frac = max_tokens / len(ids)
         ids = ids[:max_tokens]
-    nll, n = score_stream(model, ids, seq_len, stride, prefix_token, batch_size)
+    nll, n = score_stream(model, ids, seq_len, stride, prefix_token, batch_size, memory=memory)
     return _summary(nll, n, int(round(split.n_words * frac)), int(round(split.n_bytes * frac)))
 
 
@@ -253,18 +309,57 @@ def write_tasks(out_dir: str | os.PathLike, data_dir: str | os.PathLike, names: 
     return tasks
 
 
+def model_context(model: torch.nn.Module) -> int | None:
+    """The most tokens ``model`` takes in one forward pass, from its config as lm-eval reads it
+    (``n_positions``, ``max_position_embeddings``, ``n_ctx``; the wrapper's is the spec's
+    ``max_seq_len``), or None when the config names none."""
+    config = getattr(model, "config", None)
+    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def left_truncate(context: list[int], continuation: list[int], max_length: int) -> tuple[list[int], list[int]]:
+    """A ``loglikelihood`` request cut to ``max_length`` input tokens, from the left, as lm-eval's
+    HFLM cuts it: the model reads ``(context + continuation)[-(max_length + 1):][:-1]``.
+
+    HFLM does that cut itself but asserts that the continuation alone fits; when it does not,
+    the same window holds only continuation tokens: its first one becomes the context and the
+    continuation's log-likelihood is that of its last ``max_length`` tokens."""
+    if len(continuation) <= max_length:
+        return context, continuation  # HFLM's own cut of the context is the one wanted
+    window = (context + continuation)[-(max_length + 1):]
+    return window[:1], window[1:]
+
+
 def lm_eval_model(model: torch.nn.Module, tokenizer: Any, batch_size: int = 8,
                   max_length: int | None = None):
     """lm-eval's HFLM around a model instance (a ``transformers.PreTrainedModel``).
 
     ``add_bos_token=False``: text is encoded without special tokens and lm-eval's own prefix token
     (BOS, else EOS) starts each rolling window, the same convention as ``docs_perplexity``.
+
+    Requests longer than the context are cut from the left as HFLM cuts them (``left_truncate``),
+    continuations longer than the context included, instead of failing; ``max_length`` (default:
+    the model's context) is capped at the model's context (``model_context``), so the model never
+    reads more tokens than its positions cover.
     """
     from lm_eval.models.huggingface import HFLM
 
+    class LeftTruncatingHFLM(HFLM):
+        def _loglikelihood_tokens(self, requests, *args, **kwargs):
+            limit = self.max_length
+            fitted = [(key, *left_truncate(list(ctx), list(cont), limit)) for key, ctx, cont in requests]
+            return super()._loglikelihood_tokens(fitted, *args, **kwargs)
+
+    context = model_context(model)
+    if context is not None:
+        max_length = context if max_length is None else min(int(max_length), context)
     device = str(next(model.parameters()).device)
-    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length,
-                device=device, add_bos_token=False, trust_remote_code=False)
+    return LeftTruncatingHFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length,
+                              device=device, add_bos_token=False, trust_remote_code=False)
 
 
 def run_lm_eval(lm: Any, task_dir: str | os.PathLike, tasks: Sequence[str], limit: int | float | None,
@@ -335,7 +430,8 @@ def evaluate_model(model: torch.nn.Module, tokenizer: Any, data_cfg: Any, ev: Ma
     ``max_tokens``, ``splits`` (of the training dataset), ``datasets`` (other datasets, same
     tokenizer: out-of-domain perplexity) and ``zero_shot`` (``tasks``, ``limit``, ``num_fewshot``
     list, ``data_dir``, ``batch_size``, ``bootstrap_iters``, ``seed``). Zero-shot requests see up
-    to ``max_length`` tokens (the model's context; default ``seq_len``), contexts cut from the left.
+    to ``max_length`` tokens (default ``seq_len``; never more than the model's context), cut from
+    the left as lm-eval cuts them (``left_truncate``).
     """
     from dataclasses import replace as dc_replace
 
@@ -344,6 +440,9 @@ def evaluate_model(model: torch.nn.Module, tokenizer: Any, data_cfg: Any, ev: Ma
     seq_len = int(ev["seq_len"])
     prefix = prefix_token_of(tokenizer)
     row: dict[str, Any] = {"eval_seq_len": seq_len, "eval_stride": ev.get("stride") or seq_len}
+    recurrent = memory_module(model)
+    # the memory length perplexity was scored with (0: windows on their own)
+    row["eval_mem_len"] = int(recurrent.mem_len) if recurrent is not None and row["eval_stride"] == seq_len else 0
     jobs = [("", data_cfg, s) for s in ev.get("splits", ["validation", "test"])]
     for name, splits in (ev.get("datasets") or {}).items():
         spec = DatasetSpec.from_config(name, (extra_data or {})[name])

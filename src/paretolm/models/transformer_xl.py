@@ -113,6 +113,9 @@ class RelDecoderLayer(nn.Module):
 class TransformerXLLM(nn.Module):
     """Transformer-XL language model of LTS (see module docstring)."""
     embedding_module, head_module = "word_emb", "crit"
+    # forward takes ``mems=`` and returns ``LMOutput.mems``: perplexity evaluation carries the memory
+    # from segment to segment (``paretolm.evaluation.memory_module``) when ``mem_len > 0``
+    segment_memory = True
 
     def __init__(self, spec: ArchSpec, dropout: float = 0.0, attn_dropout: float = 0.0):
         super().__init__()
