@@ -33,9 +33,10 @@ def model_folder(path: str | Path) -> Path:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ..artifacts import read_provenance, read_table
-    from ..export import export_model, find_tokenizer, match_row, ranked
+    from ..export import RANK_KEY, export_model, find_tokenizer, match_row, ranked
     from ..models.hf import ParetoLMConfig
 
+    args.sort_by = args.sort_by or RANK_KEY
     folder = model_folder(args.model)
     spec = ParetoLMConfig.from_pretrained(folder).arch_spec
     tokenizer = find_tokenizer(folder, args.tokenizer)
@@ -61,8 +62,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 @COMMANDS.register("export")
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..export import RANK_KEY
-
     p = subparsers.add_parser("export", help="write a trained model as a Hugging Face folder with a model card",
                               description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("model", metavar="MODEL", help="a paretolm train run folder or its model/ folder")
@@ -70,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", help="tokenizer folder or tokenizer.json (default: found beside the model)")
     p.add_argument("--frontier", help="frontier table the model came from (latency, memory, origin)")
     p.add_argument("--eval", help="evaluation table of the trained model (perplexity, zero-shot, latency)")
-    p.add_argument("--sort-by", default=RANK_KEY, help="frontier column its rank is taken by (default: %(default)s)")
+    p.add_argument("--sort-by", default=None, help="frontier column its rank is taken by (default: latency_ms)")
     p.add_argument("--wrapper", action="store_true",
                    help="keep the paretolm wrapper even where a stock GPT-2 / OPT class fits")
     p.set_defaults(func=cmd_export)

@@ -110,6 +110,9 @@ def chosen_spec(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         return ArchSpec.from_json(text), {"kind": "spec"}
     if args.rank is None:
         raise ValueError("--rank: needed with --frontier (0 is the first row sorted by --sort-by)")
+    from ..export import RANK_KEY
+
+    args.sort_by = args.sort_by or RANK_KEY
     row = frontier_row(read_table(args.frontier), args.rank, args.sort_by)
     prov = read_provenance(args.frontier) or {}
     return ArchSpec.from_json(row["spec"]), {
@@ -171,8 +174,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 @COMMANDS.register("train")
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..export import RANK_KEY
-    from ..training import PRESETS, TrainConfig
+    from ..recipe import PRESETS, TrainConfig
 
     p = subparsers.add_parser("train", help="train one architecture (a spec or a frontier row), resumably",
                               description=__doc__.split("\n\n")[0].replace("``", ""))
@@ -180,7 +182,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     what.add_argument("--spec", help="the spec as JSON (or a file holding it)")
     what.add_argument("--frontier", help="a frontier table (results/pareto_<hardware>.parquet)")
     what.add_argument("--rank", type=int, help="row of the frontier sorted by --sort-by (0-based)")
-    what.add_argument("--sort-by", default=RANK_KEY, help="frontier column to rank by (default: %(default)s)")
+    what.add_argument("--sort-by", default=None, help="frontier column to rank by (default: latency_ms)")
     p.add_argument("--out", required=True, help="run folder (resumes from OUT/checkpoint)")
     p.add_argument("--config", help=f"config whose train section is the recipe (default: {DEFAULT_CONFIG})")
     p.add_argument("--preset", choices=sorted(PRESETS), help="start the recipe from this preset")
