@@ -114,15 +114,26 @@ def src_vs_cost(table: pd.DataFrame, path: str | os.PathLike, target: str = "val
 def src_vs_budget(table: pd.DataFrame, path: str | os.PathLike, target: str = "budget_valid_loss") -> None:
     plt = _plt()
     rows = table[(table["bin"] == "all") & (table["target"] == target)].sort_values("train_tokens")
-    fig, ax = plt.subplots(figsize=(6.4, 4))
+    fig, ax = plt.subplots(figsize=(7.2, 4))
     if rows.empty:
         ax.text(0.5, 0.5, "no training budgets scored (train.budgets)", ha="center", va="center",
                 transform=ax.transAxes)
-    for proxy, group in rows.groupby("proxy", sort=False):
-        line = ax.plot(group["train_tokens"], -group["src"], marker="o", ms=3, lw=1.2, label=proxy)[0]
-        if group["src_low"].notna().any():
-            ax.fill_between(group["train_tokens"], -group["src_high"], -group["src_low"],
-                            color=line.get_color(), alpha=0.12, lw=0)
+    groups = list(rows.groupby("proxy", sort=False))
+    colours = plt.get_cmap("tab20").colors
+    # intervals of many proxies hide each other: shaded only for a few, as error bars otherwise
+    shade = len(groups) <= 4
+    for i, (proxy, group) in enumerate(groups):
+        colour = colours[i % len(colours)]
+        x, y = group["train_tokens"].to_numpy(float), -group["src"].to_numpy(float)
+        ax.plot(x, y, marker="o", ms=3, lw=1.2, color=colour, label=proxy)
+        if not group["src_low"].notna().any():
+            continue
+        low, high = -group["src_high"].to_numpy(float), -group["src_low"].to_numpy(float)
+        if shade:
+            ax.fill_between(x, low, high, color=colour, alpha=0.12, lw=0)
+        else:
+            jitter = x * (1 + 0.012 * (i - len(groups) / 2))  # side by side on the log axis
+            ax.errorbar(jitter, y, yerr=[y - low, high - y], fmt="none", ecolor=colour, alpha=0.35, lw=0.8)
     if "src_retest" in rows.columns and rows["src_retest"].notna().any():
         ceiling = rows.drop_duplicates("train_tokens")
         ax.plot(ceiling["train_tokens"], ceiling["src_retest"], color="k", ls="--", lw=1,
@@ -130,7 +141,10 @@ def src_vs_budget(table: pd.DataFrame, path: str | os.PathLike, target: str = "b
     ax.axhline(0.0, color="0.6", lw=0.8)
     if not rows.empty:
         ax.set_xscale("log")
-        ax.legend(fontsize=6, ncol=2, loc="best")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())  # the budgets' own ticks are enough
+        ax.set_xticks(sorted(rows["train_tokens"].unique()),
+                      [f"{t / 1e6:.2g} M" for t in sorted(rows["train_tokens"].unique())])
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_xlabel("training tokens seen")
     ax.set_ylabel("-SRC with validation loss")
     ax.set_ylim(-1.05, 1.05)
