@@ -10,7 +10,6 @@ docs/proxies.md ("supernet_loss").
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import random
@@ -35,15 +34,12 @@ from .proxies.supernet import SupernetSettings
 from .spaces import SearchSpace
 from .training import (
     TrainConfig,
-    _checkpoints,
-    _load_checkpoint,
     _replace_dir,
     _save_checkpoint,
     lr_factor,
     make_optimizer,
+    resume,
 )
-
-_log = logging.getLogger(__name__)
 
 # Backbones whose sub-networks are slices of one pre-LN stack, and their FFN activation.
 ACTIVATIONS = {"gpt2": "gelu", "opt": "relu"}
@@ -331,16 +327,7 @@ def train_supernet(space: SearchSpace, train_ids: np.ndarray, valid_ids: np.ndar
         optimizer = make_optimizer(net, cfg)
         return net, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
 
-    net, optimizer, scheduler = fresh()
-    start, log = 0, []
-    for found in _checkpoints(ckpt):
-        try:
-            start, log, _ = _load_checkpoint(found, net, optimizer, scheduler)
-            break
-        except Exception as e:  # a damaged checkpoint: try the older one, else start again
-            _log.warning("checkpoint %s cannot be loaded (%s: %s); trying an older one or starting over",
-                         found, type(e).__name__, e)
-            net, optimizer, scheduler = fresh()
+    (net, optimizer, scheduler), start, log, _ = resume(ckpt, fresh)
     bar = None
     if progress:
         from tqdm import tqdm

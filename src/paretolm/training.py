@@ -32,7 +32,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +149,20 @@ def _load_checkpoint(folder: Path, model, optimizer, scheduler) -> tuple[int, li
     return int(state["step"]), list(state["log"]), list(state.get("budgets", []))
 
 
+def resume(folder: Path, fresh: Callable[[], tuple[Any, Any, Any]]) -> tuple[tuple[Any, Any, Any], int, list, list]:
+    """``(model, optimizer, scheduler)`` from ``fresh()``, loaded from the newest checkpoint under
+    ``folder`` that loads, with its step, log and budgets; a fresh start (step 0) when none does."""
+    state = fresh()
+    for found in _checkpoints(folder):
+        try:
+            return (state, *_load_checkpoint(found, *state))
+        except Exception as e:  # a damaged checkpoint: try the previous one, else start again
+            _log.warning("checkpoint %s cannot be loaded (%s: %s); trying an older one or starting over",
+                         found, type(e).__name__, e)
+            state = fresh()
+    return state, 0, [], []
+
+
 # -- budgets --------------------------------------------------------------------------------------
 BUDGET_COLUMNS = ("fraction", "step", "tokens", "valid_loss", "valid_ppl", "seconds")
 
@@ -205,16 +219,7 @@ def train(
         optimizer = make_optimizer(model, cfg)
         return model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
 
-    model, optimizer, scheduler = fresh()
-    start, log, budgets = 0, [], []
-    for found in _checkpoints(ckpt_dir):
-        try:
-            start, log, budgets = _load_checkpoint(found, model, optimizer, scheduler)
-            break
-        except Exception as e:  # a damaged checkpoint: try the previous one, else start again
-            _log.warning("checkpoint %s cannot be loaded (%s: %s); trying an older one or starting over",
-                         found, type(e).__name__, e)
-            model, optimizer, scheduler = fresh()
+    (model, optimizer, scheduler), start, log, budgets = resume(ckpt_dir, fresh)
     resumed_from = start
     bar = None
     if progress:
