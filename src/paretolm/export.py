@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ import pandas as pd
 import torch
 
 from .arch import ArchSpec
+from .artifacts import atomic_dir
 
 # How the rows of a frontier are ranked for ``--rank`` and for the workflow's folder names.
 RANK_KEY = "latency_ms"
@@ -262,7 +261,7 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike, *, tokeni
     ``stock=False`` keeps the paretolm wrapper even where a stock class exists. Returns a summary
     (``arch_id``, ``model_class``, ``stock``, ``out``)."""
     from .model_card import card
-    from .training import _replace_dir, load_model
+    from .training import load_model
 
     model_dir, out = Path(model_dir), Path(out)
     model = load_model(model_dir)
@@ -275,9 +274,7 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike, *, tokeni
     from transformers import GenerationConfig
 
     ids = _token_ids(tokenizer)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         target.save_pretrained(tmp, safe_serialization=True)
         (tmp / "spec.json").write_text(spec.to_json() + "\n")
         if ids["eos_token_id"] is not None:
@@ -289,10 +286,6 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike, *, tokeni
         (tmp / "README.md").write_text(card(spec, info, row=row, frontier_prov=frontier_prov,
                                             evaluation=evaluation, eval_prov=eval_prov,
                                             training=_training_record(model_dir)))
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {**info, "out": str(out)}
 
 

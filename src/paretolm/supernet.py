@@ -14,7 +14,6 @@ import math
 import os
 import random
 import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -27,14 +26,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .arch import ArchSpec
-from .artifacts import provenance, write_json
+from .artifacts import atomic_dir, provenance, write_json
 from .data import train_batch
 from .models.layers import init_gpt2, next_token_loss
 from .proxies.supernet import SupernetSettings
 from .spaces import SearchSpace
 from .training import (
     TrainConfig,
-    _replace_dir,
     _save_checkpoint,
     lr_factor,
     make_optimizer,
@@ -374,16 +372,10 @@ def train_supernet(space: SearchSpace, train_ids: np.ndarray, valid_ids: np.ndar
         "log": log,
         "provenance": dict(prov or provenance("supernet", {"supernet_loss": asdict(settings)})),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         save_model(net, str(tmp / WEIGHTS))
         save_file({"input_ids": windows.contiguous()}, str(tmp / WINDOWS))
         write_json(meta, tmp / META)
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for c in (ckpt, ckpt.with_name(ckpt.name + ".old")):
         shutil.rmtree(c, ignore_errors=True)
     return meta

@@ -30,7 +30,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -41,7 +40,7 @@ import pandas as pd
 import torch
 
 from .arch import ArchSpec
-from .artifacts import normal_permissions, provenance, write_json, write_table
+from .artifacts import atomic_dir, provenance, write_json, write_table
 from .data import train_batch
 from .recipe import OPTIMIZERS, PRESETS, SCHEDULES, TrainConfig, lr_factor
 
@@ -81,15 +80,9 @@ def _loss(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 def save_model(model: torch.nn.Module, spec: ArchSpec, folder: str | os.PathLike) -> Path:
     """Write the weights (safetensors) and config to ``folder`` atomically (temp folder + rename)."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         (tmp / "spec.json").write_text(spec.to_json() + "\n")
-        _replace_dir(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 
@@ -100,36 +93,17 @@ def load_model(folder: str | os.PathLike) -> torch.nn.Module:
     return hf.ParetoLMForCausalLM.from_pretrained(Path(folder)).eval()
 
 
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Move folder ``tmp`` to ``target``, replacing any old one; the old one is renamed aside first
-    so that at every instant one complete folder exists under one of the two names. The folder
-    gets the permissions of every other artifact (``mkdtemp`` makes it private)."""
-    normal_permissions(tmp)
-    old = target.with_name(target.name + ".old")
-    if target.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 # -- checkpoints ----------------------------------------------------------------------------------
 def _save_checkpoint(folder: Path, model, optimizer, scheduler, step: int, log: list[dict],
                      budgets: list[dict] | None = None) -> None:
     from safetensors.torch import save_model as st_save
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as tmp:
         st_save(model, str(tmp / "model.safetensors"))
         torch.save({"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()},
                    tmp / "optimizer.pt")
         state = {"step": step, "scheduler": scheduler.state_dict(), "log": log, "budgets": budgets or []}
         (tmp / "state.json").write_text(json.dumps(state, default=float))
-        _replace_dir(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _checkpoints(folder: Path) -> list[Path]:

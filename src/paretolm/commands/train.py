@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import tempfile
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -122,17 +120,11 @@ def chosen_spec(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 def _save_tokenizer(tokenizer: Any, folder: Path, max_length: int) -> None:
     """The tokenizer beside the model, written atomically (a killed run never leaves half of one)."""
+    from ..artifacts import atomic_dir
     from ..export import save_tokenizer
-    from ..training import _replace_dir
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as tmp:
         save_tokenizer(tokenizer, tmp, max_length)
-        _replace_dir(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def cmd_train(args: argparse.Namespace) -> int:

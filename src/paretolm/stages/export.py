@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -80,10 +78,10 @@ def run(part: Mapping[str, Any], *, hardware: str, frontier: str | os.PathLike, 
         out: str | os.PathLike) -> list[dict[str, Any]]:
     """Export every trained frontier row of ``hardware`` -> ``out`` (replaced atomically).
     ``models`` / ``evals`` are the runs' ``results/train/<run>/model`` and ``results/eval/<run>.parquet``."""
-    from ..artifacts import read_provenance, read_table
+    from ..artifacts import atomic_dir, read_provenance, read_table
     from ..data import data_config
     from ..export import export_model, match_row, ranked
-    from ..training import _replace_dir, data_block
+    from ..training import data_block
 
     key, stock = part["export"]["sort_by"], bool(part["export"]["stock"])
     model_of = {Path(m).parent.name: Path(m) for m in models}
@@ -91,11 +89,8 @@ def run(part: Mapping[str, Any], *, hardware: str, frontier: str | os.PathLike, 
     table = ranked(read_table(frontier), key)
     frontier_prov = read_provenance(frontier)
     tokenizer = data_config(data_block(part)).load_tokenizer()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     index = []
-    try:
+    with atomic_dir(out) as tmp:
         for item in runs(part, frontier, archs):
             name = folder_name(item["rank"], item["run"])
             evaluation = eval_prov = None
@@ -113,10 +108,6 @@ def run(part: Mapping[str, Any], *, hardware: str, frontier: str | os.PathLike, 
                              if evaluation is not None and k in evaluation}})
         (tmp / "index.json").write_text(json.dumps({"hardware": hardware, "sort_by": key, "models": index},
                                                    indent=1) + "\n")
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return index
 
 
