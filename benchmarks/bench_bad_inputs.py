@@ -21,10 +21,10 @@ from typing import Any
 
 import yaml
 
-from paretolm.arch import ArchSpec
-from paretolm.backbones import BACKBONES
+from paretolm.core.arch import ArchSpec
+from paretolm.core.backbones import BACKBONES
 from paretolm.config import load_schema, validate_config
-from paretolm.spaces import SearchSpace
+from paretolm.core.spaces import SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
 VALID = {("mem_len", "0")}  # a Transformer-XL without memory

@@ -1,7 +1,7 @@
 """Analytic counting vs instantiating models: archs/s and the speed-up, on one core.
 
 Samples 100,000 specs (a fixed mix of the LTS GPT-2, LTS Transformer-XL and OPT-350M spaces),
-times ``paretolm.counting.count`` over all of them (median of ``--repeats`` runs), then times
+times ``paretolm.core.counting.count`` over all of them (median of ``--repeats`` runs), then times
 building each model and summing ``numel()`` for a sample of the specs (on CPU, as a search loop
 without this module would, and on the meta device as the cheapest possible instantiation), checks
 the counts agree, and writes ``benchmarks/results/counting.json``.
@@ -26,7 +26,7 @@ MIX = {"lts_gpt2": 0.4, "lts_transformer_xl": 0.4, "opt_350m": 0.2}
 
 
 def sample_specs(n: int, seed: int) -> list:
-    from paretolm.spaces import load_space
+    from paretolm.core.spaces import load_space
 
     specs = []
     for i, (name, share) in enumerate(MIX.items()):
@@ -36,7 +36,7 @@ def sample_specs(n: int, seed: int) -> list:
 
 
 def time_counting(specs: list, seq_len: int, repeats: int) -> tuple[list[float], list]:
-    from paretolm.counting import count
+    from paretolm.core.counting import count
 
     count(specs[0], seq_len)  # registers the counters
     times, out = [], None
@@ -77,8 +77,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from paretolm.artifacts import atomic_path, code_version
-    from paretolm.counting import count
+    from paretolm.core.artifacts import atomic_path, code_version
+    from paretolm.core.counting import count
 
     t0 = time.perf_counter()
     specs = sample_specs(args.n, args.seed)

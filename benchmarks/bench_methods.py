@@ -32,8 +32,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def bench_merino(iterations: int, seed: int) -> list[dict]:
-    from paretolm.methods.merino import merino_search, random_search
-    from paretolm.spaces import load_space
+    from paretolm.search.methods.merino import merino_search, random_search
+    from paretolm.core.spaces import load_space
 
     space = load_space(ROOT / "config" / "spaces" / "merino.yaml")
     merino_search(space, iterations=50, population=8, max_flops=1e10)  # warm caches and imports
@@ -59,7 +59,7 @@ def bench_merino(iterations: int, seed: int) -> list[dict]:
 def bench_hat(data: Path, seed: int) -> list[dict]:
     import numpy as np
 
-    from paretolm.latency_predictor import LatencyPredictor, evaluate, params_only_baseline, read_hat, split
+    from paretolm.hardware.predictors.mlp import LatencyPredictor, evaluate, params_only_baseline, read_hat, split
 
     rows = []
     for csv in sorted((data / "ground-truth" / "hat-latency").glob("*_all.csv")):
@@ -86,10 +86,10 @@ def bench_hat(data: Path, seed: int) -> list[dict]:
 def bench_measured(n: int, seed: int, search: bool) -> dict:
     import numpy as np
 
-    from paretolm.artifacts import provenance, write_table
-    from paretolm.latency_predictor import cross_validate, default_hidden, fit_profile, profile_features
-    from paretolm.methods.speedlimit import int8_measure_fn, measure_table, speedlimit_search
-    from paretolm.spaces import load_space
+    from paretolm.core.artifacts import provenance, write_table
+    from paretolm.hardware.predictors.mlp import cross_validate, default_hidden, fit_profile, profile_features
+    from paretolm.search.methods.speedlimit import int8_measure_fn, measure_table, speedlimit_search
+    from paretolm.core.spaces import load_space
 
     space_path = ROOT / "config" / "spaces" / "speedlimit_bert.yaml"
     space = load_space(space_path)
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "src"))
     import torch
 
-    from paretolm.artifacts import code_version, hardware_fingerprint, write_json
+    from paretolm.core.artifacts import code_version, hardware_fingerprint, write_json
 
     load = os.getloadavg()[0]
     torch.set_num_threads(1)

@@ -2,12 +2,12 @@
 
 For each shape (homogeneous layers, so that ``GPT2LMHeadModel`` can express it) and each seed, both
 implementations train on the very same batches (``paretolm.data.train_batch`` of the seed), with
-the same optimizer (``paretolm.training.make_optimizer``: AdamW, no decay on biases and norms), LR
+the same optimizer (``paretolm.training.trainer.make_optimizer``: AdamW, no decay on biases and norms), LR
 schedule (``training.lr_factor``) and clipping; paretolm through ``training.train`` itself, HF in
 a loop that repeats it step for step. Data is the package's own pipeline (``paretolm.data``):
 KJV cut 90/5/5 by verse order, a 4,096-token byte-level BPE trained on its train split, as the
 ``kjv`` / ``kjv_bpe`` entries of ``config/config.yaml``. Validation loss is
-``paretolm.evaluation.split_perplexity`` (non-overlapping windows of ``seq_len``) on a prefix of
+``paretolm.validation.evaluation.split_perplexity`` (non-overlapping windows of ``seq_len``) on a prefix of
 the validation split, the same code for both models.
 
 Initialisation: both use GPT-2's scheme (N(0, 0.02) weights and position table, zero biases,
@@ -51,11 +51,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from paretolm.arch import ArchSpec
-from paretolm.artifacts import hardware_fingerprint, library_versions, write_json
+from paretolm.core.arch import ArchSpec
+from paretolm.core.artifacts import hardware_fingerprint, library_versions, write_json
 from paretolm.data import DataConfig, data_config, train_batch
-from paretolm.evaluation import split_perplexity
-from paretolm.training import TrainConfig, build_trainable, load_model, lr_factor, make_optimizer, train
+from paretolm.validation.evaluation import split_perplexity
+from paretolm.training.trainer import TrainConfig, build_trainable, load_model, lr_factor, make_optimizer, train
 
 REPO = Path(__file__).resolve().parent.parent
 

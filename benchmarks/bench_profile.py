@@ -28,9 +28,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from paretolm import config, profiling  # noqa: E402
-from paretolm.artifacts import hardware_fingerprint, read_provenance, read_table, write_json  # noqa: E402
-from paretolm.spaces import load_space  # noqa: E402
+from paretolm import config  # noqa: E402
+from paretolm.hardware import profiling  # noqa: E402
+from paretolm.core.artifacts import hardware_fingerprint, read_provenance, read_table, write_json  # noqa: E402
+from paretolm.core.spaces import load_space  # noqa: E402
 
 
 def bare_seconds(spec, s: profiling.Settings, passes: int) -> float:

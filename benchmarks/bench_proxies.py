@@ -23,12 +23,12 @@ from pathlib import Path
 
 import torch
 
-from paretolm.artifacts import atomic_path
+from paretolm.core.artifacts import atomic_path
 from paretolm.data import text_batch
 from paretolm.proxies import entropy
 from paretolm.proxies.entropy import EntropySettings, network_entropy
 from paretolm.proxies.zero_cost import DATA_PROXIES, run_data_proxy
-from paretolm.spaces import SearchSpace
+from paretolm.core.spaces import SearchSpace
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACES = ["gpt2_cpu_small", "lts_gpt2", "lts_transformer_xl", "merino", "opt_350m", "par", "speedlimit_bert"]

@@ -34,12 +34,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from paretolm.artifacts import hardware_fingerprint, write_json  # noqa: E402
+from paretolm.core.artifacts import hardware_fingerprint, write_json  # noqa: E402
 from paretolm.config import load_measurement_settings  # noqa: E402
-from paretolm.measurement import local_source  # noqa: E402
-from paretolm.measurement.remote import remote_source  # noqa: E402
-from paretolm.profiling import settings_from_params  # noqa: E402
-from paretolm.spaces import load_space  # noqa: E402
+from paretolm.hardware.sources import local_source  # noqa: E402
+from paretolm.hardware.sources.remote import remote_source  # noqa: E402
+from paretolm.hardware.profiling import settings_from_params  # noqa: E402
+from paretolm.core.spaces import load_space  # noqa: E402
 
 
 def start_server(cache: Path, token: str) -> tuple[subprocess.Popen, str]:

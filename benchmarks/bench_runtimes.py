@@ -3,7 +3,7 @@
     python benchmarks/bench_runtimes.py [--archs 12] [--threads 1] [--clock wall|cpu]
 
 Architectures are drawn (seeded) from the default space (``gpt2_cpu_small``). Each is measured
-by ``paretolm.profiling.measure`` on four runtimes: ``torch`` float32, ``torch_int8`` (dynamic
+by ``paretolm.hardware.profiling.measure`` on four runtimes: ``torch`` float32, ``torch_int8`` (dynamic
 int8 ``nn.Linear``), ``onnxruntime`` float32 and ``onnxruntime`` int8 (dynamic int8 weights); the
 default profile protocol (batch 1, 192-token prefill; decode of 16 tokens after 176, with the
 cache), warm-up 3, 10-40 timed repeats (until IQR / median <= 0.05), one thread. Runtimes are
@@ -37,12 +37,12 @@ sys.path.insert(0, str(REPO / "src"))
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from paretolm import profiling  # noqa: E402
-from paretolm.artifacts import hardware_fingerprint, write_json  # noqa: E402
-from paretolm.counting import count  # noqa: E402
-from paretolm.pareto import pareto_front  # noqa: E402
-from paretolm.runtimes import get as get_runtime  # noqa: E402
-from paretolm.spaces import load_space  # noqa: E402
+from paretolm.hardware import profiling  # noqa: E402
+from paretolm.core.artifacts import hardware_fingerprint, write_json  # noqa: E402
+from paretolm.core.counting import count  # noqa: E402
+from paretolm.core.pareto import pareto_front  # noqa: E402
+from paretolm.hardware.runtimes import get as get_runtime  # noqa: E402
+from paretolm.core.spaces import load_space  # noqa: E402
 
 # (runtime, dtype, label)
 RUNTIMES = [("torch", "float32", "torch"), ("torch_int8", "float32", "torch_int8"),

@@ -32,7 +32,7 @@ frontier's measured points. Then:
 points shuffled together so that all see the same machine, and compares the frontiers'
 hypervolumes on those numbers (on the replay device: on its latencies without noise).
 
-``--replay`` runs the same on ``paretolm.replay.ReplayDevice`` (no model is built; minutes) to
+``--replay`` runs the same on ``paretolm.hardware.replay.ReplayDevice`` (no model is built; minutes) to
 check the logic; the headline figures come from the real CPU. Writes
 ``benchmarks/results/search.json`` (``search_replay.json``), the hypervolume figure
 ``search_hypervolume.png`` and each run's archive (``search_<mode>_archive.parquet``). Work
@@ -74,15 +74,15 @@ def config(args: argparse.Namespace) -> dict[str, Any]:
 def profile(cfg: dict[str, Any], work: Path, measure_fn: Any) -> tuple[Path, float]:
     """The sample, proxies and profile stages into ``work``; the profile table and its seconds."""
     from paretolm.config import space_file
-    from paretolm.measurement import ProfilerSource
-    from paretolm.profiling import Profiler, settings_from_params
+    from paretolm.hardware.sources import ProfilerSource
+    from paretolm.hardware.profiling import Profiler, settings_from_params
     from paretolm.stages import config_part, stage
 
     space = cfg["search"]["space"]
     samples, proxies = work / f"samples/{space}.parquet", work / f"proxies/{space}.parquet"
     out = work / f"profile/cpu/{space}.parquet"
     if out.exists():
-        from paretolm.artifacts import read_provenance
+        from paretolm.core.artifacts import read_provenance
 
         return out, float(read_provenance(out)["seconds"])
     stage("sample").run(config_part("sample", cfg, space=space), space=space,
@@ -96,8 +96,8 @@ def profile(cfg: dict[str, Any], work: Path, measure_fn: Any) -> tuple[Path, flo
     else:  # the same table, measured by the stand-in device
         import pandas as pd
 
-        from paretolm.arch import ArchSpec
-        from paretolm.artifacts import provenance, read_table, write_table
+        from paretolm.core.arch import ArchSpec
+        from paretolm.core.artifacts import provenance, read_table, write_table
 
         source = ProfilerSource("injected", Profiler("cpu", settings_from_params(part), work / "cache/profile",
                                                      measure_fn=measure_fn))
@@ -138,9 +138,9 @@ def remeasure(archive_path: Path, n: int, seed: int, measure_fn: Any, cfg: dict[
     """``n`` random frontier points measured again without the cache: the latency ratio."""
     import numpy as np
 
-    from paretolm.arch import ArchSpec
-    from paretolm.artifacts import read_table
-    from paretolm.profiling import measure, settings_from_params
+    from paretolm.core.arch import ArchSpec
+    from paretolm.core.artifacts import read_table
+    from paretolm.hardware.profiling import measure, settings_from_params
     from paretolm.stages import config_part
 
     front = read_table(archive_path)
@@ -166,11 +166,11 @@ def recheck(archives: dict[str, Path], cfg: dict[str, Any], reference: dict[str,
     winner's curse) nor the quieter hour one run had."""
     import numpy as np
 
-    from paretolm import pareto
-    from paretolm.arch import ArchSpec
-    from paretolm.artifacts import read_table
-    from paretolm.methods import objectives_of
-    from paretolm.profiling import measure, settings_from_params
+    from paretolm.core import pareto
+    from paretolm.core.arch import ArchSpec
+    from paretolm.core.artifacts import read_table
+    from paretolm.search.methods import objectives_of
+    from paretolm.hardware.profiling import measure, settings_from_params
     from paretolm.stages import config_part
 
     settings = settings_from_params(config_part("profile", cfg, hardware="cpu", space=cfg["search"]["space"]))
@@ -203,9 +203,9 @@ def active_sampling(archive_path: Path, seq_len: int, seed: int) -> list[dict[st
     at random or by active sampling."""
     import numpy as np
 
-    from paretolm.arch import ArchSpec
-    from paretolm.artifacts import read_table
-    from paretolm.predictors import active_order, fit
+    from paretolm.core.arch import ArchSpec
+    from paretolm.core.artifacts import read_table
+    from paretolm.hardware.predictors.committee import active_order, fit
 
     table = read_table(archive_path)
     table = table[table["measured"]].reset_index(drop=True)
@@ -242,9 +242,9 @@ def main() -> int:
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-    from paretolm.artifacts import hardware_fingerprint, write_json
-    from paretolm.plots import hypervolume_figure
-    from paretolm.replay import ReplayDevice
+    from paretolm.core.artifacts import hardware_fingerprint, write_json
+    from paretolm.search.figures import hypervolume_figure
+    from paretolm.hardware.replay import ReplayDevice
 
     tag = "search_replay" if args.replay else "search"
     work = REPO / "results" / "bench_search" / ("replay" if args.replay else f"cpu-{args.iterations}x{args.population}")
@@ -295,7 +295,7 @@ def main() -> int:
         summary[mode] = s
     out: dict[str, Any] = {
         "command": "python benchmarks/bench_search.py " + " ".join(sys.argv[1:]),
-        "device": "replay (paretolm.replay.ReplayDevice)" if args.replay else "cpu (this machine, 1 thread)",
+        "device": "replay (paretolm.hardware.replay.ReplayDevice)" if args.replay else "cpu (this machine, 1 thread)",
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "load_average_at_end": os.getloadavg(), "fingerprint": hardware_fingerprint()},
         "settings": {"space": cfg["search"]["space"], "lts": cfg["search"]["lts"], "seed": args.seed,

@@ -22,7 +22,7 @@ import torch
 
 
 def paretolm_model(args):
-    from paretolm.arch import ArchSpec
+    from paretolm.core.arch import ArchSpec
     from paretolm.models import build_model
 
     spec = ArchSpec(backbone="gpt2", n_layer=args.n_layer, d_model=args.d_model, n_head=args.n_head,

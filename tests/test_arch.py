@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paretolm.arch import ArchSpec, spec_from_any
-from paretolm.backbones.merino import MerinoBlock
-from paretolm.backbones.par import compress_par, expand_par
-from paretolm.spaces import load_space
+from paretolm.core.arch import ArchSpec, spec_from_any
+from paretolm.core.backbones.merino import MerinoBlock
+from paretolm.core.backbones.par import compress_par, expand_par
+from paretolm.core.spaces import load_space
 
 SPACES = Path(__file__).resolve().parents[1] / "config" / "spaces"
 SPACE_NAMES = sorted(p.stem for p in SPACES.glob("*.yaml"))

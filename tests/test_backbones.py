@@ -11,10 +11,10 @@ import json
 import pytest
 import torch
 
-from paretolm.arch import ArchSpec
-from paretolm.backbones import BACKBONES
-from paretolm.counting import count
-from paretolm.counting.lts import measured_flops
+from paretolm.core.arch import ArchSpec
+from paretolm.core.backbones import BACKBONES
+from paretolm.core.counting import count
+from paretolm.core.counting.lts import measured_flops
 from paretolm.models import build_model
 
 NAMES = BACKBONES.names()

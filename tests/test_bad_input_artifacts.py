@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from test_workflow import make_workdir, snakemake, tiny_config
 
-from paretolm.artifacts import mark_damaged, provenance, read_table, write_table
+from paretolm.core.artifacts import mark_damaged, provenance, read_table, write_table
 
 
 def _damage(path) -> None:

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from paretolm import stages
-from paretolm.artifacts import provenance, write_table
-from paretolm.audit import audit
+from paretolm.core.artifacts import provenance, write_table
+from paretolm.ops.audit import audit
 from paretolm.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from paretolm.arch import ArchSpec
-from paretolm.profiling import Profiler, Settings
+from paretolm.core.arch import ArchSpec
+from paretolm.hardware.profiling import Profiler, Settings
 
 SPEC = ArchSpec("gpt2", n_layer=1, d_model=32, n_head=2, d_inner=32, vocab_size=100, max_seq_len=32)
 

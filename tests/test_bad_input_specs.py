@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from paretolm.arch import ArchSpec
-from paretolm.spaces import SearchSpace
+from paretolm.core.arch import ArchSpec
+from paretolm.core.spaces import SearchSpace
 
 GPT2 = {"backbone": "gpt2", "n_layer": 2, "d_model": 64, "n_head": 2, "d_inner": 64}
 

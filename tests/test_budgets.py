@@ -9,11 +9,11 @@ import pytest
 from conftest import DATA, needs_data
 from scipy import stats
 
-from paretolm.arch import ArchSpec
-from paretolm.artifacts import read_table
-from paretolm.correlation import bootstrap_ci, correlation_table, seed_noise
-from paretolm.evaluation import score_stream
-from paretolm.training import TrainConfig, load_model, train
+from paretolm.core.arch import ArchSpec
+from paretolm.core.artifacts import read_table
+from paretolm.validation.correlation import bootstrap_ci, correlation_table, seed_noise
+from paretolm.validation.evaluation import score_stream
+from paretolm.training.trainer import TrainConfig, load_model, train
 
 SHAKES = DATA / "corpora/tinyshakespeare/input.txt"
 SPEC = ArchSpec(backbone="gpt2", n_layer=1, d_model=32, n_head=2, d_inner=64, vocab_size=256, max_seq_len=64)
@@ -53,7 +53,7 @@ def test_budgets_are_scored_on_the_same_windows_and_survive_a_resume(tmp_path, m
     assert n == 2000 and ref.valid_loss.iloc[-1] == pytest.approx(nll / n, rel=1e-5)
 
     # a run that stops after its step-30 checkpoint, then resumes, scores the same budgets
-    import paretolm.training as training
+    import paretolm.training.trainer as training
 
     real = training._save_checkpoint
 

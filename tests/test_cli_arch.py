@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from paretolm.arch import ArchSpec
+from paretolm.core.arch import ArchSpec
 from paretolm.cli import main
-from paretolm.counting import count
+from paretolm.core.counting import count
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_GPT2 = {"backbone": "gpt2", "n_layer": 3, "d_model": 256, "n_head": [2, 2, 2],

@@ -6,7 +6,7 @@ import json
 
 from conftest import data_path
 
-from paretolm.arch import ArchSpec
+from paretolm.core.arch import ArchSpec
 from paretolm.cli import main
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import data_path
 
-from paretolm.arch import ArchSpec
+from paretolm.core.arch import ArchSpec
 from paretolm.cli import main
-from paretolm.counting import count
+from paretolm.core.counting import count
 from paretolm.proxies.entropy import EntropySettings, network_entropy
 
 SPECS = [

@@ -33,7 +33,7 @@ from conftest import data_required, needs_executable
 from test_workflow import TINY_SPACE
 
 from paretolm import config as configuration
-from paretolm.artifacts import read_provenance, read_table
+from paretolm.core.artifacts import read_provenance, read_table
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles/slurm"
@@ -447,7 +447,7 @@ def test_job_over_its_memory_fails_naming_the_rule_and_the_limit(prepared, over_
     assert [(rule_of(j)[0], j["ReqMem"], j["State"]) for j in jobs] == [("profile", "300M", "FAILED")] * 2, jobs
     assert not queued(run_id(text))
     # After the errors, one line names the rule, its wildcards, the limit and the config key to
-    # raise (the workflow's onerror handler, paretolm.cluster).
+    # raise (the workflow's onerror handler, paretolm.ops.cluster).
     explained = re.search(r"rule profile \(hardware=cpu, space=tiny\) was killed by SLURM for exceeding its memory "
                           r"\(mem_mb=300; \d+ MB in use when killed\): "
                           r"raise hardware\.cpu\.resources\.mem_mb in the config", text)

@@ -1,4 +1,4 @@
-"""paretolm.cluster without a cluster: which failed jobs SLURM killed over a limit, and what to raise.
+"""paretolm.ops.cluster without a cluster: which failed jobs SLURM killed over a limit, and what to raise.
 
 The log texts are what the test cluster (scripts/dev/slurm.sh, tests/test_cluster.py) wrote for a
 profile job over its memory and one over its time, and what slurmstepd and srun write on clusters
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from paretolm import cluster
+from paretolm.ops import cluster
 
 # What the SLURM executor adds to its error message under slurm-status-command: squeue.
 UNAVAILABLE = (" Detailed failure reason unavailable (status command is not 'sacct').For further error details see the "

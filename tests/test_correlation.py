@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paretolm import correlation as C
-from paretolm.pareto import hypervolume, non_dominated
+from paretolm.validation import correlation as C
+from paretolm.core.pareto import hypervolume, non_dominated
 
 
 def test_spearman_and_kendall_known_values():

@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import paretolm.counting.blocks  # noqa: F401  (registers the counters under test)
-from paretolm.arch import ArchSpec
-from paretolm.counting import count
-from paretolm.counting.blocks import par_sublayer_flops
+import paretolm.core.counting.blocks  # noqa: F401  (registers the counters under test)
+from paretolm.core.arch import ArchSpec
+from paretolm.core.counting import count
+from paretolm.core.counting.blocks import par_sublayer_flops
 from paretolm.models import build_model
-from paretolm.spaces import load_space
+from paretolm.core.spaces import load_space
 
 SPACES = Path(__file__).resolve().parents[1] / "config" / "spaces"
 DECODER_PREFIXES = {"merino": ("blocks.", "ln_f."), "par": ("sublayers.", "ln_f."), "bert": ("layers.",)}

@@ -10,11 +10,11 @@ import torch
 from conftest import needs_data
 
 from paretolm.analysis.lts_archai import iter_lts_archs
-from paretolm.arch import ArchSpec
-from paretolm.counting import count
-from paretolm.counting.lts import breakdown, measured_flops
+from paretolm.core.arch import ArchSpec
+from paretolm.core.counting import count
+from paretolm.core.counting.lts import breakdown, measured_flops
 from paretolm.models import build_model
-from paretolm.spaces import load_space
+from paretolm.core.spaces import load_space
 
 SPACES = Path(__file__).resolve().parents[1] / "config" / "spaces"
 PROPERTY_SPACES = {

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from conftest import DATA, data_path, needs_data
 
-from paretolm import evaluation as E
+from paretolm.validation import evaluation as E
 
 ZS = DATA / "zero-shot"
 
@@ -139,7 +139,7 @@ TXL = {"backbone": "transformer_xl", "n_layer": 2, "d_model": 32, "n_head": [2, 
 def _txl(mem_len: int, pre_lnorm: bool = False):
     """A tiny Transformer-XL (the HF wrapper) with large random weights: at the GPT-2 init the
     logits are near uniform and context would barely move the loss."""
-    from paretolm.arch import ArchSpec
+    from paretolm.core.arch import ArchSpec
     from paretolm.models import hf
 
     torch.manual_seed(0)
@@ -224,7 +224,7 @@ def test_lm_eval_requests_longer_than_the_context_are_cut_from_the_left():
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
-    from paretolm.arch import ArchSpec
+    from paretolm.core.arch import ArchSpec
     from paretolm.data import TokenizerSpec, load_tokenizer
     from paretolm.models import hf
 

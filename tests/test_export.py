@@ -18,12 +18,12 @@ from conftest import DATA, needs_data, needs_executable
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2LMHeadModel, OPTForCausalLM
 
 from paretolm import cli
-from paretolm.arch import ArchSpec
-from paretolm.artifacts import provenance, write_table
-from paretolm.backbones import BACKBONES
-from paretolm.export import export_model, frontier_row, stock_family
+from paretolm.core.arch import ArchSpec
+from paretolm.core.artifacts import provenance, write_table
+from paretolm.core.backbones import BACKBONES
+from paretolm.export.folder import export_model, frontier_row, stock_family
 from paretolm.models import hf
-from paretolm.training import save_model
+from paretolm.training.trainer import save_model
 
 CAUSAL = [name for name in BACKBONES.names() if BACKBONES.get(name).causal]
 HOMOGENEOUS = {
@@ -134,8 +134,8 @@ def _frontier(tmp_path: Path, spec: ArchSpec) -> Path:
 def test_model_card_states_what_was_measured(tmp_path):
     import pandas as pd
 
-    from paretolm.artifacts import read_provenance
-    from paretolm.counting import count
+    from paretolm.core.artifacts import read_provenance
+    from paretolm.core.counting import count
 
     spec = ArchSpec.from_dict(HOMOGENEOUS["gpt2"])
     _trained(spec, tmp_path / "run/model")
@@ -168,7 +168,7 @@ TRAIN_CONFIG = {
 
 @needs_data("corpora/tinyshakespeare/input.txt")
 def test_train_then_export_end_to_end(tmp_path, monkeypatch, capsys):
-    from paretolm import training
+    from paretolm.training import trainer as training
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(TRAIN_CONFIG))
@@ -231,9 +231,9 @@ def test_export_rule_plans_after_the_validation_half(tmp_path):
 def test_export_stage_writes_the_trained_frontier(tmp_path, monkeypatch):
     import pandas as pd
 
-    from paretolm.artifacts import read_table
+    from paretolm.core.artifacts import read_table
     from paretolm.stages import export as export_stage
-    from paretolm.training import select_archs
+    from paretolm.training.trainer import select_archs
 
     monkeypatch.chdir(tmp_path)
     searched = [ArchSpec.from_dict({**HOMOGENEOUS["gpt2"], "vocab_size": 512, "max_seq_len": 16, "n_layer": n})

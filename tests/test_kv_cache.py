@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from paretolm.arch import ArchSpec
-from paretolm.backbones import BACKBONES
+from paretolm.core.arch import ArchSpec
+from paretolm.core.backbones import BACKBONES
 from paretolm.models import build_model
 
 CAUSAL = [name for name in BACKBONES.names() if BACKBONES.get(name).causal]

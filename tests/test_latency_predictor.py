@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from conftest import DATA, needs_data
 
-from paretolm.arch import ArchSpec
-from paretolm.artifacts import provenance, read_table, write_table
+from paretolm.core.arch import ArchSpec
+from paretolm.core.artifacts import provenance, read_table, write_table
 from paretolm.cli import main
-from paretolm.counting import count
-from paretolm.latency_predictor import (
+from paretolm.core.counting import count
+from paretolm.hardware.predictors.mlp import (
     LatencyPredictor,
     evaluate,
     fit_profile,
@@ -24,7 +24,7 @@ from paretolm.latency_predictor import (
     spec_features,
     split,
 )
-from paretolm.spaces import load_space
+from paretolm.core.spaces import load_space
 
 HAT = DATA / "ground-truth" / "hat-latency"
 needs_hat = needs_data("ground-truth/hat-latency")

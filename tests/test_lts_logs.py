@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import DATA, needs_data
 
-from paretolm.artifacts import read_provenance, read_table
+from paretolm.core.artifacts import read_provenance, read_table
 from paretolm.cli import main
 
 LTS = DATA / "ground-truth" / "lts-archai"

@@ -20,11 +20,11 @@ from test_workflow import REPO, make_workdir, snakemake
 from test_workflow import tiny_config as _tiny_config
 
 from paretolm import config as configuration
-from paretolm.arch import ArchSpec
-from paretolm.artifacts import hardware_fingerprint, provenance, read_provenance, read_table, write_table
-from paretolm.measurement import MissingMeasurements, check_target, source_for, target_source
-from paretolm.measurement.imported import ImportSource
-from paretolm.profiling import Settings, _machine
+from paretolm.core.arch import ArchSpec
+from paretolm.core.artifacts import hardware_fingerprint, provenance, read_provenance, read_table, write_table
+from paretolm.hardware.sources import MissingMeasurements, check_target, source_for, target_source
+from paretolm.hardware.sources.imported import ImportSource
+from paretolm.hardware.profiling import Settings, _machine
 
 # Installed at interpreter start (sitecustomize): importing a workflow extra fails, and the attempt
 # is written to $BLOCKED_LOG, so a caught ImportError cannot hide it either.

@@ -7,12 +7,12 @@ import json
 import pandas as pd
 import pytest
 
-from paretolm.arch import ArchSpec
-from paretolm.artifacts import read_provenance, read_table
+from paretolm.core.arch import ArchSpec
+from paretolm.core.artifacts import read_provenance, read_table
 from paretolm.cli import main
-from paretolm.counting import count
-from paretolm.methods.merino import MerinoConfig, merino_search, random_search
-from paretolm.spaces import load_space
+from paretolm.core.counting import count
+from paretolm.search.methods.merino import MerinoConfig, merino_search, random_search
+from paretolm.core.spaces import load_space
 
 SPACE = "config/spaces/merino.yaml"
 

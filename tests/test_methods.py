@@ -1,4 +1,4 @@
-"""Every search method through ``paretolm.methods.search`` on the replay device: the common
+"""Every search method through ``paretolm.search.methods.search`` on the replay device: the common
 tables, frontiers of measured points, determinism, and the checks each method's config gets."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paretolm import pareto
+from paretolm.core import pareto
 from paretolm.config import load_config
-from paretolm.methods import COLUMNS, SearchProblem, common_table, measure_each, search
-from paretolm.profiling import Settings
+from paretolm.search.methods import COLUMNS, SearchProblem, common_table, measure_each, search
+from paretolm.hardware.profiling import Settings
 from paretolm.proxies import Scorer
-from paretolm.replay import ReplayDevice
-from paretolm.spaces import SearchSpace
+from paretolm.hardware.replay import ReplayDevice
+from paretolm.core.spaces import SearchSpace
 from paretolm.stages.search import section
 
 SEQ = 16
@@ -110,7 +110,7 @@ def test_every_method_writes_the_common_tables_and_repeats_them(method: str) -> 
     assert len(device.calls) == len(set(device.calls))
     measured = archive[archive["measured"]]
     for row in measured.head(5).itertuples():
-        from paretolm.arch import ArchSpec
+        from paretolm.core.arch import ArchSpec
 
         again = device.device(ArchSpec.from_json(row.spec), Settings(seq_len=SEQ))
         assert row.latency_ms == pytest.approx(again["latency_ms"]) and bool(row.replay)
@@ -212,6 +212,6 @@ def test_each_method_gets_what_it_needs_before_the_first_job(over: dict, message
 
 
 def test_every_registered_method_is_run_here() -> None:
-    from paretolm.methods import METHODS
+    from paretolm.search.methods import METHODS
 
     assert set(BLOCKS) == set(METHODS.names())

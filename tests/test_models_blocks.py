@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import data_path
 
-from paretolm.arch import ArchSpec
+from paretolm.core.arch import ArchSpec
 from paretolm.models import build_model
 from paretolm.models.bert import mask_tokens
 

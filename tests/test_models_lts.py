@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from paretolm.arch import ArchSpec
+from paretolm.core.arch import ArchSpec
 from paretolm.models import build_model
 from paretolm.models.adaptive import AdaptiveEmbedding, AdaptiveLogSoftmax
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paretolm import pareto
+from paretolm.core import pareto
 
 points_st = st.integers(min_value=1, max_value=3).flatmap(
     lambda k: st.lists(st.tuples(*[st.integers(0, 6)] * k), min_size=0, max_size=25)

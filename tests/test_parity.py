@@ -20,7 +20,7 @@ import pytest
 import torch
 from conftest import REPO_ROOT, needs_data
 
-from paretolm.training import build_trainable, train
+from paretolm.training.trainer import build_trainable, train
 
 pytestmark = needs_data("corpora/kjv/kjv_verses.txt")
 

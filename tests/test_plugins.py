@@ -11,19 +11,19 @@ import pandas as pd
 import pytest
 import torch
 
-from paretolm.arch import ArchSpec
-from paretolm.backbones import BACKBONES
-from paretolm.counting import count
-from paretolm.methods import SearchProblem, measure_each, search
+from paretolm.core.arch import ArchSpec
+from paretolm.core.backbones import BACKBONES
+from paretolm.core.counting import count
+from paretolm.search.methods import SearchProblem, measure_each, search
 from paretolm.models import build_model
 from paretolm.proxies import PROXIES, Scorer
-from paretolm.spaces import SearchSpace
+from paretolm.core.spaces import SearchSpace
 
 TOY_BACKBONE = '''
 """A toy backbone: residual feed-forward layers, no attention."""
 import torch.nn as nn
 
-from paretolm.backbones import BACKBONES, Backbone, Counts, Layer, per_layer, positive
+from paretolm.core.backbones import BACKBONES, Backbone, Counts, Layer, per_layer, positive
 
 
 class ToyFFN(nn.Module):

@@ -8,11 +8,11 @@ import time
 import pytest
 import torch
 
-from paretolm import profiling
-from paretolm.arch import ArchSpec
-from paretolm.profiling import Profiler, Settings
-from paretolm.runtimes import pytorch as torch_runtime
-from paretolm.runtimes import pytorch_int8 as int8_runtime
+from paretolm.hardware import profiling
+from paretolm.core.arch import ArchSpec
+from paretolm.hardware.profiling import Profiler, Settings
+from paretolm.hardware.runtimes import pytorch as torch_runtime
+from paretolm.hardware.runtimes import pytorch_int8 as int8_runtime
 
 SPEC = ArchSpec(backbone="gpt2", n_layer=2, d_model=64, n_head=[2, 4], d_inner=[128, 256],
                 vocab_size=1000, max_seq_len=64)

@@ -8,10 +8,10 @@ import random
 import numpy as np
 import pytest
 
-from paretolm.arch import ArchSpec
+from paretolm.core.arch import ArchSpec
 from paretolm.proxies import entropy, get
 from paretolm.proxies.entropy import EntropySettings, entropy_mp, entropy_svd, network_entropy
-from paretolm.spaces import SearchSpace
+from paretolm.core.spaces import SearchSpace
 
 # Shapes the spaces use: d_model 64..1024 against d_model, 3-4x FFN widths, SpeedLimit's 120/128.
 GRID = [(64, 64), (64, 128), (128, 64), (120, 128), (128, 384), (384, 1536), (512, 512), (512, 2048),

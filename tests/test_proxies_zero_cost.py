@@ -11,8 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from paretolm.arch import ArchSpec
-from paretolm.backbones import BACKBONES
+from paretolm.core.arch import ArchSpec
+from paretolm.core.backbones import BACKBONES
 from paretolm.models.layers import FeedForward, LMOutput, SelfAttention
 from paretolm.proxies import PROXIES, get, registry
 from paretolm.proxies import zero_cost as zc

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from paretolm.registry import Registry
+from paretolm.core.registry import Registry
 
 
 def test_add_get_and_listing() -> None:
@@ -38,10 +38,10 @@ def test_lazy_entries_load_on_first_use() -> None:
 
 
 def test_package_registries_find_their_modules() -> None:
-    from paretolm.backbones import BACKBONES
-    from paretolm.methods import METHODS
+    from paretolm.core.backbones import BACKBONES
+    from paretolm.search.methods import METHODS
     from paretolm.proxies import PROXIES
-    from paretolm.runtimes import RUNTIMES
+    from paretolm.hardware.runtimes import RUNTIMES
 
     assert {"gpt2", "opt", "transformer_xl", "merino", "par", "bert"} <= set(BACKBONES.names())
     assert {"decoder_params", "merino_entropy", "synflow", "jacob_cov"} <= set(PROXIES.names())

@@ -23,12 +23,12 @@ from test_measure import blocked, core_env, tiny_config, with_iterations
 from test_workflow import make_workdir, snakemake
 
 from paretolm import config as configuration
-from paretolm.arch import ArchSpec
-from paretolm.artifacts import read_provenance, read_table
-from paretolm.measurement import source_for
-from paretolm.measurement.remote import Client, RemoteError
-from paretolm.measurement.server import Limits, make_server
-from paretolm.profiling import Settings
+from paretolm.core.arch import ArchSpec
+from paretolm.core.artifacts import read_provenance, read_table
+from paretolm.hardware.sources import source_for
+from paretolm.hardware.sources.remote import Client, RemoteError
+from paretolm.hardware.sources.server import Limits, make_server
+from paretolm.hardware.profiling import Settings
 
 TOKEN = secrets.token_urlsafe(24)
 LOOPBACK = "127.0.0.1"

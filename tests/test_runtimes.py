@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from paretolm import profiling
-from paretolm.arch import ArchSpec
-from paretolm.backbones import BACKBONES
-from paretolm.profiling import Settings
-from paretolm.runtimes import RUNTIMES, resolve
-from paretolm.runtimes import ort as ort_runtime
+from paretolm.hardware import profiling
+from paretolm.core.arch import ArchSpec
+from paretolm.core.backbones import BACKBONES
+from paretolm.hardware.profiling import Settings
+from paretolm.hardware.runtimes import RUNTIMES, resolve
+from paretolm.hardware.runtimes import ort as ort_runtime
 
 pytest.importorskip("onnxruntime")
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from paretolm import pareto
-from paretolm.arch import ArchSpec
+from paretolm.core import pareto
+from paretolm.core.arch import ArchSpec
 from paretolm.config import load_config, load_schema
-from paretolm.methods import measure_each
-from paretolm.methods.lts import EvolutionarySearch, SearchConfig
-from paretolm.profiling import Profiler, Settings
-from paretolm.spaces import SearchSpace
+from paretolm.search.methods import measure_each
+from paretolm.search.methods.lts import EvolutionarySearch, SearchConfig
+from paretolm.hardware.profiling import Profiler, Settings
+from paretolm.core.spaces import SearchSpace
 
 SPACE = SearchSpace.from_dict(
     {

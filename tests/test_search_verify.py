@@ -15,13 +15,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from paretolm.arch import ArchSpec
-from paretolm.artifacts import provenance, read_provenance, read_table, write_table
+from paretolm.core.arch import ArchSpec
+from paretolm.core.artifacts import provenance, read_provenance, read_table, write_table
 from paretolm.config import load_config
-from paretolm.profiling import Settings
+from paretolm.hardware.profiling import Settings
 from paretolm.proxies import Scorer
-from paretolm.replay import ReplayDevice
-from paretolm.spaces import SearchSpace
+from paretolm.hardware.replay import ReplayDevice
+from paretolm.core.spaces import SearchSpace
 from paretolm.stages import config_part
 from paretolm.stages import search as search_stage
 
@@ -36,7 +36,7 @@ LTS = {"iterations": 6, "population": 12, "parents": 4, "mutations": 6, "crossov
 # down so that it can be killed in the middle.
 SCRIPT = """
 import json, sys
-from paretolm.replay import ReplayDevice
+from paretolm.hardware.replay import ReplayDevice
 from paretolm.stages import search
 job = json.loads(sys.argv[1])
 part = json.loads(open(job.pop("part")).read())

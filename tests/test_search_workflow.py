@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from paretolm import pareto
-from paretolm.artifacts import read_provenance, read_table
-from paretolm.audit import audit
+from paretolm.core import pareto
+from paretolm.core.artifacts import read_provenance, read_table
+from paretolm.ops.audit import audit
 from paretolm.config import load_config
-from paretolm.counting import count
-from paretolm.methods import COLUMNS
-from paretolm.spaces import SearchSpace
+from paretolm.core.counting import count
+from paretolm.search.methods import COLUMNS
+from paretolm.core.spaces import SearchSpace
 
 REPO = Path(__file__).resolve().parents[1]
 SEQ = 16

@@ -10,7 +10,7 @@ import pytest
 from test_measure import tiny_config
 from test_workflow import make_workdir, snakemake
 
-from paretolm.artifacts import read_provenance, read_table
+from paretolm.core.artifacts import read_provenance, read_table
 from paretolm.stages import profile
 
 TARGET = "results/profile/cpu/tiny.parquet"

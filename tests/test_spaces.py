@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from paretolm.arch import ArchSpec
-from paretolm.counting import count
-from paretolm.spaces import SearchSpace, load_space
+from paretolm.core.arch import ArchSpec
+from paretolm.core.counting import count
+from paretolm.core.spaces import SearchSpace, load_space
 
 SPACES = Path(__file__).resolve().parents[1] / "config" / "spaces"
 SPACE_NAMES = sorted(p.stem for p in SPACES.glob("*.yaml"))

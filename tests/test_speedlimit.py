@@ -7,11 +7,11 @@ import math
 import pandas as pd
 import pytest
 
-from paretolm.arch import ArchSpec
-from paretolm.counting import count
-from paretolm.latency_predictor import fit_profile
-from paretolm.methods.speedlimit import SpeedLimitConfig, int8_latency, measure_table, speedlimit_search
-from paretolm.spaces import load_space
+from paretolm.core.arch import ArchSpec
+from paretolm.core.counting import count
+from paretolm.hardware.predictors.mlp import fit_profile
+from paretolm.search.methods.speedlimit import SpeedLimitConfig, int8_latency, measure_table, speedlimit_search
+from paretolm.core.spaces import load_space
 
 SPACE = "config/spaces/speedlimit_bert.yaml"
 

@@ -19,11 +19,11 @@ from conftest import DATA, needs_data, needs_executable
 from safetensors.torch import load_file
 
 from paretolm import config as configuration
-from paretolm.arch import ArchSpec
+from paretolm.core.arch import ArchSpec
 from paretolm.proxies import Scorer
-from paretolm.proxies.supernet import SupernetSettings
-from paretolm.spaces import SearchSpace, load_space
-from paretolm.supernet import Supernet, SupernetShape, extreme, load, train_supernet
+from paretolm.proxies.supernet_loss import SupernetSettings
+from paretolm.core.spaces import SearchSpace, load_space
+from paretolm.supernet.sandwich import Supernet, SupernetShape, extreme, load, train_supernet
 
 REPO = Path(__file__).resolve().parents[1]
 SHAKES = DATA / "corpora/tinyshakespeare/input.txt"
@@ -132,7 +132,7 @@ def test_sandwich_training_lowers_largest_and_smallest_loss(trained):
 
 @needs_data(SHAKES)
 def test_killed_run_resumes_to_the_same_weights(tmp_path, trained, monkeypatch):
-    import paretolm.supernet as sn
+    import paretolm.supernet.sandwich as sn
 
     ref_out, ref_meta = trained
     train_ids, valid_ids = byte_ids()
@@ -294,7 +294,7 @@ def test_rule_trains_the_supernet_that_the_proxies_and_correlate_stages_read(tmp
     names = {"proxies": {"names": ["decoder_params", "supernet_loss"]}}
     (wd / "config/config.yaml").write_text(yaml.safe_dump(configuration.merge(cfg, names)))
     _snakemake(wd, "results/proxies/tiny.parquet")
-    from paretolm.artifacts import read_table
+    from paretolm.core.artifacts import read_table
 
     table = read_table(wd / "results/proxies/tiny.parquet")
     assert np.isfinite(table["supernet_loss"]).all() and (table["supernet_loss_seconds"] > 0).all()

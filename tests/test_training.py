@@ -14,9 +14,9 @@ import pytest
 import torch
 from conftest import DATA, data_path, needs_data
 
-from paretolm.arch import ArchSpec
-from paretolm.artifacts import read_provenance, read_table
-from paretolm.training import PRESETS, TrainConfig, load_model, lr_factor, make_optimizer, train
+from paretolm.core.arch import ArchSpec
+from paretolm.core.artifacts import read_provenance, read_table
+from paretolm.training.trainer import PRESETS, TrainConfig, load_model, lr_factor, make_optimizer, train
 
 SHAKES = DATA / "corpora/tinyshakespeare/input.txt"
 pytestmark = needs_data(SHAKES)
@@ -101,8 +101,8 @@ def test_outputs_and_reload(tmp_path):
 _CHILD = """
 import sys, numpy as np
 from pathlib import Path
-from paretolm.arch import ArchSpec
-from paretolm.training import TrainConfig, train
+from paretolm.core.arch import ArchSpec
+from paretolm.training.trainer import TrainConfig, train
 spec = ArchSpec.from_json(sys.argv[1])
 ids = np.frombuffer(Path(sys.argv[2]).read_bytes()[:200_000], dtype=np.uint8)
 cfg = TrainConfig.from_dict(__import__("json").loads(sys.argv[3]))

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import DATA, needs_data, needs_executable
 
-from paretolm.artifacts import read_provenance, read_table
+from paretolm.core.artifacts import read_provenance, read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [needs_data(), needs_executable("snakemake")]

@@ -17,9 +17,10 @@ import pytest
 import yaml
 
 from paretolm import config as configuration
-from paretolm import pareto, stages
-from paretolm.artifacts import canonical_hash, provenance, read_provenance, read_table, write_table
-from paretolm.audit import audit
+from paretolm import stages
+from paretolm.core import pareto
+from paretolm.core.artifacts import canonical_hash, provenance, read_provenance, read_table, write_table
+from paretolm.ops.audit import audit
 from paretolm.stages import proxies as proxies_stage
 from paretolm.stages import sample as sample_stage
 
@@ -266,7 +267,7 @@ def test_artifacts_schemas_and_provenance(ran):
         assert prov and {"config_hash", "code", "libraries", "hardware", "inputs"} <= set(prov)
         assert prov["libraries"]["torch"] and prov["inputs"]
     assert (wd / "results/pareto_cpu.png").stat().st_size > 10_000
-    assert (wd / "logs/profile/cpu/tiny.log").read_text().count("INFO paretolm.profiling: measured ") == 8
+    assert (wd / "logs/profile/cpu/tiny.log").read_text().count("INFO paretolm.hardware.profiling: measured ") == 8
     cwd = os.getcwd()
     os.chdir(wd)  # the config's paths are relative to the working directory
     try:
@@ -308,7 +309,7 @@ def test_second_run_does_nothing(ran):
 def test_audit_finds_stale_untraceable_and_inconsistent(ran, tmp_path):
     import pandas as pd
 
-    from paretolm.artifacts import write_table
+    from paretolm.core.artifacts import write_table
 
     wd = tmp_path / "copy"
     shutil.copytree(ran, wd, ignore=shutil.ignore_patterns(".snakemake"))

@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from .arch import ArchSpec  # noqa: E402
+from paretolm.core.arch import ArchSpec  # noqa: E402
 
 __all__ = ["ArchSpec", "__version__"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__
-from .commands import COMMANDS
+from paretolm import __version__
+from paretolm.commands import COMMANDS
 
 
 def build_parser() -> argparse.ArgumentParser:

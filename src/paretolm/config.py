@@ -136,7 +136,7 @@ def _short(value: Any, limit: int = 80) -> str:
 
 def _located(files: Sequence[str | Path], path: Sequence[Any]) -> str:
     """`` [file:line]`` of the last config file that sets ``path`` (later files win), or ''."""
-    from . import yamlfile
+    from paretolm.core import yamlfile
 
     keys = [p for p in path if p != ""]
     for exact in (True, False):  # the file that holds the whole key path, else the nearest parent
@@ -176,7 +176,7 @@ def check_consistency(config: Mapping[str, Any]) -> None:
         if name not in config["hardware"]:
             known = sorted(config["hardware"])
             raise ValueError(f"targets: {name!r} is not a hardware target (known: {known})")
-    from .measurement import target_source
+    from paretolm.hardware.sources import target_source
 
     for name, target in config["hardware"].items():
         target_source(name, target)
@@ -191,7 +191,7 @@ def check_search(config: Mapping[str, Any]) -> None:
     """The search section's cross-field checks: the method is registered, the objectives and
     bounds name proxies that are scored, the reference point has one value per objective, and
     the configured method gets what it needs (``check_method``)."""
-    from .methods import METHODS
+    from paretolm.search.methods import METHODS
 
     search = config["search"]
     if search["method"] not in METHODS:
@@ -230,9 +230,9 @@ def check_method(config: Mapping[str, Any], method: str) -> None:
     """What ``method`` needs from the config, checked before any job: its space file, a
     MeRino space and a budget for merino, a PAR space and a data block for par, a latency bound
     and an analytic proxy for speedlimit, parents <= population for lts."""
-    from .methods import METHODS
-    from .proxies import PROXIES
-    from .spaces import SearchSpace
+    from paretolm.search.methods import METHODS
+    from paretolm.proxies import PROXIES
+    from paretolm.core.spaces import SearchSpace
 
     if method not in METHODS:
         raise ValueError(f"search.method: unknown method {method!r} (known: {', '.join(METHODS.names())})")
@@ -283,9 +283,9 @@ def check_method(config: Mapping[str, Any], method: str) -> None:
 def check_supernet(config: Mapping[str, Any]) -> None:
     """What the supernet_loss proxy needs when it is scored: a space (its file parses and its
     backbone can be sliced) and the train dataset and tokenizer its supernet is trained on."""
-    from .spaces import SearchSpace
-    from .stages.supernet import settings
-    from .supernet import SupernetShape
+    from paretolm.core.spaces import SearchSpace
+    from paretolm.stages.supernet import settings
+    from paretolm.supernet.sandwich import SupernetShape
 
     where = "proxies.settings.supernet_loss"
     space = settings(config).space
@@ -309,12 +309,12 @@ def check_names(config: Mapping[str, Any]) -> None:
     both halves of the workflow, so nothing fails after hours of work: proxies and their
     settings, spaces (their files parse), datasets, tokenizers, the training recipe, zero-shot
     tasks, validation sources and bounds."""
-    from .arch import ArchSpec
-    from .data import DatasetSpec, TokenizerSpec
-    from .evaluation import ZERO_SHOT_SETS
-    from .proxies import PROXIES
-    from .spaces import SearchSpace
-    from .training import TrainConfig
+    from paretolm.core.arch import ArchSpec
+    from paretolm.data import DatasetSpec, TokenizerSpec
+    from paretolm.validation.evaluation import ZERO_SHOT_SETS
+    from paretolm.proxies import PROXIES
+    from paretolm.core.spaces import SearchSpace
+    from paretolm.training.trainer import TrainConfig
 
     def known(kind: str, names: Any) -> str:
         return f"(known {kind}: {', '.join(sorted(names)) or 'none'})"
@@ -367,7 +367,7 @@ def check_names(config: Mapping[str, Any]) -> None:
     routing = ("dataset", "tokenizer", "cache_dir", "mem_mb", "runtime")
     recipe = TrainConfig.from_dict({k: v for k, v in train.items() if k not in routing})
     if recipe.budgets and train["dataset"] is not None:
-        from .data import DatasetSpec
+        from paretolm.data import DatasetSpec
 
         splits = DatasetSpec.from_config(train["dataset"], datasets[train["dataset"]]).splits()
         if "validation" not in splits:
@@ -470,7 +470,7 @@ def load_measurement_settings(path: str | Path, hardware: str, root: str | Path 
     never runs the rest of the workflow, so nothing else in the file can stop it."""
     import jsonschema
 
-    from .measurement import target_source
+    from paretolm.hardware.sources import target_source
 
     with open(path) as fh:
         config = yaml.safe_load(fh) or {}

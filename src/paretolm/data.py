@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from .artifacts import atomic_path, canonical_hash, file_hash
+from paretolm.core.artifacts import atomic_path, canonical_hash, file_hash
 
 DEFAULT_CACHE = "results/cache/data"
 DATA_ENV = "PARETOLM_DATA"

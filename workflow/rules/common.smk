@@ -4,7 +4,9 @@ from pathlib import Path
 
 from snakemake.logging import logger
 
-from paretolm import artifacts, stages
+from paretolm import stages
+
+from paretolm.core import artifacts
 from paretolm.config import hardware_target, space_file, validate_config
 
 # Validated once, against the workflow's schema: fills the schema's defaults and runs the
@@ -56,7 +58,7 @@ def hardware_available(wc):
     before any job starts. Cluster runs check on the node that measures.
     """
     if workflow.local_exec and not workflow.dryrun and not workflow.remote_exec:
-        from paretolm.measurement import check_target
+        from paretolm.hardware.sources import check_target
 
         check_target(wc.hardware, target(wc))
     return []
@@ -97,7 +99,7 @@ def profile_shards(wc):
 
 def imported_measurements(wc):
     """The tables a source: import target reads: a new or changed file reruns the stage."""
-    from paretolm.measurement import import_dir, target_source
+    from paretolm.hardware.sources import import_dir, target_source
 
     hw = target(wc)
     if target_source(wc.hardware, hw) != "import":
@@ -109,7 +111,7 @@ def on_target(value, otherwise, gathers=False):
     """A job setting: ``value(wc)`` when the job measures on this machine or cluster, else
     ``otherwise`` (a job that gathers shards, imports or asks a server runs anywhere, light).
     """
-    from paretolm.measurement import target_source
+    from paretolm.hardware.sources import target_source
 
     def setting(wc):
         here = target_source(wc.hardware, target(wc)) == "local"

@@ -1,9 +1,9 @@
-# One search method on one hardware target (wildcard method: any name in paretolm.methods.METHODS),
+# One search method on one hardware target (wildcard method: any name in paretolm.search.methods.METHODS),
 # so several methods can be compared on one target in one run:
 #   snakemake --cores all results/search/{lts,random,nsga2}/cpu/frontier.parquet
 # results/pareto_{hardware}.parquet is the configured method's (search.method) frontier.
 
-from paretolm.methods import METHODS
+from paretolm.search.methods import METHODS
 
 SEARCH_OUTPUT = {
     "archive": "results/search/{method}/{hardware}/archive.parquet",

@@ -1,6 +1,6 @@
 """Script of rule correlate: proxies against what training measured; frontiers and figures."""
 
-from paretolm.logs import logged
+from paretolm.ops.logs import logged
 from paretolm.stages import correlate
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)

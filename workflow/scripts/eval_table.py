@@ -1,6 +1,6 @@
 """Script of rule eval_table: every evaluated model in one table."""
 
-from paretolm.logs import logged
+from paretolm.ops.logs import logged
 from paretolm.stages import evaluate
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)

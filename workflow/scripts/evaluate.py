@@ -1,6 +1,6 @@
 """Script of rule evaluate: evaluate one trained model."""
 
-from paretolm.logs import logged
+from paretolm.ops.logs import logged
 from paretolm.stages import evaluate
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)

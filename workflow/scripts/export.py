@@ -1,6 +1,6 @@
 """Script of rule export: the trained frontier of one hardware target as Hugging Face folders."""
 
-from paretolm.logs import logged
+from paretolm.ops.logs import logged
 from paretolm.stages import export
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)

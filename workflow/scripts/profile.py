@@ -1,7 +1,7 @@
 """Script of rule profile: latency and peak memory on one hardware target (measured, imported,
 asked of a server, or gathered from the shards)."""
 
-from paretolm.logs import logged
+from paretolm.ops.logs import logged
 from paretolm.stages import profile
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)

@@ -1,6 +1,6 @@
 """Script of rule profile_shard: one shard of the profile stage (profile.shards > 1)."""
 
-from paretolm.logs import logged
+from paretolm.ops.logs import logged
 from paretolm.stages import profile
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)

@@ -1,6 +1,6 @@
 """Script of rule proxies: score every sampled architecture."""
 
-from paretolm.logs import logged
+from paretolm.ops.logs import logged
 from paretolm.stages import proxies
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)

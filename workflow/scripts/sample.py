@@ -1,6 +1,6 @@
 """Script of rule sample: draw the architectures of one search space."""
 
-from paretolm.logs import logged
+from paretolm.ops.logs import logged
 from paretolm.stages import sample
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)

@@ -1,6 +1,6 @@
 """Script of rule search: one search method on one hardware target."""
 
-from paretolm.logs import logged
+from paretolm.ops.logs import logged
 from paretolm.stages import search
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)

@@ -1,6 +1,6 @@
 """Script of rule pareto: the configured method's frontier as results/pareto_{hardware}."""
 
-from paretolm.logs import logged
+from paretolm.ops.logs import logged
 from paretolm.stages import search
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)

@@ -1,6 +1,6 @@
 """Script of checkpoint select_validation: the architectures the validation half trains."""
 
-from paretolm.logs import logged
+from paretolm.ops.logs import logged
 from paretolm.stages import select
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)

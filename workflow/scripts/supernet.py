@@ -1,6 +1,6 @@
 """Script of rule supernet: train the weight-sharing supernet of one space."""
 
-from paretolm.logs import logged
+from paretolm.ops.logs import logged
 from paretolm.stages import supernet
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from paretolm.logs import logged
+from paretolm.ops.logs import logged
 from paretolm.stages import train
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)

@@ -12,7 +12,7 @@
 ``lts_spec_from_model_config`` turns one LTS model config into an ``ArchSpec``;
 ``iter_lts_archs`` yields one record per trained architecture and ``load_lts_archs`` gives them as
 a pandas table. The parameter counts LTS reports are carried as they are (``params_*`` columns)
-so that ``paretolm.counting`` can be compared with them (see ``docs/counting.md``).
+so that ``paretolm.core.counting`` can be compared with them (see ``docs/counting.md``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from ..arch import ArchSpec
+from paretolm.core.arch import ArchSpec
 
 DATA_ENV = "PARETOLM_DATA"
 LTS_SUBDIR = Path("ground-truth") / "lts-archai"

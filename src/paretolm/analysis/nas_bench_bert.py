@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from ..proxies.entropy import EntropySettings, entropy_mp, penalty
+from paretolm.proxies.entropy import EntropySettings, entropy_mp, penalty
 
 # Published proxy columns of BERT_results_activation.csv (raw, not the "Normalized" variants).
 PUBLISHED = (

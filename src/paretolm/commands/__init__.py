@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from ..registry import Registry
+from paretolm.core.registry import Registry
 
 AddGroup = Callable[[argparse._SubParsersAction], None]
 

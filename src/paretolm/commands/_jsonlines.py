@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
-from ..arch import ArchSpec
+from paretolm.core.arch import ArchSpec
 
 
 def each_spec(lines: Iterable[str], fn: Callable[[ArchSpec], dict[str, Any]], out: TextIO | None = None) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import COMMANDS
+from paretolm.commands import COMMANDS
 
 
 @COMMANDS.register("analyze")
@@ -34,8 +34,8 @@ def _lts_logs(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from ..analysis.lts_logs import analyze_lts
-    from ..artifacts import provenance, write_table
+    from paretolm.analysis.lts_logs import analyze_lts
+    from paretolm.core.artifacts import provenance, write_table
 
     if not Path(args.dir).is_dir():
         raise ValueError(f"dir: {args.dir} is not a directory")

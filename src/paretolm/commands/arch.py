@@ -14,10 +14,10 @@ import json
 import sys
 from pathlib import Path
 
-from ..arch import ArchSpec
-from ..counting import DEFAULT_SEQ_LEN, count
-from . import COMMANDS
-from ._jsonlines import each_spec
+from paretolm.core.arch import ArchSpec
+from paretolm.core.counting import DEFAULT_SEQ_LEN, count
+from paretolm.commands import COMMANDS
+from paretolm.commands._jsonlines import each_spec
 
 
 def count_record(spec: ArchSpec, seq_len: int) -> dict[str, object]:
@@ -50,7 +50,7 @@ def _resolve_space(name: str) -> Path:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from ..spaces import load_space
+    from paretolm.core.spaces import load_space
 
     if args.n <= 0:
         raise ValueError(f"-n: must be positive, got {args.n}")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import COMMANDS
+from paretolm.commands import COMMANDS
 
 
 @COMMANDS.register("audit")
@@ -29,9 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import yamlfile
-    from ..audit import artifacts, audit, report
-    from ..config import merge, validate_config
+    from paretolm.core import yamlfile
+    from paretolm.ops.audit import artifacts, audit, report
+    from paretolm.config import merge, validate_config
 
     root = Path(args.root) if args.root else Path(args.results).resolve().parent
     base = root / "config/config.yaml"

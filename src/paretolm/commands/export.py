@@ -9,7 +9,7 @@ MODEL is a ``paretolm train`` run folder or its ``model/`` (also the workflow's
 ``results/cache/data/tokenizers/<name>-<hash>.json``). ``--frontier`` and ``--eval`` give the
 model card its latency, memory, perplexity and origin (the rows whose architecture is the
 model's). Homogeneous gpt2 / opt specs become stock ``GPT2LMHeadModel`` / ``OPTForCausalLM``
-(``--wrapper`` keeps the paretolm wrapper); see ``paretolm.export``.
+(``--wrapper`` keeps the paretolm wrapper); see ``paretolm.export.folder``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from . import COMMANDS
+from paretolm.commands import COMMANDS
 
 
 def model_folder(path: str | Path) -> Path:
@@ -32,9 +32,9 @@ def model_folder(path: str | Path) -> Path:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..artifacts import read_provenance, read_table
-    from ..export import RANK_KEY, export_model, find_tokenizer, match_row, ranked
-    from ..models.hf import ParetoLMConfig
+    from paretolm.core.artifacts import read_provenance, read_table
+    from paretolm.export.folder import RANK_KEY, export_model, find_tokenizer, match_row, ranked
+    from paretolm.models.hf import ParetoLMConfig
 
     args.sort_by = args.sort_by or RANK_KEY
     folder = model_folder(args.model)

@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import logging
 
-from . import COMMANDS
+from paretolm.commands import COMMANDS
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
-    from ..measurement.device import measure_table, read_archs, target_part
+    from paretolm.hardware.sources.device import measure_table, read_archs, target_part
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     part = target_part(args.config, args.hardware)

@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import COMMANDS
+from paretolm.commands import COMMANDS
 
 
 @COMMANDS.register("merino")
@@ -66,9 +66,9 @@ def register_speedlimit(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _merino_search(args: argparse.Namespace) -> int:
-    from ..artifacts import provenance, write_table
-    from ..methods.merino import merino_search
-    from ..spaces import load_space
+    from paretolm.core.artifacts import provenance, write_table
+    from paretolm.search.methods.merino import merino_search
+    from paretolm.core.spaces import load_space
 
     space = load_space(args.space)
     result = merino_search(
@@ -97,8 +97,8 @@ def _merino_search(args: argparse.Namespace) -> int:
 
 
 def _fit_predictor(args: argparse.Namespace) -> int:
-    from ..artifacts import file_hash, read_provenance, read_table
-    from ..latency_predictor import cross_validate, default_hidden, fit_profile, holdout, profile_features
+    from paretolm.core.artifacts import file_hash, read_provenance, read_table
+    from paretolm.hardware.predictors.mlp import cross_validate, default_hidden, fit_profile, holdout, profile_features
 
     path = Path(args.profile)
     if not path.exists():
@@ -138,8 +138,8 @@ def _fit_predictor(args: argparse.Namespace) -> int:
 def _evaluate_hat(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from ..artifacts import provenance, write_table
-    from ..latency_predictor import holdout, read_hat
+    from paretolm.core.artifacts import provenance, write_table
+    from paretolm.hardware.predictors.mlp import holdout, read_hat
 
     rows = []
     for csv in args.csv:

@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from ..arch import ArchSpec
-from ..backbones.par import compress_par
-from . import COMMANDS
+from paretolm.core.arch import ArchSpec
+from paretolm.core.backbones.par import compress_par
+from paretolm.commands import COMMANDS
 
 
 @COMMANDS.register("par")
@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _rules(args: argparse.Namespace) -> int:
-    from ..methods.par import par_design_rules
+    from paretolm.search.methods.par import par_design_rules
 
     spec = ArchSpec(backbone="par", layers=args.layers, d_model=64, n_head=1, d_inner=64)
     broken = par_design_rules(spec)
@@ -49,8 +49,8 @@ def _search(args: argparse.Namespace) -> int:
     what transfers to a full-size model."""
     import torch
 
-    from ..methods.par import gumbel_par_search, par_design_rules
-    from ..models.par import token_batches
+    from paretolm.search.methods.par import gumbel_par_search, par_design_rules
+    from paretolm.models.par import token_batches
 
     data = args.text.read_bytes()
     if len(data) <= 2 * args.seq_len:

@@ -7,7 +7,7 @@
   config YAML (its ``proxies.data`` block, or a bare data block with ``dataset``/``tokenizer``) or a
   plain text file (GPT-2 tokens), both read by ``paretolm.data.file_batch``.
 * ``paretolm proxy supernet --space config/spaces/gpt2_cpu_ground_truth.yaml --out DIR``: trains
-  the weight-sharing supernet that ``supernet_loss`` reads (``paretolm.supernet``) outside the
+  the weight-sharing supernet that ``supernet_loss`` reads (``paretolm.supernet.sandwich``) outside the
   workflow, with the train data and ``proxies.settings.supernet_loss`` of ``--config`` (repeatable,
   merged as Snakemake's ``--configfile`` layers); DIR defaults to ``<dir>/<space>``.
 * ``paretolm proxy nas-bench-bert <dir>``: Spearman correlations with GLUE of our shape-only
@@ -23,8 +23,8 @@ import math
 import sys
 from typing import Any
 
-from . import COMMANDS
-from ._jsonlines import each_spec
+from paretolm.commands import COMMANDS
+from paretolm.commands._jsonlines import each_spec
 
 SIGN = "higher = lower predicted perplexity"
 
@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 # -- list --------------------------------------------------------------------------------------
 def _list(args: argparse.Namespace) -> int:
-    from ..proxies import registry
+    from paretolm.proxies import registry
 
     rows = [
         {"name": p.name, "needs_data": p.needs_data, "sign": SIGN, "doc": " ".join(p.doc.split())}
@@ -88,7 +88,7 @@ def _list(args: argparse.Namespace) -> int:
 
 # -- score -------------------------------------------------------------------------------------
 def _score(args: argparse.Namespace) -> int:
-    from ..proxies import Scorer, get
+    from paretolm.proxies import Scorer, get
 
     names = [n.strip() for n in args.proxies.split(",") if n.strip()]
     if not names:
@@ -100,7 +100,7 @@ def _score(args: argparse.Namespace) -> int:
     if need:
         if args.data is None:
             raise ValueError(f"data: proxies {need} need --data (a config YAML or a text file)")
-        from ..data import file_batch
+        from paretolm.data import file_batch
 
         batch = file_batch(args.data, args.batch_size, args.seq_len, args.seed)
     settings = {} if args.entropy_eps is None else {"merino_entropy": {"eps": args.entropy_eps}}
@@ -124,10 +124,10 @@ def _json_float(value: float) -> float | None:
 def _supernet(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .. import yamlfile
-    from ..config import merge, validate_config
-    from ..stages import canonical
-    from ..stages import supernet as stage
+    from paretolm.core import yamlfile
+    from paretolm.config import merge, validate_config
+    from paretolm.stages import canonical
+    from paretolm.stages import supernet as stage
 
     space_path = Path(args.space)
     if not space_path.is_file():
@@ -149,7 +149,7 @@ def _supernet(args: argparse.Namespace) -> int:
 
 # -- NAS-Bench-BERT ----------------------------------------------------------------------------
 def _nas_bench_bert(args: argparse.Namespace) -> int:
-    from ..analysis.nas_bench_bert import load_table, src_with_glue
+    from paretolm.analysis.nas_bench_bert import load_table, src_with_glue
 
     table = load_table(args.dir)
     srcs = src_with_glue(table)
@@ -159,7 +159,7 @@ def _nas_bench_bert(args: argparse.Namespace) -> int:
     for r in srcs:
         print(f"  {r['proxy']:<26} {r['source']:<9} n={r['n']:<4} {r['src_glue']:+.4f}")
     if args.out:
-        from ..artifacts import provenance, write_table
+        from paretolm.core.artifacts import provenance, write_table
 
         prov = provenance("proxy-nas-bench-bert", {"src": srcs}, source_dir=str(args.dir))
         write_table(table, args.out, prov)

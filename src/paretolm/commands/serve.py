@@ -6,7 +6,7 @@ runs on the device with the core install; a workflow whose target has ``source: 
 candidates here. The shared secret is read from the environment variable named by ``--token-env``
 (default ``PARETOLM_TOKEN``, at least 16 characters); requests without it are refused. The server
 listens on 127.0.0.1 unless ``--host`` says otherwise; reach it through an SSH tunnel rather than
-opening it to a network. Limits and checks: ``paretolm.measurement.server``; docs/hardware.md.
+opening it to a network. Limits and checks: ``paretolm.hardware.sources.server``; docs/hardware.md.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import logging
 
-from . import COMMANDS
+from paretolm.commands import COMMANDS
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ..measurement.device import target_part
-    from ..measurement.remote import MIN_TOKEN_LENGTH, token_from_env
-    from ..measurement.server import Limits, make_server
-    from ..profiling import settings_from_params
+    from paretolm.hardware.sources.device import target_part
+    from paretolm.hardware.sources.remote import MIN_TOKEN_LENGTH, token_from_env
+    from paretolm.hardware.sources.server import Limits, make_server
+    from paretolm.hardware.profiling import settings_from_params
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("paretolm.serve")
@@ -51,8 +51,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 @COMMANDS.register("serve")
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..measurement import DEFAULT_TOKEN_ENV
-    from ..measurement.server import Limits
+    from paretolm.hardware.sources import DEFAULT_TOKEN_ENV
+    from paretolm.hardware.sources.server import Limits
 
     limits = Limits()
     p = subparsers.add_parser("serve", help="answer measurement requests over HTTP (for a source: remote target)",

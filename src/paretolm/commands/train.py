@@ -22,7 +22,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from . import COMMANDS
+from paretolm.commands import COMMANDS
 
 DEFAULT_CONFIG = "config/config.yaml"
 _DATA_KEYS = ("dataset", "tokenizer", "cache_dir")
@@ -42,8 +42,8 @@ def load_config(path: Path) -> dict[str, Any]:
     are not needed to train, so nothing in them can stop a run."""
     import jsonschema
 
-    from .. import yamlfile
-    from ..config import _with_defaults, coerce, load_schema
+    from paretolm.core import yamlfile
+    from paretolm.config import _with_defaults, coerce, load_schema
 
     config = yamlfile.load(path) or {}
     if not isinstance(config, dict):
@@ -73,8 +73,8 @@ def _fractions(text: str) -> tuple[float, ...]:
 
 def recipe(config: dict[str, Any], args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """(``TrainConfig``, data block) from the config's train section and the command's flags."""
-    from ..stages.train import section
-    from ..training import TrainConfig, data_block
+    from paretolm.stages.train import section
+    from paretolm.training.trainer import TrainConfig, data_block
 
     train = section(config)
     hyper = {k: v for k, v in train.items() if k not in _DATA_KEYS}
@@ -95,9 +95,9 @@ def recipe(config: dict[str, Any], args: argparse.Namespace) -> tuple[Any, dict[
 
 def chosen_spec(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The spec to train and where it came from (for the run record and the model card)."""
-    from ..arch import ArchSpec
-    from ..artifacts import read_provenance, read_table
-    from ..export import frontier_row
+    from paretolm.core.arch import ArchSpec
+    from paretolm.core.artifacts import read_provenance, read_table
+    from paretolm.export.folder import frontier_row
 
     if (args.spec is None) == (args.frontier is None):
         raise ValueError("--spec or --frontier: give exactly one")
@@ -108,7 +108,7 @@ def chosen_spec(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         return ArchSpec.from_json(text), {"kind": "spec"}
     if args.rank is None:
         raise ValueError("--rank: needed with --frontier (0 is the first row sorted by --sort-by)")
-    from ..export import RANK_KEY
+    from paretolm.export.folder import RANK_KEY
 
     args.sort_by = args.sort_by or RANK_KEY
     row = frontier_row(read_table(args.frontier), args.rank, args.sort_by)
@@ -120,19 +120,19 @@ def chosen_spec(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 def _save_tokenizer(tokenizer: Any, folder: Path, max_length: int) -> None:
     """The tokenizer beside the model, written atomically (a killed run never leaves half of one)."""
-    from ..artifacts import atomic_dir
-    from ..export import save_tokenizer
+    from paretolm.core.artifacts import atomic_dir
+    from paretolm.export.folder import save_tokenizer
 
     with atomic_dir(folder) as tmp:
         save_tokenizer(tokenizer, tmp, max_length)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..arch import ArchSpec
-    from ..artifacts import canonical_hash, provenance, write_json
-    from ..data import data_config
-    from ..export import trained_spec
-    from ..training import train
+    from paretolm.core.arch import ArchSpec
+    from paretolm.core.artifacts import canonical_hash, provenance, write_json
+    from paretolm.data import data_config
+    from paretolm.export.folder import trained_spec
+    from paretolm.training.trainer import train
 
     config = load_config(_config_path(args.config))
     cfg, block = recipe(config, args)
@@ -166,7 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 @COMMANDS.register("train")
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..recipe import PRESETS, TrainConfig
+    from paretolm.training.recipe import PRESETS, TrainConfig
 
     p = subparsers.add_parser("train", help="train one architecture (a spec or a frontier row), resumably",
                               description=__doc__.split("\n\n")[0].replace("``", ""))

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .layers import LMOutput
+from paretolm.models.layers import LMOutput
 
 if TYPE_CHECKING:
     import torch.nn as nn
 
-    from ..arch import ArchSpec
+    from paretolm.core.arch import ArchSpec
 
 
 def build_model(spec: ArchSpec, dropout: float = 0.0, attn_dropout: float = 0.0) -> nn.Module:

@@ -16,7 +16,7 @@ the biases and cluster parameters always belong to the softmax. Tied tensors are
 embedding at call time rather than registered twice, so ``state_dict`` holds each tensor once.
 
 Both modules compute every cluster for every position (masked), so their FLOPs do not depend on
-the data: that is what ``paretolm.counting`` counts.
+the data: that is what ``paretolm.core.counting`` counts.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..arch import ArchSpec
-from .layers import FeedForward, LMOutput, SelfAttention, init_gpt2
+from paretolm.core.arch import ArchSpec
+from paretolm.models.layers import FeedForward, LMOutput, SelfAttention, init_gpt2
 
 TYPE_VOCAB_SIZE = 2
 LN_EPS = 1e-12  # BERT's LayerNorm epsilon

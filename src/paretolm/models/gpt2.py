@@ -25,9 +25,9 @@ from collections.abc import Iterator
 import torch
 import torch.nn as nn
 
-from ..arch import ArchSpec
-from .adaptive import AdaptiveEmbedding, AdaptiveLogSoftmax, ProjectedLMHead
-from .layers import Cache, LMOutput, PreLNBlock, init_gpt2, next_token_loss, past_length
+from paretolm.core.arch import ArchSpec
+from paretolm.models.adaptive import AdaptiveEmbedding, AdaptiveLogSoftmax, ProjectedLMHead
+from paretolm.models.layers import Cache, LMOutput, PreLNBlock, init_gpt2, next_token_loss, past_length
 
 
 class GPT2LM(nn.Module):

@@ -21,8 +21,8 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutput
 
-from ..arch import ArchSpec, spec_from_any
-from . import build_model
+from paretolm.core.arch import ArchSpec, spec_from_any
+from paretolm.models import build_model
 
 
 class ParetoLMConfig(PretrainedConfig):

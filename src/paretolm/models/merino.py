@@ -25,8 +25,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..arch import ArchSpec
-from .layers import Cache, LMOutput, PreLNBlock, TiedLMHead, init_gpt2, next_token_loss, past_length
+from paretolm.core.arch import ArchSpec
+from paretolm.models.layers import Cache, LMOutput, PreLNBlock, TiedLMHead, init_gpt2, next_token_loss, past_length
 
 
 class MerinoBlockModule(nn.Module):

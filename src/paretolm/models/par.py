@@ -6,7 +6,7 @@ interleaving.
 ``ParLM`` builds a spec: pre-LN residual sub-layers, learned positions, final LayerNorm, LM head
 tied to the token embedding. PAR builds on Transformer-XL, whose feed-forward uses ReLU, so ``f``
 sub-layers use ReLU; ``i`` sub-layers hold no parameters. PAR's search and design rules live in
-``paretolm.methods.par``.
+``paretolm.search.methods.par``.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import torch
 import torch.nn as nn
 
-from ..arch import ArchSpec
-from .layers import (
+from paretolm.core.arch import ArchSpec
+from paretolm.models.layers import (
     Cache,
     FeedForward,
     LMOutput,
@@ -128,7 +128,7 @@ class ParLM(nn.Module):
 def token_batches(tokens: torch.Tensor, batch_size: int, seq_len: int, seed: int) -> Iterator[torch.Tensor]:
     """An endless, seeded stream of ``(batch_size, seq_len)`` windows cut at random offsets, by
     ``paretolm.data.batch_stream`` (the window cutter training and the proxies use too)."""
-    from ..data import batch_stream
+    from paretolm.data import batch_stream
 
     if tokens.dim() != 1 or tokens.numel() <= seq_len:
         raise ValueError(

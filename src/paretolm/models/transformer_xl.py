@@ -31,9 +31,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..arch import ArchSpec
-from .adaptive import AdaptiveEmbedding, AdaptiveLogSoftmax
-from .layers import LMOutput, init_gpt2, next_token_loss
+from paretolm.core.arch import ArchSpec
+from paretolm.models.adaptive import AdaptiveEmbedding, AdaptiveLogSoftmax
+from paretolm.models.layers import LMOutput, init_gpt2, next_token_loss
 
 
 def rel_shift(x: torch.Tensor) -> torch.Tensor:
@@ -114,7 +114,7 @@ class TransformerXLLM(nn.Module):
     """Transformer-XL language model of LTS (see module docstring)."""
     embedding_module, head_module = "word_emb", "crit"
     # forward takes ``mems=`` and returns ``LMOutput.mems``: perplexity evaluation carries the memory
-    # from segment to segment (``paretolm.evaluation.memory_module``) when ``mem_len > 0``
+    # from segment to segment (``paretolm.validation.evaluation.memory_module``) when ``mem_len > 0``
     segment_memory = True
 
     def __init__(self, spec: ArchSpec, dropout: float = 0.0, attn_dropout: float = 0.0):

@@ -24,8 +24,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..arch import ArchSpec
-from ..registry import Registry
+from paretolm.core.arch import ArchSpec
+from paretolm.core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class Scorer:
         if need:
             if not part.get("data"):
                 raise ValueError(f"proxies.data: proxies {need} need a token batch; configure proxies.data")
-            from ..data import load_batch
+            from paretolm.data import load_batch
 
             batch = load_batch(part["data"], int(part["batch_size"]), int(part["seq_len"]), int(part["seed"]))
         return cls(names, seq_len=int(part["seq_len"]), seed=int(part["seed"]), batch=batch,
@@ -118,7 +118,7 @@ class Scorer:
         p = get(name)
         kwargs = {} if self._settings.get(name) is None else {"settings": self._settings[name]}
         if p.needs_data:
-            from .zero_cost import run_data_proxy
+            from paretolm.proxies.zero_cost import run_data_proxy
 
             return run_data_proxy(p, spec, self.batch, seed=self.seed, **kwargs)
         return float(p.fn(spec, seq_len=self.seq_len, **kwargs)), None

@@ -1,10 +1,10 @@
-"""Analytic proxies: exact counts from the spec alone (``paretolm.counting``), microseconds each."""
+"""Analytic proxies: exact counts from the spec alone (``paretolm.core.counting``), microseconds each."""
 
 from __future__ import annotations
 
-from ..arch import ArchSpec
-from ..counting import count
-from . import proxy
+from paretolm.core.arch import ArchSpec
+from paretolm.core.counting import count
+from paretolm.proxies import proxy
 
 
 @proxy("decoder_params", doc="LTS's proxy: parameters inside the decoder layers (no embeddings, no head).")

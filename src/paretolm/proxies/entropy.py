@@ -14,8 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..arch import ArchSpec
-from . import proxy
+from paretolm.core.arch import ArchSpec
+from paretolm.proxies import proxy
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..arch import ArchSpec
-from . import Proxy, proxy
+from paretolm.core.arch import ArchSpec
+from paretolm.proxies import Proxy, proxy
 
 
 @dataclass(frozen=True)
@@ -379,8 +379,8 @@ def run_data_proxy(
     proxy: Proxy | str, spec: ArchSpec, batch: torch.Tensor, seed: int = 0, **settings: Any
 ) -> tuple[float, int]:
     """Build the untrained model for ``spec`` (seeded), run ``proxy`` on ``batch``; (value, FLOPs)."""
-    from ..models import build_model
-    from . import get
+    from paretolm.models import build_model
+    from paretolm.proxies import get
 
     if isinstance(proxy, str):
         proxy = get(proxy)

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
-from ..registry import Registry
+from paretolm.core.registry import Registry
 
 # Stage name -> module, in DAG order: the search half, then the validation half and the export of
 # its trained frontiers (supernet comes before every stage that scores, since supernet_loss reads

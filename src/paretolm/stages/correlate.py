@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..artifacts import provenance, write_table
-from .train import data_part
+from paretolm.core.artifacts import provenance, write_table
+from paretolm.stages.train import data_part
 
 NAME = "correlate"
 WILDCARDS = ()
@@ -32,10 +32,10 @@ def run(part: Mapping[str, Any], *, eval_table: str, out: str, frontiers: str,
     correlations and give the seed-to-seed spread instead, reported beside the SRC of every loss
     target; the validation loss each run scored at each of ``train.budgets`` gives the rows of
     target ``budget_valid_loss``, one per budget (``fraction``, ``train_tokens``)."""
-    from ..arch import ArchSpec
-    from ..correlation import correlation_table, frontier_table
-    from ..proxies import Scorer, get
-    from ..training import _hyper
+    from paretolm.core.arch import ArchSpec
+    from paretolm.validation.correlation import correlation_table, frontier_table
+    from paretolm.proxies import Scorer, get
+    from paretolm.training.trainer import _hyper
 
     val = part["validation"]
     prox = part["proxies"]
@@ -46,8 +46,8 @@ def run(part: Mapping[str, Any], *, eval_table: str, out: str, frontiers: str,
     specs = [ArchSpec.from_json(s) for s in ev["spec"]]
     batch = None
     if any(get(n).needs_data for n in names):
-        from ..data import load_batch
-        from ..training import data_block
+        from paretolm.data import load_batch
+        from paretolm.training.trainer import data_block
 
         batch = load_batch(data_block(part), int(prox["batch_size"]), int(prox["seq_len"]), int(prox["seed"]))
     scorer = Scorer(names, seq_len=int(prox["seq_len"]), seed=int(prox["seed"]), batch=batch,
@@ -88,7 +88,7 @@ def run(part: Mapping[str, Any], *, eval_table: str, out: str, frontiers: str,
     write_table(table, out, prov)
     write_table(frontier_table(df, names), frontiers, prov)
     if figures:
-        from ..report import write_figures
+        from paretolm.validation.figures import write_figures
 
         write_figures(df, table, names, figures)
     return table
@@ -100,7 +100,7 @@ def _setup_seconds(prox: Mapping[str, Any], names: list[str]) -> dict[str, float
         return {}
     import json
 
-    from ..proxies.supernet import SupernetSettings
+    from paretolm.proxies.supernet_loss import SupernetSettings
 
     folder = SupernetSettings(**(prox["settings"] or {}).get("supernet_loss", {})).folder()
     return {"supernet_loss": float(json.loads((folder / "supernet.json").read_text())["train_seconds"])}
@@ -118,7 +118,7 @@ def _noise(primary: pd.Series, repeats: pd.DataFrame, repeat_loss: pd.Series | N
            bootstrap: Mapping[str, Any]) -> dict[str, float]:
     """``correlation.seed_noise`` of one loss: ``primary`` per arch_id, ``repeat_loss`` the same
     loss of the repeated runs (rows of ``repeats``; None when they lack it)."""
-    from ..correlation import seed_noise
+    from paretolm.validation.correlation import seed_noise
 
     loss = repeat_loss if repeat_loss is not None else pd.Series(np.nan, index=repeats.index)
     rep = pd.DataFrame({"arch_id": repeats["arch_id"], "loss": loss.astype(float)})

@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..artifacts import provenance, write_table
-from ..config import measurement_settings
-from .train import data_part
+from paretolm.core.artifacts import provenance, write_table
+from paretolm.config import measurement_settings
+from paretolm.stages.train import data_part
 
 NAME = "evaluate"
 WILDCARDS = ("run",)
@@ -41,10 +41,10 @@ def run(part: Mapping[str, Any], *, run: str, archs: str | os.PathLike, model_di
     for each budget j."""
     import torch
 
-    from ..arch import ArchSpec
-    from ..data import data_config, resolve_path
-    from ..evaluation import evaluate_model
-    from ..training import _hyper, data_block, load_model, selected_row
+    from paretolm.core.arch import ArchSpec
+    from paretolm.data import data_config, resolve_path
+    from paretolm.validation.evaluation import evaluate_model
+    from paretolm.training.trainer import _hyper, data_block, load_model, selected_row
 
     selected = selected_row(archs, run)
     spec = ArchSpec.from_json(selected["spec"])
@@ -71,7 +71,7 @@ def run(part: Mapping[str, Any], *, run: str, archs: str | os.PathLike, model_di
                         f"budget{j}_valid_loss": b.valid_loss})
     hw = part["hardware"]
     if hw:
-        from ..measurement import source_for
+        from paretolm.hardware.sources import source_for
 
         measure = source_for(hw["name"], {"hardware": hw["target"], "profile": hw["profile"]}, cache_dir)
         m = measure(spec)

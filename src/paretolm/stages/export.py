@@ -4,7 +4,7 @@
 (``validation.sources`` of kind ``frontier`` for that target), named ``<rank>-<arch_id>`` (rank by
 ``export.sort_by``, 0 first; the arch_id of the trained model), each with weights, tokenizer and a
 model card taking latency and memory from the frontier row and the evaluation, perplexity and
-zero-shot accuracy from the evaluation (``paretolm.export``); ``index.json`` lists them.
+zero-shot accuracy from the evaluation (``paretolm.export.folder``); ``index.json`` lists them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .train import data_part
+from paretolm.stages.train import data_part
 
 NAME = "export"
 WILDCARDS = ("hardware",)
@@ -36,10 +36,10 @@ def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
 def runs(part: Mapping[str, Any], frontier: str | os.PathLike, archs: str | os.PathLike) -> list[dict[str, Any]]:
     """One record per frontier row, in rank order: ``rank``, ``frontier_arch_id`` and ``run``
     (the trained model's arch_id: the row's spec retargeted as ``training.select_archs`` does)."""
-    from ..arch import ArchSpec
-    from ..artifacts import read_table
-    from ..export import ranked, trained_spec
-    from ..training import _hyper
+    from paretolm.core.arch import ArchSpec
+    from paretolm.core.artifacts import read_table
+    from paretolm.export.folder import ranked, trained_spec
+    from paretolm.training.trainer import _hyper
 
     table = read_table(archs)
     if table.empty:
@@ -60,7 +60,7 @@ def runs(part: Mapping[str, Any], frontier: str | os.PathLike, archs: str | os.P
 def inputs(config: Mapping[str, Any], hardware: str, archs: str) -> dict[str, Any]:
     """The rule's inputs, by name: the target's frontier, the selected table ``archs`` and the
     model and evaluation of every frontier row (``runs``)."""
-    from . import config_part as part_of
+    from paretolm.stages import config_part as part_of
 
     frontier = f"results/pareto_{hardware}.parquet"
     names = [r["run"] for r in runs(part_of(NAME, config, hardware=hardware), frontier, archs)]
@@ -78,10 +78,10 @@ def run(part: Mapping[str, Any], *, hardware: str, frontier: str | os.PathLike, 
         out: str | os.PathLike) -> list[dict[str, Any]]:
     """Export every trained frontier row of ``hardware`` -> ``out`` (replaced atomically).
     ``models`` / ``evals`` are the runs' ``results/train/<run>/model`` and ``results/eval/<run>.parquet``."""
-    from ..artifacts import atomic_dir, read_provenance, read_table
-    from ..data import data_config
-    from ..export import export_model, match_row, ranked
-    from ..training import data_block
+    from paretolm.core.artifacts import atomic_dir, read_provenance, read_table
+    from paretolm.data import data_config
+    from paretolm.export.folder import export_model, match_row, ranked
+    from paretolm.training.trainer import data_block
 
     key, stock = part["export"]["sort_by"], bool(part["export"]["stock"])
     model_of = {Path(m).parent.name: Path(m) for m in models}
@@ -112,7 +112,7 @@ def run(part: Mapping[str, Any], *, hardware: str, frontier: str | os.PathLike, 
 
 
 def _spec_of(model_dir: Path) -> Any:
-    from ..arch import ArchSpec
+    from paretolm.core.arch import ArchSpec
 
     return ArchSpec.from_json((model_dir / "spec.json").read_text())
 

@@ -1,7 +1,7 @@
 """Stage ``profile``: latency and peak memory of every sampled architecture on one hardware
 target, with the proxy columns alongside.
 
-The target's source (``paretolm.measurement``) measures here, imports what the device measured,
+The target's source (``paretolm.hardware.sources``) measures here, imports what the device measured,
 or asks a measurement server on the device. With ``profile.shards`` above 1 the work is split:
 ``run_shard`` measures every n-th sample in a job of its own (a cluster runs them on as many nodes
 at once) and ``run`` gathers the shards, in the samples' order, into the same table an unsharded
@@ -19,9 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..arch import ArchSpec
-from ..artifacts import provenance, read_provenance, read_table, write_table
-from ..config import measurement_settings
+from paretolm.core.arch import ArchSpec
+from paretolm.core.artifacts import provenance, read_provenance, read_table, write_table
+from paretolm.config import measurement_settings
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
 def _measure(part: Mapping[str, Any], hardware: str, samples: str | Path, cache_dir: str | Path | None,
              shard: int = 1, shards: int = 1) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Measurements of samples ``shard - 1``, ``shard - 1 + shards``, ... and the source's provenance."""
-    from ..measurement import source_for
+    from paretolm.hardware.sources import source_for
 
     source = source_for(hardware, part, cache_dir)
     specs = [ArchSpec.from_json(s) for s in read_table(samples)["spec"]][shard - 1::shards]

@@ -18,9 +18,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..artifacts import atomic_path, provenance, read_table, write_table
-from ..config import SEARCH_KEYS, measurement_settings, method_space, space_content
-from . import proxies as proxies_stage
+from paretolm.core.artifacts import atomic_path, provenance, read_table, write_table
+from paretolm.config import SEARCH_KEYS, measurement_settings, method_space, space_content
+from paretolm.stages import proxies as proxies_stage
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def load_data(block: Mapping[str, Any] | None) -> Any:
     """The token ids of a method's ``data`` block (its ``split``, default train), or None."""
     if not block:
         return None
-    from ..data import data_config
+    from paretolm.data import data_config
 
     return data_config(block).split(str(block.get("split", "train"))).ids
 
@@ -78,14 +78,14 @@ def run(part: Mapping[str, Any], *, method: str, hardware: str, profile: str | P
     ``archive``, ``frontier`` and, when asked, the ``report`` (JSON), the frontier figure ``plot``
     and the hypervolume-against-measurements figure ``convergence``.
 
-    ``measure_fn`` replaces the target's measurement (``paretolm.profiling.measure``'s signature),
-    e.g. with ``paretolm.replay.ReplayDevice`` in tests; its results are cached like real ones, so
+    ``measure_fn`` replaces the target's measurement (``paretolm.hardware.profiling.measure``'s signature),
+    e.g. with ``paretolm.hardware.replay.ReplayDevice`` in tests; its results are cached like real ones, so
     give it a cache folder of its own."""
-    from ..measurement import ProfilerSource, source_for
-    from ..methods import SearchProblem, measure_each, search
-    from ..profiling import Profiler, settings_from_params
-    from ..proxies import Scorer
-    from ..spaces import SearchSpace
+    from paretolm.hardware.sources import ProfilerSource, source_for
+    from paretolm.search.methods import SearchProblem, measure_each, search
+    from paretolm.hardware.profiling import Profiler, settings_from_params
+    from paretolm.proxies import Scorer
+    from paretolm.core.spaces import SearchSpace
 
     settings = part["search"]
     if settings["method"] != method:
@@ -115,11 +115,11 @@ def run(part: Mapping[str, Any], *, method: str, hardware: str, profile: str | P
             tmp.write_text(json.dumps({"space": space.name, "hardware": hardware, **stats}, indent=1, default=str))
     title = f"{method} ({settings['measure']}) on {space.name}, {hardware}"
     if plot:
-        from ..plots import frontier_figure
+        from paretolm.search.figures import frontier_figure
 
         frontier_figure(result.archive, result.frontier, result.objectives, plot, title=title)
     if convergence:
-        from ..plots import hypervolume_figure
+        from paretolm.search.figures import hypervolume_figure
 
         hypervolume_figure({f"{method} ({settings['measure']})": stats["trace"]}, convergence, title=title)
     log.info("search %s on %s: archive %d, frontier %d, %d measurements (%s), hypervolume %.6g, %.1f s",
@@ -134,7 +134,7 @@ def publish(frontier: str | Path, out: str | Path, plot: str | Path | None = Non
     archive) and figure to where the workflow's target is (``results/pareto_{hardware}``)."""
     import shutil
 
-    from ..artifacts import read_provenance
+    from paretolm.core.artifacts import read_provenance
 
     table = read_table(frontier)
     write_table(table, out, read_provenance(frontier))

@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..artifacts import provenance, write_table
-from .train import data_part
+from paretolm.core.artifacts import provenance, write_table
+from paretolm.stages.train import data_part
 
 NAME = "select"
 WILDCARDS = ()
@@ -34,7 +34,7 @@ def frontier_inputs(config: Mapping[str, Any]) -> dict[str, str]:
 
 def run(part: Mapping[str, Any], *, frontiers: Mapping[str, str], out: str | os.PathLike) -> pd.DataFrame:
     """Select the architectures -> ``out``; ``frontiers`` maps ``frontier_<hw>`` to its file."""
-    from ..training import select_archs
+    from paretolm.training.trainer import select_archs
 
     df = select_archs(part, frontiers)
     write_table(df, out, provenance(NAME, part, list(frontiers.values())))

@@ -1,5 +1,5 @@
 """Stage ``supernet``: train the weight-sharing supernet of one space, which the ``supernet_loss``
-proxy scores candidates with (``paretolm.supernet``; resumable)."""
+proxy scores candidates with (``paretolm.supernet.sandwich``; resumable)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import provenance
-from ..proxies.supernet import SupernetSettings
-from .train import data_part
+from paretolm.core.artifacts import provenance
+from paretolm.proxies.supernet_loss import SupernetSettings
+from paretolm.stages.train import data_part
 
 NAME = "supernet"
 WILDCARDS = ("space",)
@@ -35,7 +35,7 @@ def part(config: Mapping[str, Any], space: str, definition: Mapping[str, Any]) -
 
 
 def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
-    from ..config import space_content
+    from paretolm.config import space_content
 
     return part(config, wildcards["space"], space_content(config, wildcards["space"]))
 
@@ -43,10 +43,10 @@ def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
 def run(part: Mapping[str, Any], *, space: str, space_file: str | os.PathLike, out: str | os.PathLike,
         progress: bool = True) -> dict[str, Any]:
     """Train the supernet of ``space`` (its file ``space_file``) -> the folder ``out``."""
-    from ..data import data_config
-    from ..spaces import SearchSpace
-    from ..supernet import train_supernet
-    from ..training import data_block
+    from paretolm.data import data_config
+    from paretolm.core.spaces import SearchSpace
+    from paretolm.supernet.sandwich import train_supernet
+    from paretolm.training.trainer import data_block
 
     cfg = SupernetSettings(**part["supernet_loss"], space=space)
     dc = data_config(data_block(part))

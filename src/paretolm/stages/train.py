@@ -7,8 +7,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..arch import ArchSpec
-from ..artifacts import provenance
+from paretolm.core.arch import ArchSpec
+from paretolm.core.artifacts import provenance
 
 NAME = "train"
 WILDCARDS = ("run",)
@@ -46,8 +46,8 @@ def run(part: Mapping[str, Any], *, run: str, archs: str | os.PathLike, out_dir:
 
     import pandas as pd
 
-    from ..data import data_config
-    from ..training import _hyper, data_block, selected_row, train
+    from paretolm.data import data_config
+    from paretolm.training.trainer import _hyper, data_block, selected_row, train
 
     row = selected_row(archs, run)
     spec = ArchSpec.from_json(row["spec"])

@@ -1,0 +1,113 @@
+"""Hardware runtimes: how a model is run, timed and has its peak memory measured. A hardware target
+names its runtime with ``runtime`` (``torch``, ``torch_int8``, ``onnxruntime``) and the device it
+runs on with ``device`` (``cpu``, ``cuda``); adding a runtime is one module here that registers a
+``Runtime`` in ``RUNTIMES``.
+
+A runtime turns an eval-mode PyTorch model into a ``Session``: the model as the target ships it,
+with a plain forward (prefill) and, for causal models, a cached step (decoding). ``paretolm.hardware.profiling``
+times both through the session, so every runtime is measured by the same protocol.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from paretolm.core.registry import Registry
+
+
+class Session:
+    """A model prepared by a runtime. ``paretolm.hardware.profiling`` converts token ids with ``inputs``,
+    times ``__call__`` (prefill) and ``step`` (one decoding call) with ``time_call``, and reads
+    ``weight_bytes`` and ``peak_bytes``."""
+
+    runtime: str = ""
+    device: str = "cpu"
+
+    def inputs(self, ids: Any) -> Any:
+        """Token ids (a CPU ``torch.long`` tensor) as this session takes them."""
+        return ids
+
+    def __call__(self, ids: Any) -> Any:
+        """Logits of one forward pass over ``ids`` (no cache kept)."""
+        raise NotImplementedError
+
+    def step(self, ids: Any, past: Any | None) -> tuple[Any, Any]:
+        """Logits of ``ids`` after the tokens in ``past`` (None: none), and the extended cache."""
+        raise NotImplementedError
+
+    def logits(self, value: Any) -> Any:
+        """Logits as a float32 numpy array (for checks, never inside a timed call)."""
+        return value.detach().float().cpu().numpy()
+
+    def time_call(self, fn: Callable[[], Any]) -> float:
+        """Milliseconds of one call of ``fn`` (wall clock; asynchronous devices override)."""
+        t0 = time.perf_counter_ns()
+        fn()
+        return (time.perf_counter_ns() - t0) / 1e6
+
+    def synchronize(self) -> None:
+        """Wait for queued work (asynchronous devices)."""
+
+    def weight_bytes(self) -> int:
+        raise NotImplementedError
+
+    def peak_bytes(self, ids: Any, weights: int) -> tuple[int, int]:
+        """(peak bytes of one forward pass, the part of it allocated by the pass itself)."""
+        raise NotImplementedError
+
+
+class Runtime:
+    """Base class of a runtime: what it supports, and how it loads a model into a ``Session``."""
+
+    name: str = ""
+    devices: tuple[str, ...] = ("cpu",)
+    dtypes: tuple[str, ...] = ("float32",)
+
+    def check(self, name: str, target: Mapping[str, Any]) -> None:
+        """Raise ValueError naming target ``name`` and what is missing if this machine cannot run
+        it. ``target`` has ``runtime``, ``device`` and ``dtype`` resolved (``resolve``)."""
+        if target["device"] not in self.devices:
+            raise ValueError(f"hardware target {name!r}: runtime {self.name} runs on device "
+                             f"{' or '.join(self.devices)}, not {target['device']!r}")
+        if target["dtype"] not in self.dtypes:
+            raise ValueError(f"hardware target {name!r}: runtime {self.name} runs dtype "
+                             f"{' or '.join(self.dtypes)}, not {target['dtype']!r}")
+
+    def load(self, model: Any, settings: Any) -> Session:
+        """The eval-mode ``model`` as the target runs it."""
+        raise NotImplementedError
+
+    def versions(self) -> dict[str, str]:
+        """Versions of the libraries that run the model (recorded with every measurement)."""
+        import torch
+
+        return {"torch_version": torch.__version__}
+
+
+RUNTIMES: Registry[Runtime] = Registry("runtime", package=__name__)
+
+
+def resolve(target: Mapping[str, Any]) -> dict[str, Any]:
+    """``target`` with ``runtime``, ``device`` and ``dtype`` filled in; the older spelling
+    ``quantize: dynamic_int8`` means ``runtime: torch_int8`` (ValueError if it names another)."""
+    out = dict(target)
+    out.setdefault("device", "cpu")
+    out["dtype"] = out.get("dtype") or "float32"
+    runtime = out.get("runtime") or "torch"
+    if out.get("quantize") == "dynamic_int8":
+        if runtime not in ("torch", "torch_int8"):
+            raise ValueError(f"quantize: dynamic_int8 is runtime torch_int8; it cannot go with runtime {runtime}")
+        runtime = "torch_int8"
+    elif out.get("quantize") is not None:
+        raise ValueError(f"quantize: {out['quantize']!r} is not null or dynamic_int8")
+    out["runtime"], out["quantize"] = runtime, None
+    return out
+
+
+def get(runtime: str) -> Runtime:
+    return RUNTIMES.get(runtime)
+
+
+__all__ = ["RUNTIMES", "Runtime", "Session", "get", "resolve"]

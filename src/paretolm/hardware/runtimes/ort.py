@@ -1,0 +1,322 @@
+"""Runtime ``onnxruntime``: the model exported to ONNX with its decoding cache as graph inputs and
+outputs, run by ONNX Runtime's CPU execution provider in float32 or with dynamically quantized int8
+weights (``onnxruntime.quantization.quantize_dynamic``).
+
+A causal model is exported once as a *step* graph: ``input_ids`` plus one ``past_<i>`` tensor per
+cache tensor in, ``logits`` plus ``present_<i>`` out, every length a dynamic axis. Prefill is the
+step with an empty cache (zero past tokens), decoding the step with the cache of the call before,
+so prefill and decode run the very graph a user ships. A non-causal model (``bert``) is exported as
+its plain forward. Before a session is handed out its logits are compared with PyTorch's on the
+same tokens (a prefill and two decoding steps); a mismatch raises instead of timing a wrong graph.
+
+Peak memory: ONNX Runtime allocates outside PyTorch, so the profiler cannot see it. A second
+session with its memory arena switched off runs one pass, and the process's resident high-water
+mark (Linux ``VmHWM``, reset through ``/proc/self/clear_refs`` before the pass) minus the resident
+memory before it is the memory the pass added at its high point (docs/hardware.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from paretolm.hardware.runtimes import RUNTIMES, Runtime, Session
+
+OPSET = 17
+# Relative error (see ``relative_error``) the ONNX logits may have against PyTorch's: float32 only
+# reorders sums; int8 weights perturb every logit by a few per cent of their spread.
+TOLERANCE = {"float32": 1e-4, "int8": 0.2}
+CHECK_TOKENS = 8
+
+
+@dataclass(frozen=True)
+class CacheLayout:
+    """How a model's cache flattens into graph tensors: per cache entry, how many tensors it holds
+    (2 for keys and values, 1 for a Transformer-XL memory); per tensor, its sequence axis and the
+    shape of an empty cache at batch 1."""
+
+    widths: tuple[int, ...]
+    seq_axes: tuple[int, ...]
+    empty_shapes: tuple[tuple[int, ...], ...]
+
+    def flatten(self, past: list[Any]) -> list[Any]:
+        flat: list[Any] = []
+        for entry in past:
+            flat.extend(entry if isinstance(entry, tuple) else (entry,))
+        return flat
+
+    def unflatten(self, flat: tuple[Any, ...]) -> list[Any]:
+        past, i = [], 0
+        for w in self.widths:
+            past.append(tuple(flat[i:i + w]) if w > 1 else flat[i])
+            i += w
+        return past
+
+
+def cache_layout(model: Any, vocab_size: int) -> CacheLayout:
+    """The layout of ``model``'s cache, found by running it on one and on two tokens: the axis whose
+    length differs is the sequence axis."""
+    with torch.inference_mode():
+        one = model(torch.zeros(1, 1, dtype=torch.long), use_cache=True).past
+        two = model(torch.zeros(1, 2, dtype=torch.long), use_cache=True).past
+    widths = tuple(len(e) if isinstance(e, tuple) else 1 for e in one)
+    probe = CacheLayout(widths, (), ())
+    axes, shapes = [], []
+    for a, b in zip(probe.flatten(one), probe.flatten(two), strict=True):
+        axis = next(d for d in range(a.dim()) if a.shape[d] != b.shape[d])
+        axes.append(axis)
+        shapes.append(tuple(0 if d == axis else n for d, n in enumerate(a.shape)))
+    return CacheLayout(widths, tuple(axes), tuple(shapes))
+
+
+class StepGraph(torch.nn.Module):
+    """``forward(input_ids, *past) -> (logits, *present)``: the cached forward with flat tensors,
+    the form ``torch.onnx.export`` traces."""
+
+    def __init__(self, model: torch.nn.Module, layout: CacheLayout):
+        super().__init__()
+        self.model, self.layout = model, layout
+
+    def forward(self, input_ids: torch.Tensor, *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(input_ids, past=self.layout.unflatten(past), use_cache=True)
+        return (out.logits, *self.layout.flatten(out.past))
+
+
+class PlainGraph(torch.nn.Module):
+    """``forward(input_ids) -> logits``: the plain forward of a non-causal model."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids).logits
+
+
+def export(model: Any, vocab_size: int, causal: bool, path: Path) -> CacheLayout | None:
+    """Export ``model`` (eval mode, float32) to ``path``: the step graph of a causal model (returns
+    its cache layout) or the plain forward (returns None)."""
+    ids = torch.zeros(1, 2, dtype=torch.long)
+    dynamic = {"input_ids": {0: "batch", 1: "tokens"}, "logits": {0: "batch", 1: "tokens"}}
+    with warnings.catch_warnings():
+        # the tracer warns about every Python-level shape check it records as a constant; the
+        # logits check below is what tells whether the graph is right
+        warnings.simplefilter("ignore")
+        if not causal:
+            torch.onnx.export(PlainGraph(model), (ids,), str(path), input_names=["input_ids"],
+                              output_names=["logits"], dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
+            return None
+        layout = cache_layout(model, vocab_size)
+        # trace with a non-empty cache so every branch that concatenates the cache is recorded
+        with torch.inference_mode():
+            past = model(torch.zeros(1, 3, dtype=torch.long), use_cache=True).past
+        flat = [t.clone() for t in layout.flatten(past)]
+        n = len(flat)
+        for i, axis in enumerate(layout.seq_axes):
+            dynamic[f"past_{i}"] = {0: "batch", axis: "past_tokens"}
+            dynamic[f"present_{i}"] = {0: "batch", axis: "total_tokens"}
+        torch.onnx.export(StepGraph(model, layout), (ids, *flat), str(path),
+                          input_names=["input_ids", *(f"past_{i}" for i in range(n))],
+                          output_names=["logits", *(f"present_{i}" for i in range(n))],
+                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
+    return layout
+
+
+def quantize_int8(src: Path, dst: Path) -> None:
+    """Dynamic int8 quantization of every weight matrix product (ONNX Runtime's defaults)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.disable(logging.WARNING)  # it advises a pre-processing pass on the root logger
+    try:
+        quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def initializer_bytes(path: Path) -> int:
+    """Bytes of the graph's weights (its initializers)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    total = 0
+    for init in model.graph.initializer:
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(init.data_type).itemsize
+        total += itemsize * math.prod(init.dims)
+    return total
+
+
+def session_options(threads: int, arena: bool = True) -> Any:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    so.enable_cpu_mem_arena = arena
+    so.enable_mem_pattern = arena
+    return so
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise ValueError(f"/proc/self/status has no {field}")
+
+
+def resident_peak_bytes(fn: Any) -> int:
+    """Resident memory ``fn()`` adds to the process at its high point (Linux only)."""
+    before = _status_kib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident size
+    fn()
+    return max(0, _status_kib("VmHWM") - before) * 1024
+
+
+class OrtSession(Session):
+    runtime = "onnxruntime"
+
+    def __init__(self, model_bytes: bytes, layout: CacheLayout | None, threads: int, weights: int):
+        import onnxruntime as ort
+
+        self._bytes, self.layout, self.threads, self._weights = model_bytes, layout, threads, weights
+        self.check_error: float | None = None  # relative error of its logits against PyTorch's
+        self.session = ort.InferenceSession(model_bytes, session_options(threads),
+                                            providers=["CPUExecutionProvider"])
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self._empty: dict[int, list[Any]] = {}
+
+    def inputs(self, ids: Any) -> Any:
+        import onnxruntime as ort
+
+        return ort.OrtValue.ortvalue_from_numpy(ids.cpu().numpy())
+
+    def empty_past(self, batch: int) -> list[Any]:
+        import numpy as np
+        import onnxruntime as ort
+
+        if batch not in self._empty:
+            self._empty[batch] = [ort.OrtValue.ortvalue_from_numpy(np.zeros((batch, *shape[1:]), np.float32))
+                                  for shape in self.layout.empty_shapes]
+        return self._empty[batch]
+
+    def step(self, ids: Any, past: Any | None) -> tuple[Any, Any]:
+        if self.layout is None:
+            raise ValueError("onnxruntime: a non-causal model has no decoding step")
+        if past is None:
+            past = self.empty_past(ids.shape()[0])
+        feeds = {"input_ids": ids, **{f"past_{i}": p for i, p in enumerate(past)}}
+        out = self.session.run_with_ort_values(self.outputs, feeds)
+        return out[0], list(out[1:])
+
+    def __call__(self, ids: Any) -> Any:
+        if self.layout is None:
+            return self.session.run_with_ort_values(self.outputs, {"input_ids": ids})[0]
+        return self.step(ids, None)[0]
+
+    def logits(self, value: Any) -> Any:
+        return value.numpy()
+
+    def weight_bytes(self) -> int:
+        return self._weights
+
+    def peak_bytes(self, ids: Any, weights: int) -> tuple[int, int]:
+        import onnxruntime as ort
+
+        fresh = ort.InferenceSession(self._bytes, session_options(self.threads, arena=False),
+                                     providers=["CPUExecutionProvider"])
+        if self.layout is None:
+            feeds = {"input_ids": ids}
+        else:
+            past = self.empty_past(ids.shape()[0])
+            feeds = {"input_ids": ids, **{f"past_{i}": p for i, p in enumerate(past)}}
+        transient = resident_peak_bytes(lambda: fresh.run_with_ort_values(self.outputs, feeds))
+        nbytes = math.prod(ids.shape()) * 8
+        return weights + transient + nbytes, transient
+
+
+def relative_error(got: Any, want: Any) -> float:
+    """``||got - want|| / ||want - mean(want)||``, the mean over the vocabulary axis: 0 for equal
+    logits, about 1 for zeros; measured against the spread of the logits, not their offset, since
+    log-probabilities (adaptive softmax) sit far from zero."""
+    import numpy as np
+
+    centred = want - want.mean(axis=-1, keepdims=True)
+    return float(np.linalg.norm(got - want) / max(float(np.linalg.norm(centred)), 1e-30))
+
+
+def check_logits(session: OrtSession, model: Any, vocab_size: int, dtype: str, seed: int) -> float:
+    """Compare the session's logits with ``model``'s on a prefill of ``CHECK_TOKENS`` tokens and
+    (causal models) two decoding steps; returns the relative error, ValueError above tolerance."""
+    import numpy as np
+
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, vocab_size, (1, CHECK_TOKENS + 2), generator=gen)
+    with torch.inference_mode():
+        want = model(ids if session.layout is not None else ids[:, :CHECK_TOKENS]).logits.float().numpy()
+    if session.layout is None:
+        got = session.logits(session(session.inputs(ids[:, :CHECK_TOKENS])))
+    else:
+        parts, past = [], None
+        for chunk in (ids[:, :CHECK_TOKENS], ids[:, CHECK_TOKENS:CHECK_TOKENS + 1], ids[:, CHECK_TOKENS + 1:]):
+            logits, past = session.step(session.inputs(chunk), past)
+            parts.append(session.logits(logits))
+        got = np.concatenate(parts, axis=1)
+    if got.shape != want.shape:
+        raise ValueError(f"onnxruntime: the exported model returns logits of shape {got.shape}, "
+                         f"PyTorch {want.shape}; refusing to time it")
+    err = relative_error(got, want)
+    if not err <= TOLERANCE[dtype]:  # also catches NaN
+        raise ValueError(f"onnxruntime: the exported {dtype} model's logits differ from PyTorch's "
+                         f"(relative error {err:.3g} > {TOLERANCE[dtype]:g}); refusing to time it")
+    return err
+
+
+class OnnxRuntime(Runtime):
+    name = "onnxruntime"
+    devices = ("cpu",)
+    dtypes = ("float32", "int8")
+
+    def check(self, name: str, target: Mapping[str, Any]) -> None:
+        super().check(name, target)
+        try:
+            import onnx  # noqa: F401
+            import onnxruntime  # noqa: F401
+        except ImportError as e:
+            raise ValueError(f"hardware target {name!r}: runtime onnxruntime needs the onnx and onnxruntime "
+                             f"packages ({e})") from e
+        if target.get("memory", True) and not os.access("/proc/self/clear_refs", os.W_OK):
+            raise ValueError(f"hardware target {name!r}: onnxruntime's peak memory is read from Linux's "
+                             "/proc/self (VmHWM), not available here; set profile.memory: false")
+
+    def load(self, model: Any, settings: Any) -> Session:
+        from paretolm.core.arch import ArchSpec
+
+        spec: ArchSpec = model.spec
+        with tempfile.TemporaryDirectory(prefix="paretolm-onnx-") as tmp:
+            path = Path(tmp) / "model.onnx"
+            layout = export(model, spec.vocab_size, spec.plugin.causal, path)
+            if settings.dtype == "int8":
+                quantize_int8(path, Path(tmp) / "model.int8.onnx")
+                path = Path(tmp) / "model.int8.onnx"
+            session = OrtSession(path.read_bytes(), layout, settings.threads, initializer_bytes(path))
+        session.check_error = check_logits(session, model, spec.vocab_size, settings.dtype, settings.seed)
+        return session
+
+    def versions(self) -> dict[str, str]:
+        import onnxruntime
+
+        return {**super().versions(), "onnxruntime_version": onnxruntime.__version__}
+
+
+RUNTIMES.add("onnxruntime", OnnxRuntime())
