@@ -163,7 +163,7 @@ def test_spec_views_and_immutability() -> None:
         spec.d_head = 32  # type: ignore[misc]
     par = ArchSpec(backbone="par", layers="(sfi)x2", d_model=64, n_head=4, d_inner=64)
     assert par.layers == "sfisfi" and par.num_layers == 4
-    assert [(layer.attention, layer.ffn) for layer in par.layer_view()] == [(True, False), (False, True)] * 2
+    assert [(b.attention is not None, b.ffn is not None) for b in par.block_view()] == [(True, False), (False, True)] * 2
     with pytest.raises(AttributeError, match="layers"):
         spec.layers  # noqa: B018  (merino has no PAR layer string)
     with pytest.raises(ValueError, match=r"^n_head\[0\]"):

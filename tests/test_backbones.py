@@ -14,7 +14,7 @@ import torch
 from paretolm.core.arch import ArchSpec
 from paretolm.core.backbones import BACKBONES
 from paretolm.core.counting import count
-from paretolm.core.counting.lts import measured_flops
+from paretolm.models.flops import measured_flops
 from paretolm.models import build_model
 
 NAMES = BACKBONES.names()
@@ -65,18 +65,20 @@ def test_model_forward_and_loss(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_layer_view_matches_the_model(name: str) -> None:
-    """The per-layer view names exactly the attention and FFN weights the model has."""
+def test_blocks_match_the_model(name: str) -> None:
+    """The block descriptor names exactly the attention and feed-forward weights the model has,
+    which the data proxies score: the same parts, the same number of weights in each."""
     from paretolm.proxies.zero_cost import scored_weights
 
     spec = example(name)
-    view = spec.layer_view()
-    assert spec.num_layers == sum(layer.times for layer in view) > 0
-    kinds = {s.kind for s in scored_weights(build_model(spec))}
-    assert kinds == {"attn" for layer in view if layer.attention} | {"ffn" for layer in view if layer.ffn}
-    # each view entry is one set of weights (a shared MeRino layer once, however often applied)
-    ffn_weights = sum(s.weight.numel() for s in scored_weights(build_model(spec)) if s.kind == "ffn")
-    assert ffn_weights == sum(2 * layer.d_model * layer.d_inner for layer in view if layer.ffn)
+    blocks = spec.block_view()
+    assert spec.num_layers == sum(b.times for b in blocks) > 0
+    scored = scored_weights(build_model(spec))
+    assert {s.kind for s in scored} == {m.part for b in blocks for m in b.matrices()}
+    # each block is one set of weights (a shared MeRino layer once, however often applied)
+    for part in ("attn", "ffn"):
+        weights = sum(s.weight.numel() for s in scored if s.kind == part)
+        assert weights == sum(m.d_in * m.d_out for b in blocks for m in b.matrices() if m.part == part)
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if BACKBONES.get(n).causal])

@@ -8,10 +8,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import paretolm.core.counting.blocks  # noqa: F401  (registers the counters under test)
 from paretolm.core.arch import ArchSpec
 from paretolm.core.counting import count
-from paretolm.core.counting.blocks import par_sublayer_flops
+from paretolm.core.backbones.par import Par
 from paretolm.models import build_model
 from paretolm.core.spaces import load_space
 
@@ -121,7 +120,7 @@ def test_par_identity_is_free_and_sublayer_flops_add_up() -> None:
     base = dict(backbone="par", d_model=64, n_head=4, d_inner=256, vocab_size=500, max_seq_len=32)
     plain, padded = count(ArchSpec(layers="sff", **base), 32), count(ArchSpec(layers="isifif", **base), 32)
     assert plain == padded
-    s, f, i = par_sublayer_flops(64, 4, 256, 32)
+    s, f, i = Par.sublayer_flops(64, 4, 256, 32)
     assert i == 0
     lm_head = 2 * 32 * 64 * 500
     assert count(ArchSpec(layers="ssf", **base), 32).flops == 2 * s + f + lm_head

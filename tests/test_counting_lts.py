@@ -12,7 +12,8 @@ from conftest import needs_data
 from paretolm.analysis.lts_archai import iter_lts_archs
 from paretolm.core.arch import ArchSpec
 from paretolm.core.counting import count
-from paretolm.core.counting.lts import breakdown, measured_flops
+from paretolm.core.counting import breakdown
+from paretolm.models.flops import measured_flops
 from paretolm.models import build_model
 from paretolm.core.spaces import load_space
 

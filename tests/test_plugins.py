@@ -23,7 +23,10 @@ TOY_BACKBONE = '''
 """A toy backbone: residual feed-forward layers, no attention."""
 import torch.nn as nn
 
-from paretolm.core.backbones import BACKBONES, Backbone, Counts, Layer, per_layer, positive
+from paretolm.core.backbones import BACKBONES, Backbone
+from paretolm.core.blocks import Block, FeedForward
+from paretolm.core.counting import stack, totals
+from paretolm.core.genes import per_layer, positive
 
 
 class ToyFFN(nn.Module):
@@ -63,17 +66,17 @@ class Toy(Backbone):
         return {"n_layer": n, "d_model": positive(genes, "d_model", self.name),
                 "d_inner": per_layer(genes.get("d_inner"), n, "d_inner")}
 
-    def layers(self, spec):
-        return [Layer(spec.d_model, 1, f, 0) for f in spec.d_inner]
+    def blocks(self, spec):
+        return [Block(spec.d_model, ffn=FeedForward(f, "relu")) for f in spec.d_inner]
 
     def build(self, spec, dropout=0.0, attn_dropout=0.0):
         return ToyLM(spec)
 
-    def count(self, spec, seq_len):
+    def breakdown(self, spec, seq_len):
+        parts = stack(self.blocks(spec), seq_len)
+        parts["norm_params"] = 0  # the toy's layers have no norm
         d, v = spec.d_model, spec.vocab_size
-        decoder = sum(2 * d * f + f + d for f in spec.d_inner)
-        flops = sum(4 * seq_len * d * f for f in spec.d_inner) + 2 * seq_len * d * v
-        return Counts(decoder, 2 * v * d, decoder + 2 * v * d, flops)
+        return totals(parts, embedding=2 * v * d, embed_head_flops=2 * seq_len * d * v)
 
 
 BACKBONES.add("toy_mlp", Toy())
@@ -93,7 +96,7 @@ class WidthSettings:
 
 @proxy("toy_width", settings=WidthSettings, doc="sum of FFN widths ** power (higher = better).")
 def toy_width(spec, seq_len=192, settings=WidthSettings()):
-    return float(sum(layer.d_inner ** settings.power for layer in spec.layer_view()))
+    return float(sum(b.ffn.d_inner ** settings.power for b in spec.block_view()))
 '''
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from paretolm.core.arch import ArchSpec
+from paretolm.core.blocks import depth
 from paretolm.proxies import entropy, get
 from paretolm.proxies.entropy import EntropySettings, entropy_mp, entropy_svd, network_entropy
 from paretolm.core.spaces import SearchSpace
@@ -72,7 +73,7 @@ def test_par_identity_sublayers_add_nothing_and_halve_depth() -> None:
     a = ArchSpec(backbone="par", layers="sf", d_model=128, n_head=4, d_inner=256)
     b = ArchSpec(backbone="par", layers="sfii", d_model=128, n_head=4, d_inner=256)
     assert network_entropy(a) == network_entropy(b)
-    assert a.plugin.entropy_depth(a) == 1.0
+    assert depth(a.block_view()) == 1.0
     gpt = ArchSpec(backbone="gpt2", n_layer=1, d_model=128, n_head=4, d_inner=256)
     assert network_entropy(a) == pytest.approx(network_entropy(gpt))
 

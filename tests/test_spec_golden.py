@@ -2,7 +2,9 @@
 
 ``tests/data/spec_golden.json`` was written before the backbones became plugins; every sampled
 spec of every space must still decode, hash, count and score exactly as it did (entropy to 1e-12:
-PAR's sum runs in another order now).
+PAR's sum runs in another order now). PAR's latency features were re-recorded when the block
+descriptor replaced the per-layer view: a sub-layer without attention (feed-forward) now has 0
+heads (0 inner width), where the view had carried the model's values into every sub-layer.
 """
 
 from __future__ import annotations

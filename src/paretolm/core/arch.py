@@ -15,8 +15,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from paretolm.core.backbones import Backbone, Layer, boolean, positive
+from paretolm.core.backbones import Backbone
 from paretolm.core.backbones import get as get_backbone
+from paretolm.core.blocks import Block
+from paretolm.core.genes import boolean, positive
 
 # Fields every backbone has, with their defaults (the GPT-2 tokenizer's vocabulary).
 COMMON: dict[str, Any] = {"vocab_size": 50257, "max_seq_len": 1024, "tie_weights": True}
@@ -91,14 +93,14 @@ class ArchSpec:
         """A gene's value, or ``default`` when this backbone has no such gene."""
         return self._values.get(name, default)
 
-    def layer_view(self) -> list[Layer]:
-        """The uniform per-layer view of the weights (``paretolm.core.backbones.Layer``)."""
-        return self.plugin.layers(self)
+    def block_view(self) -> list[Block]:
+        """The decoder's blocks (``paretolm.core.blocks``), as the backbone describes them."""
+        return self.plugin.blocks(self)
 
     @property
     def num_layers(self) -> int:
         """Number of transformer layers (PAR: sub-layers that are not identity; MeRino: the depth)."""
-        return sum(layer.times for layer in self.layer_view())
+        return sum(block.times for block in self.block_view())
 
     @property
     def arch_id(self) -> str:

@@ -16,7 +16,7 @@ Gene declarations (``genes:`` mapping)::
 
 ``per: block`` genes belong to MeRino blocks (``n_block`` in ``fixed``); ``per: sublayer`` genes
 to PAR sub-layers (``n_sublayer`` in ``fixed``). How a genome maps to a spec is the backbone
-plugin's codec (``LayerCodec`` here for layer-stacked backbones).
+plugin's codec (``paretolm.core.genome.LayerCodec`` for layer-stacked backbones).
 
 Constraints (``constraints:`` mapping, all optional): ``homogeneous`` (every layer shares the
 first layer's per-layer genes), ``d_inner_min_ratio`` (LTS's ``d_inner >= 1.7 * d_model``),
@@ -37,8 +37,7 @@ from paretolm.core import yamlfile
 from paretolm.core.arch import COMMON, ArchSpec
 from paretolm.core.backbones import get as get_backbone
 from paretolm.core.counting import count
-
-Genome = dict[str, Any]
+from paretolm.core.genome import Genome
 SPACE_KEYS = {"name", "description", "backbone", "fixed", "genes", "constraints"}
 GENE_KEYS = {"choices", "min", "max", "step", "per"}
 MAX_CHOICES = 100_000
@@ -243,67 +242,6 @@ class SearchSpace:
             else:
                 genome[key] = self.codec.encode_position(spec, gene, int(key[key.index("[") + 1:-1]))
         return genome
-
-
-class LayerCodec:
-    """Genome of a layer-stacked space (LTS): ``per: layer`` genes get one entry per position up
-    to the deepest ``n_layer``; a shallower candidate ignores the tail. ``homogeneous`` copies the
-    first layer's genes to every layer."""
-
-    per = "layer"
-
-    def positions(self, space: SearchSpace) -> int:
-        if "n_layer" in space.genes:
-            return max(space.genes["n_layer"].choices)
-        return int(space.fixed["n_layer"])
-
-    def check(self, space: SearchSpace) -> None:
-        for gene in space.genes.values():
-            if gene.per == "layer" and "n_layer" not in space.genes and "n_layer" not in space.fixed:
-                raise ValueError(f"genes.{gene.name}: per-layer gene needs an n_layer gene or fixed value")
-
-    def decode(self, space: SearchSpace, genome: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-        n = values["n_layer"]
-        homogeneous = bool(space.constraints.get("homogeneous", False))
-        for gene in space.genes.values():
-            if gene.per == "layer":
-                values[gene.name] = [genome[f"{gene.name}[{0 if homogeneous else i}]"] for i in range(n)]
-        return values
-
-    def encode_position(self, spec: ArchSpec, gene: Gene, i: int) -> Any:
-        values = spec.get(gene.name)
-        return values[i] if i < len(values) else gene.choices[0]
-
-    def violation(self, space: SearchSpace, spec: ArchSpec) -> str | None:
-        ratio = space.constraints.get("d_inner_min_ratio")
-        if ratio:
-            inner = spec.d_inner if isinstance(spec.d_inner, tuple) else (spec.d_inner,)
-            for i, d in enumerate(inner):
-                if d < ratio * spec.d_model:
-                    return f"d_inner[{i}]={d} < {ratio} * d_model={spec.d_model}"
-        return None
-
-    def repair(self, space: SearchSpace, genome: Genome, rng: random.Random) -> Genome:
-        """Redraw, uniformly among the valid choices, head counts that do not divide the width and
-        inner widths under ``d_inner_min_ratio``: the same as drawing them conditionally on
-        ``d_model``, and far cheaper than rejecting whole deep candidates."""
-        width = genome.get("d_model", space.fixed.get("d_model"))
-        if not isinstance(width, int):
-            return genome
-        ratio = space.constraints.get("d_inner_min_ratio") or 0
-        ok = {
-            "n_head": (lambda h: width % h == 0) if space.constraints.get("heads_divide_width", True) else None,
-            "d_inner": (lambda d: d >= ratio * width) if ratio else None,
-        }
-        out = dict(genome)
-        for key, gene in space.keys():
-            test = ok.get(gene.name)
-            if test is None or test(out[key]):
-                continue
-            valid = [c for c in gene.choices if test(c)]
-            if valid:
-                out[key] = rng.choice(valid)
-        return out
 
 
 def _parse_gene(name: str, decl: Any) -> Gene:

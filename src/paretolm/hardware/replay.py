@@ -46,10 +46,10 @@ class ReplayDevice:
     def __call__(self, spec: ArchSpec, settings: Any) -> dict[str, Any]:
         seq_len = int(getattr(settings, "seq_len", 192))
         c = count(spec, seq_len)
-        layers = spec.layer_view()
-        n_layers = sum(layer.times for layer in layers)
-        width = max((layer.d_model for layer in layers), default=spec.get("d_model", 64) or 64)
-        act = seq_len * sum(layer.d_model * layer.times for layer in layers)
+        blocks = spec.block_view()
+        n_layers = sum(b.times for b in blocks)
+        width = max((b.d_model for b in blocks), default=spec.get("d_model", 64) or 64)
+        act = seq_len * sum(b.d_model * b.times for b in blocks)
         # A shape-dependent efficiency the counts do not show (narrow matrices run slower).
         efficiency = 1.0 + 0.15 * math.cos(width / 97.0) + 0.1 * (spec.get("div_val", 1) or 1) ** 0.5
         ms = (c.flops / (self.gflops * 1e6) + 4e-6 * c.total_params + 2e-5 * act + 0.3 * n_layers) * efficiency

@@ -16,19 +16,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from paretolm.core.arch import ArchSpec
+from paretolm.core.backbones.bert import TYPE_VOCAB_SIZE
+from paretolm.core.blocks import Block
 from paretolm.models.layers import FeedForward, LMOutput, SelfAttention, init_gpt2
 
-TYPE_VOCAB_SIZE = 2
 LN_EPS = 1e-12  # BERT's LayerNorm epsilon
 
 
 class PostLNEncoderLayer(nn.Module):
-    def __init__(self, d_model: int, n_head: int, d_inner: int, dropout: float, attn_dropout: float):
+    def __init__(self, block: Block, dropout: float, attn_dropout: float):
         super().__init__()
-        self.attn = SelfAttention(d_model, n_head, dropout=dropout, attn_dropout=attn_dropout, causal=False)
-        self.ln_1 = nn.LayerNorm(d_model, eps=LN_EPS)
-        self.ffn = FeedForward(d_model, d_inner, activation="gelu", dropout=dropout)
-        self.ln_2 = nn.LayerNorm(d_model, eps=LN_EPS)
+        d = block.d_model
+        self.attn = SelfAttention.of(d, block.attention, dropout, attn_dropout)
+        self.ln_1 = nn.LayerNorm(d, eps=LN_EPS)
+        self.ffn = FeedForward.of(d, block.ffn, dropout)
+        self.ln_2 = nn.LayerNorm(d, eps=LN_EPS)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         x = self.ln_1(x + self.attn(x, attn_mask))
@@ -48,10 +50,7 @@ class BertMLM(nn.Module):
         self.token_type = nn.Embedding(TYPE_VOCAB_SIZE, d)
         self.emb_ln = nn.LayerNorm(d, eps=LN_EPS)
         self.drop = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(
-            PostLNEncoderLayer(d, spec.n_head, spec.d_inner, dropout, attn_dropout)
-            for _ in range(spec.n_layer)
-        )
+        self.layers = nn.ModuleList(PostLNEncoderLayer(b, dropout, attn_dropout) for b in spec.block_view())
         self.head_dense = nn.Linear(d, d)
         self.head_ln = nn.LayerNorm(d, eps=LN_EPS)
         self.decoder = nn.Linear(d, spec.vocab_size, bias=True)

@@ -27,14 +27,12 @@ import torch.nn as nn
 
 from paretolm.core.arch import ArchSpec
 from paretolm.models.adaptive import AdaptiveEmbedding, AdaptiveLogSoftmax, ProjectedLMHead
-from paretolm.models.layers import Cache, LMOutput, PreLNBlock, init_gpt2, next_token_loss, past_length
+from paretolm.models.layers import Cache, LMOutput, PreLNBlock, init_gpt2, next_token_loss, past_length, run_layers
 
 
 class GPT2LM(nn.Module):
     """GPT-2 backbone of LTS (see module docstring)."""
     embedding_module, head_module = "wte", "head"  # read by the data-dependent proxies
-
-    activation = "gelu"
 
     def __init__(self, spec: ArchSpec, dropout: float = 0.0, attn_dropout: float = 0.0):
         super().__init__()
@@ -49,10 +47,7 @@ class GPT2LM(nn.Module):
         self.wte = AdaptiveEmbedding(spec.vocab_size, d_embed, d_model, cutoffs, div_val)
         self.wpe = nn.Embedding(spec.max_seq_len, d_model)
         self.drop = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(
-            PreLNBlock(d_model, h, f, self.activation, dropout, attn_dropout)
-            for h, f in zip(spec.n_head, spec.d_inner, strict=True)
-        )
+        self.layers = nn.ModuleList(PreLNBlock(b, dropout, attn_dropout) for b in spec.block_view())
         self.ln_f = nn.LayerNorm(d_model)
         tied = self.wte if spec.tie_weights else None
         if self.adaptive:
@@ -75,21 +70,12 @@ class GPT2LM(nn.Module):
             raise ValueError(f"input_ids: {start + t} tokens exceed max_seq_len={self.spec.max_seq_len}")
         pos = torch.arange(start, start + t, device=input_ids.device)
         x = self.drop(self.wte(input_ids) + self.wpe(pos))
-        present = None
-        if past is None and not use_cache:
-            for layer in self.layers:
-                x = layer(x)
-        else:
-            present = []
-            for i, layer in enumerate(self.layers):
-                x, kv = layer.forward_cached(x, past[i] if past else None)
-                present.append(kv)
+        x, present = run_layers(self.layers, x, past, use_cache)
         logits = self.head(self.ln_f(x))
         loss = next_token_loss(logits, labels) if labels is not None else None
         return LMOutput(logits=logits, loss=loss, past=present if use_cache else None)
 
 
 class OPTLM(GPT2LM):
-    """OPT-style decoder: as ``gpt2`` with a ReLU FFN (spec has no div_val / d_embed: plain tied)."""
-
-    activation = "relu"
+    """OPT-style decoder: as ``gpt2`` with a ReLU FFN (its blocks say so; the spec has no div_val /
+    d_embed: a plain tied embedding)."""

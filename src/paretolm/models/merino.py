@@ -15,7 +15,7 @@ of the paper's design, and the choices it leaves open:
   ``Linear(E_N, E_1)`` projects back first (as OPT-350M's ``project_out``); without tying the head
   is a ``Linear(E_N, vocab)`` and no projection is needed.
 
-Counting convention (``counting.blocks``): the shared layers, the inter-block projections and the
+Counting convention (``paretolm.core.backbones.merino``): the shared layers, the inter-block projections and the
 final LayerNorm are decoder parameters; embeddings, the output projection and any untied head are
 embedding-side, so ``decoder_params`` does not depend on how the head is built.
 """
@@ -26,18 +26,18 @@ import torch
 import torch.nn as nn
 
 from paretolm.core.arch import ArchSpec
+from paretolm.core.blocks import Block
 from paretolm.models.layers import Cache, LMOutput, PreLNBlock, TiedLMHead, init_gpt2, next_token_loss, past_length
 
 
 class MerinoBlockModule(nn.Module):
     """One MeRino block: an optional width projection, then one layer applied ``n_layer`` times."""
 
-    def __init__(self, d_in: int, d_model: int, n_head: int, d_inner: int, n_layer: int,
-                 dropout: float, attn_dropout: float):
+    def __init__(self, d_in: int, block: Block, dropout: float, attn_dropout: float):
         super().__init__()
-        self.transition = nn.Linear(d_in, d_model) if d_in != d_model else None
-        self.layer = PreLNBlock(d_model, n_head, d_inner, dropout=dropout, attn_dropout=attn_dropout)
-        self.n_layer = n_layer
+        self.transition = nn.Linear(d_in, block.d_model) if d_in != block.d_model else None
+        self.layer = PreLNBlock(block, dropout=dropout, attn_dropout=attn_dropout)
+        self.n_layer = block.times
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.transition is not None:
@@ -70,11 +70,8 @@ class MerinoLM(nn.Module):
         self.wpe = nn.Embedding(spec.max_seq_len, e_first)
         self.drop = nn.Dropout(dropout)
         widths = [e_first] + [b.d_model for b in spec.blocks]
-        self.blocks = nn.ModuleList(
-            MerinoBlockModule(widths[i], b.d_model, b.d_model // spec.d_head, b.d_inner, b.n_layer,
-                              dropout, attn_dropout)
-            for i, b in enumerate(spec.blocks)
-        )
+        self.blocks = nn.ModuleList(MerinoBlockModule(widths[i], b, dropout, attn_dropout)
+                                    for i, b in enumerate(spec.block_view()))
         self.ln_f = nn.LayerNorm(e_last)
         if spec.tie_weights:
             self.project_out = nn.Linear(e_last, e_first, bias=False) if e_last != e_first else None

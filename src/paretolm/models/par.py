@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from paretolm.core.arch import ArchSpec
+from paretolm.core.blocks import Block
 from paretolm.models.layers import (
     Cache,
     FeedForward,
@@ -24,21 +25,21 @@ from paretolm.models.layers import (
     SelfAttention,
     TiedLMHead,
     init_gpt2,
+    make_norm,
     next_token_loss,
     past_length,
 )
 
-PAR_ACTIVATION = "relu"
 CANDIDATES = ("s", "f", "i")
 
 
 class AttentionSublayer(nn.Module):
-    """``x + Attn(LN(x))``: the context-mixing half of a transformer layer."""
+    """``x + Attn(LN(x))``: the context-mixing half of a transformer layer (an ``s`` block)."""
 
-    def __init__(self, d_model: int, n_head: int, dropout: float = 0.0, attn_dropout: float = 0.0):
+    def __init__(self, block: Block, dropout: float = 0.0, attn_dropout: float = 0.0):
         super().__init__()
-        self.ln = nn.LayerNorm(d_model)
-        self.attn = SelfAttention(d_model, n_head, dropout=dropout, attn_dropout=attn_dropout)
+        self.ln = make_norm(block.norm, block.d_model)
+        self.attn = SelfAttention.of(block.d_model, block.attention, dropout, attn_dropout)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         return self.attn(self.ln(x))
@@ -54,12 +55,12 @@ class AttentionSublayer(nn.Module):
 
 
 class FeedForwardSublayer(nn.Module):
-    """``x + FFN(LN(x))``: the per-token half of a transformer layer."""
+    """``x + FFN(LN(x))``: the per-token half of a transformer layer (an ``f`` block)."""
 
-    def __init__(self, d_model: int, d_inner: int, dropout: float = 0.0):
+    def __init__(self, block: Block, dropout: float = 0.0):
         super().__init__()
-        self.ln = nn.LayerNorm(d_model)
-        self.ffn = FeedForward(d_model, d_inner, activation=PAR_ACTIVATION, dropout=dropout)
+        self.ln = make_norm(block.norm, block.d_model)
+        self.ffn = FeedForward.of(block.d_model, block.ffn, dropout)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         return self.ffn(self.ln(x))
@@ -68,7 +69,7 @@ class FeedForwardSublayer(nn.Module):
         return x + self.branch(x)
 
 
-def _residual_init(module: nn.Module, n_residual: int) -> None:
+def residual_init(module: nn.Module, n_residual: int) -> None:
     # init_gpt2 scales residual projections by 1/sqrt(2 * n_layer); a PAR stack has one residual
     # branch per non-identity sub-layer, so n_layer = n_residual / 2.
     init_gpt2(module, max(n_residual, 1) / 2)  # type: ignore[arg-type]
@@ -85,18 +86,19 @@ class ParLM(nn.Module):
         self.wte = nn.Embedding(spec.vocab_size, d)
         self.wpe = nn.Embedding(spec.max_seq_len, d)
         self.drop = nn.Dropout(dropout)
+        blocks = iter(spec.block_view())  # one block per s or f sub-layer, in order
         subs: list[nn.Module] = []
         for kind in spec.layers:
             if kind == "s":
-                subs.append(AttentionSublayer(d, spec.n_head, dropout, attn_dropout))
+                subs.append(AttentionSublayer(next(blocks), dropout, attn_dropout))
             elif kind == "f":
-                subs.append(FeedForwardSublayer(d, spec.d_inner, dropout))
+                subs.append(FeedForwardSublayer(next(blocks), dropout))
             else:
                 subs.append(nn.Identity())
         self.sublayers = nn.ModuleList(subs)
         self.ln_f = nn.LayerNorm(d)
         self.lm_head = TiedLMHead(self.wte) if spec.tie_weights else nn.Linear(d, spec.vocab_size, bias=False)
-        _residual_init(self, spec.num_layers)
+        residual_init(self, spec.num_layers)
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
                 past: list[Cache] | None = None, use_cache: bool = False) -> LMOutput:

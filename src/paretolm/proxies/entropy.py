@@ -1,6 +1,6 @@
 """MeRino's subspace entropy of a Transformer, from the spec alone (no model is built).
 
-Each weight matrix of the backbone's layer view is a Gaussian random map whose entropy
+Each weight matrix of the spec's blocks (``paretolm.core.blocks``) is a Gaussian random map whose entropy
 ``H(W) = E[log det(I + W W^T / eps^2)]`` comes from the Marchenko-Pastur closed form (``mp``,
 cached per shape) or seeded Monte-Carlo SVD (``svd``); attention and FFN entropies get MeRino's
 effectiveness penalty and weights. Conventions and the closed form: docs/proxies.md.
@@ -15,6 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from paretolm.core.arch import ArchSpec
+from paretolm.core.blocks import Block, Matrix, depth
 from paretolm.proxies import proxy
 
 
@@ -78,22 +79,24 @@ def entropy_svd(m: int, n: int, eps: float = 1.0, samples: int = 4, seed: int = 
     return total / samples
 
 
-# -- which matrices a spec has: the backbone's per-layer view ---------------------------------
-def _mha(d_model: int, inner: int, extra_r: bool = False) -> tuple[tuple[int, int], ...]:
-    """Q, K, V and output projections (and Transformer-XL's r_net) of one attention."""
-    shapes = ((d_model, inner),) * 3 + ((inner, d_model),)
-    return shapes + ((d_model, inner),) if extra_r else shapes
-
-
-def _ffn(d_model: int, d_inner: int) -> tuple[tuple[int, int], ...]:
-    return ((d_model, d_inner), (d_inner, d_model))
-
-
+# -- which matrices a spec has: its blocks ------------------------------------------------------
 def penalty(depth_: float, width: int, beta: float) -> float:
     """(1 - beta L / log w), clamped at 0; a width of 1 has log w = 0 and scores 0."""
     if width <= 1:
         return 0.0
     return max(0.0, 1.0 - beta * depth_ / math.log(width))
+
+
+def _parts(block: Block) -> list[tuple[str, tuple[Matrix, ...], int]]:
+    """The block's MHA and FFN matrices, each with the width its effectiveness penalty reads
+    (the residual width for attention, the inner width for the feed-forward part)."""
+    matrices = block.matrices()
+    out = []
+    if block.attention is not None:
+        out.append(("mha", tuple(m for m in matrices if m.part == "attn"), block.d_model))
+    if block.ffn is not None:
+        out.append(("ffn", tuple(m for m in matrices if m.part == "ffn"), block.ffn.d_inner))
+    return out
 
 
 def components(spec: ArchSpec, cfg: EntropySettings | None = None) -> dict[str, float]:
@@ -110,17 +113,13 @@ def components(spec: ArchSpec, cfg: EntropySettings | None = None) -> dict[str, 
                 cache[key] = entropy_svd(key[0], key[1], cfg.eps, cfg.samples, cfg.seed)
             return cache[key]
 
-    L = spec.plugin.entropy_depth(spec)
+    blocks = spec.block_view()
+    L = depth(blocks)
     raw = {"mha": 0.0, "ffn": 0.0}
     pen = {"mha": 0.0, "ffn": 0.0}
-    for layer in spec.layer_view():
-        parts = []
-        if layer.attention:
-            parts.append(("mha", _mha(layer.d_model, layer.attn_inner, layer.r_net), layer.d_model))
-        if layer.ffn:
-            parts.append(("ffn", _ffn(layer.d_model, layer.d_inner), layer.d_inner))
-        for kind, shapes, width in parts:
-            value = layer.times * sum(h(m, n) for m, n in shapes)
+    for block in blocks:
+        for kind, matrices, width in _parts(block):
+            value = block.times * sum(h(m.d_in, m.d_out) for m in matrices)
             raw[kind] += value
             pen[kind] += penalty(L, width, cfg.beta) * value
     total = cfg.alpha[0] * pen["mha"] + cfg.alpha[1] * pen["ffn"]
@@ -129,37 +128,21 @@ def components(spec: ArchSpec, cfg: EntropySettings | None = None) -> dict[str, 
 
 
 @lru_cache(maxsize=65536)
-def _mha_value(d_model: int, inner: int, extra_r: bool, eps: float) -> float:
-    return sum(entropy_mp(m, n, eps) for m, n in _mha(d_model, inner, extra_r))
-
-
-@lru_cache(maxsize=65536)
-def _ffn_value(d_model: int, d_inner: int, eps: float) -> float:
-    return 2.0 * entropy_mp(d_model, d_inner, eps)
-
-
-@lru_cache(maxsize=65536)
-def _penalty(depth_: float, width: int, beta: float) -> float:
-    return penalty(depth_, width, beta)
+def _block_entropy(block: Block, L: float, eps: float, beta: float, a1: float, a2: float) -> float:
+    weights = {"mha": a1, "ffn": a2}
+    return sum(weights[kind] * penalty(L, width, beta) * sum(entropy_mp(m.d_in, m.d_out, eps) for m in matrices)
+               for kind, matrices, width in _parts(block))
 
 
 def network_entropy(spec: ArchSpec, cfg: EntropySettings = DEFAULT) -> float:
     """MeRino's penalised, alpha-weighted network entropy (docs/proxies.md)."""
     if cfg.method != "mp":
         return components(spec, cfg)["total"]
-    # Fast path: per-layer values and penalties are cached, so a spec costs a few look-ups per layer.
-    eps, beta, (a1, a2) = cfg.eps, cfg.beta, cfg.alpha
-    L = spec.plugin.entropy_depth(spec)
-    total = 0.0
-    for layer in spec.layer_view():
-        term = 0.0
-        if layer.attention:
-            term += a1 * _penalty(L, layer.d_model, beta) * _mha_value(layer.d_model, layer.attn_inner,
-                                                                       layer.r_net, eps)
-        if layer.ffn:
-            term += a2 * _penalty(L, layer.d_inner, beta) * _ffn_value(layer.d_model, layer.d_inner, eps)
-        total += layer.times * term
-    return total
+    # Fast path: a block's penalised value is cached, so a spec costs a look-up per block.
+    blocks = spec.block_view()
+    L = depth(blocks)
+    a1, a2 = cfg.alpha
+    return sum(b.times * _block_entropy(b, L, cfg.eps, cfg.beta, a1, a2) for b in blocks)
 
 
 @proxy(

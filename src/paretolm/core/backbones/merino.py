@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from paretolm.core.backbones import BACKBONES, LIMITS, Backbone, Layer, _bounded, finite_positive, integer, positive
+from paretolm.core.backbones import BACKBONES, Backbone
+from paretolm.core.blocks import Attention, Block, FeedForward
+from paretolm.core.counting import stack, totals
+from paretolm.core.genes import LIMITS, bounded, finite_positive, integer, positive
 
 BLOCK_KEYS = ("d_model", "ffn_ratio", "n_layer")
 
@@ -52,7 +55,7 @@ def _block(i: int, b: Any) -> MerinoBlock:
     for name in ("d_model", "n_layer"):
         if getattr(block, name) <= 0:
             raise ValueError(f"blocks[{i}].{name}: must be positive, got {getattr(block, name)}")
-        _bounded(getattr(block, name), f"blocks[{i}].{name}")
+        bounded(getattr(block, name), f"blocks[{i}].{name}")
     try:
         finite_positive(block.ffn_ratio, "ffn_ratio")
         ok = block.d_inner >= 1
@@ -61,52 +64,6 @@ def _block(i: int, b: Any) -> MerinoBlock:
     if not ok:
         raise ValueError(f"blocks[{i}].ffn_ratio: must be finite and give an FFN width >= 1, got {block.ffn_ratio}")
     return block
-
-
-class Merino(Backbone):
-    name = "merino"
-    genes = ("blocks", "d_head")
-
-    example = {"backbone": "merino", "d_head": 16, "vocab_size": 300, "max_seq_len": 64,
-               "blocks": [{"d_model": 32, "ffn_ratio": 1.5, "n_layer": 2},
-                          {"d_model": 48, "ffn_ratio": 2.0, "n_layer": 1}]}
-
-    def normalise(self, genes, common):
-        d_head = positive({"d_head": 64 if genes.get("d_head") is None else genes["d_head"]}, "d_head", self.name)
-        raw = genes.get("blocks")
-        if not raw or not isinstance(raw, (list, tuple)):
-            raise ValueError(f"blocks: MeRino backbone needs a list of at least one block, got {raw!r}")
-        if len(raw) > LIMITS["n_block"]:
-            raise ValueError(f"blocks: {len(raw)} blocks is above the limit of {LIMITS['n_block']}")
-        blocks: list[MerinoBlock] = []
-        for i, b in enumerate(raw):
-            block = _block(i, b)
-            if block.d_model % d_head:
-                raise ValueError(f"blocks[{i}].d_model: {block.d_model} is not a multiple of d_head={d_head}")
-            if blocks and block.d_model < blocks[-1].d_model:
-                raise ValueError(
-                    f"blocks[{i}].d_model: widths must not decrease ({blocks[-1].d_model} then {block.d_model})"
-                )
-            blocks.append(block)
-        return {"blocks": tuple(blocks), "d_head": d_head}
-
-    def layers(self, spec):
-        return [Layer(b.d_model, max(1, b.d_model // spec.d_head), b.d_inner, b.d_model, times=b.n_layer)
-                for b in spec.blocks]
-
-    def build(self, spec, dropout=0.0, attn_dropout=0.0):
-        from paretolm.models.merino import MerinoLM
-
-        return MerinoLM(spec, dropout=dropout, attn_dropout=attn_dropout)
-
-    def count(self, spec, seq_len):
-        from paretolm.core.counting.blocks import count_merino
-
-        return count_merino(spec, seq_len)
-
-    @property
-    def codec(self):
-        return BlockCodec()
 
 
 class BlockCodec:
@@ -145,4 +102,59 @@ class BlockCodec:
         return None
 
 
-BACKBONES.add('merino', Merino())
+class Merino(Backbone):
+    name = "merino"
+    genes = ("blocks", "d_head")
+    model = "paretolm.models.merino:MerinoLM"
+    codec = BlockCodec()
+
+    example = {"backbone": "merino", "d_head": 16, "vocab_size": 300, "max_seq_len": 64,
+               "blocks": [{"d_model": 32, "ffn_ratio": 1.5, "n_layer": 2},
+                          {"d_model": 48, "ffn_ratio": 2.0, "n_layer": 1}]}
+
+    def normalise(self, genes, common):
+        d_head = positive({"d_head": 64 if genes.get("d_head") is None else genes["d_head"]}, "d_head", self.name)
+        raw = genes.get("blocks")
+        if not raw or not isinstance(raw, (list, tuple)):
+            raise ValueError(f"blocks: MeRino backbone needs a list of at least one block, got {raw!r}")
+        if len(raw) > LIMITS["n_block"]:
+            raise ValueError(f"blocks: {len(raw)} blocks is above the limit of {LIMITS['n_block']}")
+        blocks: list[MerinoBlock] = []
+        for i, b in enumerate(raw):
+            block = _block(i, b)
+            if block.d_model % d_head:
+                raise ValueError(f"blocks[{i}].d_model: {block.d_model} is not a multiple of d_head={d_head}")
+            if blocks and block.d_model < blocks[-1].d_model:
+                raise ValueError(
+                    f"blocks[{i}].d_model: widths must not decrease ({blocks[-1].d_model} then {block.d_model})"
+                )
+            blocks.append(block)
+        return {"blocks": tuple(blocks), "d_head": d_head}
+
+    def blocks(self, spec):
+        return [Block(b.d_model, Attention(b.d_model // spec.d_head, spec.d_head), FeedForward(b.d_inner),
+                      times=b.n_layer) for b in spec.blocks]
+
+    def breakdown(self, spec, seq_len):
+        """Decoder: the shared layers (once per block), the width projections between blocks and
+        the final LayerNorm; embedding side: token and position embeddings, and the projection
+        back to the embedding width (tied head) or the untied head."""
+        t, v, blocks = seq_len, spec.vocab_size, spec.blocks
+        e_first, e_last = blocks[0].d_model, blocks[-1].d_model
+        extra, extra_flops, prev = 2 * e_last, 0, e_first  # the final LayerNorm, then the projections
+        for b in blocks:
+            if b.d_model != prev:
+                extra += prev * b.d_model + b.d_model
+                extra_flops += 2 * t * prev * b.d_model
+            prev = b.d_model
+        if spec.tie_weights:
+            head = e_last * e_first if e_last != e_first else 0
+            head_flops = 2 * t * e_last * e_first * (e_last != e_first) + 2 * t * e_first * v
+        else:
+            head, head_flops = e_last * v, 2 * t * e_last * v
+        return totals(stack(self.blocks(spec), t), decoder_extra=extra, decoder_extra_flops=extra_flops,
+                      embedding=v * e_first + head, positions=spec.max_seq_len * e_first,
+                      embed_head_flops=head_flops)
+
+
+BACKBONES.add("merino", Merino())

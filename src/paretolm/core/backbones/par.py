@@ -11,7 +11,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from paretolm.core.backbones import BACKBONES, Backbone, Layer, positive
+from paretolm.core.backbones import BACKBONES, Backbone
+from paretolm.core.blocks import Attention, Block, FeedForward
+from paretolm.core.counting import stack, totals
+from paretolm.core.genes import positive
 
 SUBLAYERS = "sfi"
 MAX_SUBLAYERS = 4096  # longer strings are refused before they are expanded in memory
@@ -64,42 +67,6 @@ def compress_par(layers: str) -> str:
     return best
 
 
-class Par(Backbone):
-    name = "par"
-    genes = ("layers", "d_model", "n_head", "d_inner")
-
-    example = {"backbone": "par", "layers": "sfsfi", "d_model": 32, "n_head": 4, "d_inner": 48,
-               "vocab_size": 300, "max_seq_len": 64}
-
-    def normalise(self, genes, common):
-        if genes.get("layers") is None:
-            raise ValueError("layers: PAR backbone needs a layers string such as '(sfff)x6 (f)x8'")
-        out = {"layers": expand_par(genes["layers"])}
-        for name in ("d_model", "n_head", "d_inner"):
-            out[name] = positive(genes, name, self.name)
-        if out["d_model"] % out["n_head"]:
-            raise ValueError(f"n_head: {out['n_head']} heads do not divide d_model={out['d_model']}")
-        return out
-
-    def layers(self, spec):
-        d, h, f = spec.d_model, spec.n_head, spec.d_inner
-        return [Layer(d, h, f, d if c == "s" else 0, ffn=(c == "f")) for c in spec.layers if c != "i"]
-
-    def build(self, spec, dropout=0.0, attn_dropout=0.0):
-        from paretolm.models.par import ParLM
-
-        return ParLM(spec, dropout=dropout, attn_dropout=attn_dropout)
-
-    def count(self, spec, seq_len):
-        from paretolm.core.counting.blocks import count_par
-
-        return count_par(spec, seq_len)
-
-    @property
-    def codec(self):
-        return SublayerCodec()
-
-
 class SublayerCodec:
     """Genome of a PAR space: one ``layers[i]`` entry (s, f or i) per sub-layer position."""
 
@@ -128,4 +95,47 @@ class SublayerCodec:
         return None
 
 
-BACKBONES.add('par', Par())
+class Par(Backbone):
+    name = "par"
+    genes = ("layers", "d_model", "n_head", "d_inner")
+    model = "paretolm.models.par:ParLM"
+    codec = SublayerCodec()
+
+    example = {"backbone": "par", "layers": "sfsfi", "d_model": 32, "n_head": 4, "d_inner": 48,
+               "vocab_size": 300, "max_seq_len": 64}
+
+    def normalise(self, genes, common):
+        if genes.get("layers") is None:
+            raise ValueError("layers: PAR backbone needs a layers string such as '(sfff)x6 (f)x8'")
+        out = {"layers": expand_par(genes["layers"])}
+        for name in ("d_model", "n_head", "d_inner"):
+            out[name] = positive(genes, name, self.name)
+        if out["d_model"] % out["n_head"]:
+            raise ValueError(f"n_head: {out['n_head']} heads do not divide d_model={out['d_model']}")
+        return out
+
+    def blocks(self, spec):
+        attention, ffn = self.sublayer_blocks(spec.d_model, spec.n_head, spec.d_inner)
+        return [attention if c == "s" else ffn for c in spec.layers if c != "i"]
+
+    @staticmethod
+    def sublayer_blocks(d_model: int, n_head: int, d_inner: int) -> tuple[Block, Block]:
+        """The blocks of an ``s`` and an ``f`` sub-layer (PAR builds on Transformer-XL, whose
+        feed-forward uses ReLU)."""
+        return (Block(d_model, attention=Attention(n_head, d_model // n_head)),
+                Block(d_model, ffn=FeedForward(d_inner, "relu")))
+
+    def breakdown(self, spec, seq_len):
+        d, v = spec.d_model, spec.vocab_size
+        return totals(stack(self.blocks(spec), seq_len), decoder_extra=2 * d,  # the final LayerNorm
+                      embedding=v * d + (0 if spec.tie_weights else v * d), positions=spec.max_seq_len * d,
+                      embed_head_flops=2 * seq_len * d * v)
+
+    @staticmethod
+    def sublayer_flops(d_model: int, n_head: int, d_inner: int, seq_len: int) -> tuple[int, int, int]:
+        """Forward FLOPs of one ``s``, ``f`` and ``i`` sub-layer (``n_head`` does not change them)."""
+        attention, ffn = Par.sublayer_blocks(d_model, n_head, d_inner)
+        return attention.flops(seq_len), ffn.flops(seq_len), 0
+
+
+BACKBONES.add("par", Par())

@@ -58,12 +58,12 @@ MAX_LEVELS = 4
 # -- features -----------------------------------------------------------------------------------
 def design_features(spec: ArchSpec, seq_len: int) -> dict[str, float]:
     """Analytic features of one spec at the measured sequence length (all non-negative)."""
-    layers = spec.layer_view()
+    blocks = spec.block_view()
     c = count(spec, seq_len)
-    model = [(layer.d_model, layer.times) for layer in layers]
-    inner = [(layer.d_inner if layer.ffn else 0, layer.times) for layer in layers]
-    heads = [(layer.n_head if layer.attention else 0, layer.times) for layer in layers]
-    n_layers = sum(layer.times for layer in layers)
+    model = [(b.d_model, b.times) for b in blocks]
+    inner = [(b.ffn.d_inner if b.ffn else 0, b.times) for b in blocks]
+    heads = [(b.attention.n_head if b.attention else 0, b.times) for b in blocks]
+    n_layers = sum(b.times for b in blocks)
     genes = {f"gene_{k}": float(v) for k, v in spec.genes().items()
              if k not in LAYER_GENES and isinstance(v, (int, float)) and not isinstance(v, bool)}
     return {

@@ -41,13 +41,13 @@ FORMAT = "paretolm-latency-mlp/1"
 
 # -- features -------------------------------------------------------------------------------------
 def layer_genes(spec: ArchSpec) -> tuple[list[int], list[int], list[int]]:
-    """Per-layer width, FFN width and head count from the backbone's layer view (shared layers
-    repeated as often as they are applied)."""
+    """Per-layer width, FFN width and head count from the spec's blocks (0 for a part a block
+    lacks; shared layers repeated as often as they are applied)."""
     widths, inner, heads = [], [], []
-    for layer in spec.layer_view():
-        widths += [layer.d_model] * layer.times
-        inner += [layer.d_inner] * layer.times
-        heads += [layer.n_head] * layer.times
+    for b in spec.block_view():
+        widths += [b.d_model] * b.times
+        inner += [b.ffn.d_inner if b.ffn else 0] * b.times
+        heads += [b.attention.n_head if b.attention else 0] * b.times
     return widths, inner, heads
 
 

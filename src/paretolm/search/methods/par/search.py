@@ -11,9 +11,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from paretolm.core.arch import ArchSpec
-from paretolm.core.backbones.par import compress_par
+from paretolm.core.backbones.par import Par, compress_par
 from paretolm.models.layers import next_token_loss
-from paretolm.models.par import CANDIDATES, AttentionSublayer, FeedForwardSublayer, _residual_init
+from paretolm.models.par import CANDIDATES, AttentionSublayer, FeedForwardSublayer, residual_init
 
 
 class _MixedSublayer(nn.Module):
@@ -21,8 +21,9 @@ class _MixedSublayer(nn.Module):
 
     def __init__(self, d_model: int, n_head: int, d_inner: int):
         super().__init__()
-        self.s = AttentionSublayer(d_model, n_head)
-        self.f = FeedForwardSublayer(d_model, d_inner)
+        s_block, f_block = Par.sublayer_blocks(d_model, n_head, d_inner)
+        self.s = AttentionSublayer(s_block)
+        self.f = FeedForwardSublayer(f_block)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return x + w[0] * self.s.branch(x) + w[1] * self.f.branch(x)
@@ -40,7 +41,7 @@ class ParSupernet(nn.Module):
         self.mixed = nn.ModuleList(_MixedSublayer(d_model, n_head, d_inner) for _ in range(n_sublayer))
         self.ln_f = nn.LayerNorm(d_model)
         self.lm_head = nn.Linear(d_model, vocab_size, bias=False)
-        _residual_init(self, n_sublayer)
+        residual_init(self, n_sublayer)
         self.lm_head.weight = self.wte.weight
         self.arch_logits = nn.Parameter(torch.zeros(n_sublayer, len(CANDIDATES)))
 
@@ -109,8 +110,6 @@ def gumbel_par_search(
         raise ValueError(f"n_head: {n_head} heads do not divide d_model={d_model}")
     if not 0 < tau_end <= tau_start:
         raise ValueError(f"tau_end: need 0 < tau_end <= tau_start, got {tau_end}, {tau_start}")
-    from paretolm.core.counting.blocks import par_sublayer_flops
-
     def template(layers: str) -> ArchSpec:
         return ArchSpec(backbone="par", layers=layers, d_model=d_model, n_head=n_head, d_inner=d_inner,
                         vocab_size=vocab_size, max_seq_len=max_seq_len)
@@ -141,7 +140,7 @@ def gumbel_par_search(
         a_opt = torch.optim.Adam([net.arch_logits], lr=arch_lr, betas=(0.5, 0.999))
         gen = torch.Generator().manual_seed(seed + 1)
         seq = 64 if max_seq_len >= 64 else max_seq_len
-        cost = torch.tensor([float(c) for c in par_sublayer_flops(d_model, n_head, d_inner, seq)])
+        cost = torch.tensor([float(c) for c in Par.sublayer_flops(d_model, n_head, d_inner, seq)])
         cost = cost / cost.max()
         history: list[dict[str, float]] = []
         net.train()
