@@ -103,7 +103,7 @@ def components(spec: ArchSpec, cfg: EntropySettings | None = None) -> dict[str, 
     """Unweighted MHA and FFN entropies, their penalised forms, and the total."""
     cfg = cfg or DEFAULT
     if cfg.method == "mp":
-        h = lambda m, n: entropy_mp(m, n, cfg.eps)  # noqa: E731
+        h = lambda m, n: entropy_mp(min(m, n), max(m, n), cfg.eps)  # noqa: E731  (H(W) = H(W^T))
     else:
         cache: dict[tuple[int, int], float] = {}
 
@@ -129,8 +129,11 @@ def components(spec: ArchSpec, cfg: EntropySettings | None = None) -> dict[str, 
 
 @lru_cache(maxsize=65536)
 def _block_entropy(block: Block, L: float, eps: float, beta: float, a1: float, a2: float) -> float:
+    # H(W) = H(W^T): each matrix is evaluated with its smaller side first, so a matrix and its
+    # transpose score bitwise alike whichever way a block lists them
     weights = {"mha": a1, "ffn": a2}
-    return sum(weights[kind] * penalty(L, width, beta) * sum(entropy_mp(m.d_in, m.d_out, eps) for m in matrices)
+    return sum(weights[kind] * penalty(L, width, beta)
+               * sum(entropy_mp(min(m.d_in, m.d_out), max(m.d_in, m.d_out), eps) for m in matrices)
                for kind, matrices, width in _parts(block))
 
 
