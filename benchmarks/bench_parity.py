@@ -55,7 +55,9 @@ from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import hardware_fingerprint, library_versions, write_json
 from paretolm.data import DataConfig, data_config, train_batch
 from paretolm.validation.evaluation import split_perplexity
-from paretolm.training.trainer import TrainConfig, build_trainable, load_model, lr_factor, make_optimizer, train
+from paretolm.training.loop import make_optimizer
+from paretolm.training.recipe import TrainConfig, lr_factor
+from paretolm.training.trainer import build_trainable, load_model, train
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,8 @@ import pytest
 
 import paretolm.training.trainer as training
 from paretolm.core.arch import ArchSpec
-from paretolm.training.trainer import TrainConfig, train
+from paretolm.training.recipe import TrainConfig
+from paretolm.training.trainer import train
 
 SPEC = ArchSpec("gpt2", n_layer=1, d_model=32, n_head=2, d_inner=32, vocab_size=64, max_seq_len=16)
 IDS = np.random.default_rng(0).integers(0, 64, 20_000)

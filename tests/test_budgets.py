@@ -13,7 +13,8 @@ from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import read_table
 from paretolm.validation.correlation import bootstrap_ci, correlation_table, seed_noise
 from paretolm.validation.evaluation import score_stream
-from paretolm.training.trainer import TrainConfig, load_model, train
+from paretolm.training.recipe import TrainConfig
+from paretolm.training.trainer import load_model, train
 
 SHAKES = DATA / "corpora/tinyshakespeare/input.txt"
 SPEC = ArchSpec(backbone="gpt2", n_layer=1, d_model=32, n_head=2, d_inner=64, vocab_size=256, max_seq_len=64)
@@ -53,19 +54,19 @@ def test_budgets_are_scored_on_the_same_windows_and_survive_a_resume(tmp_path, m
     assert n == 2000 and ref.valid_loss.iloc[-1] == pytest.approx(nll / n, rel=1e-5)
 
     # a run that stops after its step-30 checkpoint, then resumes, scores the same budgets
-    import paretolm.training.trainer as training
+    import paretolm.training.loop as training
 
-    real = training._save_checkpoint
+    real = training.save_checkpoint
 
-    def save_then_stop(folder, model, optimizer, scheduler, step, log, budgets=None):
-        real(folder, model, optimizer, scheduler, step, log, budgets)
+    def save_then_stop(folder, model, optimizer, scheduler, step, log, callbacks=None):
+        real(folder, model, optimizer, scheduler, step, log, callbacks)
         if step == 30:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "_save_checkpoint", save_then_stop)
+    monkeypatch.setattr(training, "save_checkpoint", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         train(SPEC, train_ids, cfg, tmp_path / "resumed", eval_ids=valid_ids, progress=False)
-    monkeypatch.setattr(training, "_save_checkpoint", real)
+    monkeypatch.setattr(training, "save_checkpoint", real)
     again = train(SPEC, train_ids, cfg, tmp_path / "resumed", eval_ids=valid_ids, progress=False)
     assert again["resumed_from"] == 30
     got = read_table(tmp_path / "resumed" / "budgets.parquet")

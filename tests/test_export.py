@@ -168,7 +168,7 @@ TRAIN_CONFIG = {
 
 @needs_data("corpora/tinyshakespeare/input.txt")
 def test_train_then_export_end_to_end(tmp_path, monkeypatch, capsys):
-    from paretolm.training import trainer as training
+    from paretolm.training import loop as training
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(TRAIN_CONFIG))
@@ -177,17 +177,17 @@ def test_train_then_export_end_to_end(tmp_path, monkeypatch, capsys):
             "--checkpoint-every", "4", "--log-every", "2", "--seq-len", "32", "--no-progress"]
 
     # killed after its first checkpoint, then started again: it resumes from step 4
-    real_save = training._save_checkpoint
+    real_save = training.save_checkpoint
 
     def save_then_die(*a, **k):
         real_save(*a, **k)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(training, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         cli.main(args)
     assert (tmp_path / "run/checkpoint").is_dir() and (tmp_path / "run/tokenizer/tokenizer.json").is_file()
-    monkeypatch.setattr(training, "_save_checkpoint", real_save)
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
     capsys.readouterr()
     assert cli.main(args) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -233,7 +233,7 @@ def test_export_stage_writes_the_trained_frontier(tmp_path, monkeypatch):
 
     from paretolm.core.artifacts import read_table
     from paretolm.stages import export as export_stage
-    from paretolm.training.trainer import select_archs
+    from paretolm.stages.select import select_archs
 
     monkeypatch.chdir(tmp_path)
     searched = [ArchSpec.from_dict({**HOMOGENEOUS["gpt2"], "vocab_size": 512, "max_seq_len": 16, "n_layer": n})

@@ -1,5 +1,7 @@
-"""Every search method through ``paretolm.search.methods.search`` on the replay device: the common
-tables, frontiers of measured points, determinism, and the checks each method's config gets."""
+"""Every registered search method through ``paretolm.search.methods.search`` on the replay device,
+with the small settings it declares (``Method.test_settings``) on a tiny space of the backbone it
+searches: the common tables, frontiers of measured points, determinism, and the checks each
+method's config gets. A method added to the registry is run here without editing this file."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import pytest
 
 from paretolm.core import pareto
 from paretolm.config import load_config
-from paretolm.search.methods import COLUMNS, SearchProblem, common_table, measure_each, search
+from paretolm.search.methods import COLUMNS, METHODS, SearchProblem, common_table, measure_each, search
 from paretolm.hardware.profiling import Settings
 from paretolm.proxies import Scorer
 from paretolm.hardware.replay import ReplayDevice
@@ -30,18 +32,11 @@ SPACES = {
                                          "n_head": 2, "d_inner": 32},
             "genes": {"layers": {"choices": ["s", "f", "i"], "per": "sublayer"}}},
 }
-METHOD_SPACE = {"lts": "gpt2", "random": "gpt2", "nsga2": "gpt2", "speedlimit": "gpt2", "merino": "merino",
-                "par": "par"}
-BLOCKS = {
-    "lts": {"iterations": 3, "population": 10, "parents": 4, "mutations": 5, "crossovers": 5},
-    "random": {"candidates": 20},
-    "nsga2": {"population": 10, "generations": 3},
-    "speedlimit": {"population": 8, "iterations": 2, "parents": 3, "mutations": 4, "crossovers": 2},
-    "merino": {"population": 16, "iterations": 200, "init_samples": 8, "max_flops": 2e6, "top": 6},
-    # the data block passes the config check; the tokens themselves are given to the problem
-    "par": {"steps": 3, "batch_size": 2, "seq_len": 16, "cost_weights": [0.0, 50.0],
-            "data": {"dataset": "kjv", "tokenizer": "gpt2"}},
-}
+
+
+def space_of(method: str) -> str:
+    """The tiny space a method runs on here: one of its backbone (gpt2 for a method of any)."""
+    return METHODS.get(method).backbone or "gpt2"
 
 
 class Counted:
@@ -57,19 +52,19 @@ class Counted:
 
 
 def problem(method: str, measure: str = "all", n: int = 10, **search_over) -> tuple[SearchProblem, Counted]:
-    block = {**BLOCKS[method], **search_over.pop(method, {})}
+    block = {**METHODS.get(method).test_settings, **search_over.pop(method, {})}
     cfg = load_config(overrides={"search": {"method": method, "measure": measure, method: block, **search_over},
                                  "proxies": {"names": ["decoder_params", "total_params", "flops", "merino_entropy"],
                                              "seq_len": SEQ}})
     settings = section(cfg, method)
-    space = SearchSpace.from_dict(SPACES[METHOD_SPACE[method]], name=METHOD_SPACE[method])
+    space = SearchSpace.from_dict(SPACES[space_of(method)], name=space_of(method))
     scorer = Scorer.from_part(cfg["proxies"])
     device = Counted()
     specs = space.sample(n, seed=0)
     table = pd.DataFrame([device.device(s, Settings(seq_len=SEQ)) for s in specs])
     table = table.merge(scorer.table(specs, costs=False), on="arch_id")
     table.insert(1, "spec", [s.to_json() for s in specs])
-    data = np.random.default_rng(0).integers(0, 64, 4000) if method == "par" else None
+    data = np.random.default_rng(0).integers(0, 64, 4000)  # tokens for a method that trains (par)
     return SearchProblem(space=space, settings=settings, hardware=measure_each(device), scorer=scorer,
                          initial=table, data=data, seq_len=SEQ), device
 
@@ -79,14 +74,14 @@ def speedlimit_bound(p: SearchProblem) -> float:
 
 
 def run(method: str, measure: str = "all", **over):
-    if method == "speedlimit" and "bounds" not in over:  # the bound: the median profiled latency
+    if METHODS.get(method).latency_bound and "bounds" not in over:  # the bound: the median profiled latency
         p, _ = problem(method, measure, bounds={"latency_ms_max": 1e9}, **over)
         over["bounds"] = {"latency_ms_max": speedlimit_bound(p)}
     p, device = problem(method, measure, **over)
     return search(p, device), device
 
 
-@pytest.mark.parametrize("method", list(BLOCKS))
+@pytest.mark.parametrize("method", METHODS.names())
 def test_every_method_writes_the_common_tables_and_repeats_them(method: str) -> None:
     result, device = run(method)
     again, _ = run(method)  # same config, same seed, same measurements: same result
@@ -192,12 +187,12 @@ def test_common_table_normalises_any_archive() -> None:
 
 @pytest.mark.parametrize("over, message", [
     ({"search": {"method": "merino", "merino": {"space": "gpt2_cpu_small"}}},
-     r"search.merino.space: merino searches a block-wise merino space"),
+     r"search.merino.space: merino searches a merino space; 'gpt2_cpu_small' is a gpt2 space"),
     ({"search": {"method": "merino", "space": "merino", "merino": {"max_flops": None}}},
      r"search.merino.max_flops: give a FLOPs"),
     ({"search": {"method": "par", "par": {"space": "par"}}}, r"search.par.data: par trains a supernet"),
     ({"search": {"method": "par", "par": {"space": "gpt2_cpu_small", "data": {"dataset": "kjv", "tokenizer": "gpt2"}}}},
-     r"search.par.space: par searches a par space"),
+     r"search.par.space: par searches a par space; 'gpt2_cpu_small' is a gpt2 space"),
     ({"search": {"method": "par", "par": {"space": "par", "data": {"dataset": "nope", "tokenizer": "gpt2"}}}},
      r"search.par.data.dataset: unknown dataset 'nope'"),
     ({"search": {"method": "speedlimit"}}, r"search.bounds.latency_ms_max: speedlimit searches under"),
@@ -211,7 +206,21 @@ def test_each_method_gets_what_it_needs_before_the_first_job(over: dict, message
         load_config(overrides=over)
 
 
-def test_every_registered_method_is_run_here() -> None:
-    from paretolm.search.methods import METHODS
+@pytest.mark.parametrize("over, message", [
+    ({"search": {"lts": {"population": 1}}}, r"search.lts.population: 1 is less than the minimum of 2"),
+    ({"search": {"merino": {"parent_selection": "best"}}}, r"search.merino.parent_selection: expected one of"),
+])
+def test_a_method_block_is_validated_against_its_settings_class(over: dict, message: str) -> None:
+    """The schema's search.<method> blocks are generated from the settings dataclasses."""
+    with pytest.raises(ValueError, match=message):
+        load_config(overrides=over)
 
-    assert set(BLOCKS) == set(METHODS.names())
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_every_method_declares_settings_whose_defaults_fill_the_config(method: str) -> None:
+    from paretolm.config import validate_config
+    from paretolm.core.settings import defaults
+
+    plugin = METHODS.get(method)
+    assert validate_config({})["search"][method] == defaults(plugin.settings)
+    plugin.options(plugin.test_settings, method)  # the test block is a valid block

@@ -16,7 +16,9 @@ from conftest import DATA, data_path, needs_data
 
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import read_provenance, read_table
-from paretolm.training.trainer import PRESETS, TrainConfig, load_model, lr_factor, make_optimizer, train
+from paretolm.training.loop import make_optimizer
+from paretolm.training.recipe import PRESETS, TrainConfig, lr_factor
+from paretolm.training.trainer import load_model, train
 
 SHAKES = DATA / "corpora/tinyshakespeare/input.txt"
 pytestmark = needs_data(SHAKES)
@@ -102,7 +104,8 @@ _CHILD = """
 import sys, numpy as np
 from pathlib import Path
 from paretolm.core.arch import ArchSpec
-from paretolm.training.trainer import TrainConfig, train
+from paretolm.training.recipe import TrainConfig
+from paretolm.training.trainer import train
 spec = ArchSpec.from_json(sys.argv[1])
 ids = np.frombuffer(Path(sys.argv[2]).read_bytes()[:200_000], dtype=np.uint8)
 cfg = TrainConfig.from_dict(__import__("json").loads(sys.argv[3]))

@@ -33,8 +33,36 @@ def schema_path(root: str | Path = ".") -> Path:
 
 
 def load_schema(root: str | Path = ".", schema: str | Path | None = None) -> dict[str, Any]:
+    """The config schema: the file's, with the blocks the plugins own filled in (``with_plugins``)."""
     with open(schema if schema is not None else schema_path(root)) as fh:
-        return yaml.safe_load(fh)
+        return with_plugins(yaml.safe_load(fh))
+
+
+def with_plugins(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` with what the registered plugins declare: one block ``search.<method>`` per
+    search method and ``proxies.settings.<proxy>`` per proxy with settings, generated from their
+    settings dataclasses, and the enums of a target's ``runtime``, ``device`` and ``dtype`` from the
+    runtimes. Nothing here imports torch."""
+    from paretolm.core.settings import schema as settings_schema
+    from paretolm.hardware.runtimes import RUNTIMES
+    from paretolm.proxies import PROXIES
+    from paretolm.search.methods import METHODS
+
+    out = copy.deepcopy(dict(schema))
+    props = out["properties"]
+    search = props["search"]["properties"]
+    for name, method in METHODS.items():
+        search[name] = copy.deepcopy(settings_schema(method.settings))
+    proxy_settings = props["proxies"]["properties"]["settings"]["properties"]
+    for name, p in PROXIES.items():
+        if p.settings is not None:
+            proxy_settings[name] = copy.deepcopy(settings_schema(p.settings))
+    target = props["hardware"]["additionalProperties"]["properties"]
+    runtimes = [r for _, r in RUNTIMES.items()]
+    target["runtime"]["enum"] = [r.name for r in runtimes]
+    target["device"]["enum"] = list(dict.fromkeys(d for r in runtimes for d in r.devices))
+    target["dtype"]["enum"] = list(dict.fromkeys(d for r in runtimes for d in r.dtypes))
+    return out
 
 
 def validate_config(config: dict[str, Any], root: str | Path = ".", schema: str | Path | None = None,
@@ -227,81 +255,27 @@ def method_space(config: Mapping[str, Any], method: str) -> str:
 
 
 def check_method(config: Mapping[str, Any], method: str) -> None:
-    """What ``method`` needs from the config, checked before any job: its space file, a
-    MeRino space and a budget for merino, a PAR space and a data block for par, a latency bound
-    and an analytic proxy for speedlimit, parents <= population for lts."""
-    from paretolm.search.methods import METHODS
-    from paretolm.proxies import PROXIES
+    """What ``method`` needs from the config, checked before any job: its space file parses, its
+    space has the backbone the method searches, and the method's own ``check``."""
     from paretolm.core.spaces import SearchSpace
+    from paretolm.search.methods import METHODS
 
     if method not in METHODS:
         raise ValueError(f"search.method: unknown method {method!r} (known: {', '.join(METHODS.names())})")
-    search = config["search"]
-    block = search.get(method) or {}
+    plugin = METHODS.get(method)
+    block = config["search"].get(method) or {}
     space = method_space(config, method)
     where = f"search.{method}.space" if block.get("space") else "search.space"
     path = space_file(config, space)
     if not path.exists():
         raise ValueError(f"{where}: no search space file {str(path)!r} (spaces_dir={config['spaces_dir']!r})")
-    backbone = SearchSpace.from_yaml(path).backbone
-
-    def analytic(name: str, key: str) -> None:
-        if name not in PROXIES:
-            raise ValueError(f"{key}: unknown proxy {name!r}")
-        if PROXIES.get(name).needs_data:
-            raise ValueError(f"{key}: {method} scores candidates with analytic proxies only, not {name!r}")
-
-    if method == "lts" and block["parents"] > block["population"]:
-        raise ValueError(f"search.lts.parents: {block['parents']} is more than "
-                         f"search.lts.population={block['population']}")
-    if method == "merino":
-        if backbone != "merino":
-            raise ValueError(f"{where}: merino searches a block-wise merino space; {space!r} is a {backbone} space")
-        if block["max_flops"] is None and block["max_params"] is None:
-            raise ValueError("search.merino.max_flops: give a FLOPs and/or a parameter budget (max_params)")
-        analytic(block["proxy"], "search.merino.proxy")
-    if method == "speedlimit":
-        if search["bounds"]["latency_ms_max"] is None:
-            raise ValueError("search.bounds.latency_ms_max: speedlimit searches under an upper latency bound; set one")
-        if not search["objectives"]["proxy"]:
-            raise ValueError("search.objectives.proxy: speedlimit maximises a proxy; name one")
-        analytic(search["objectives"]["proxy"], "search.objectives.proxy")
-    if method == "par":
-        if backbone != "par":
-            raise ValueError(f"{where}: par searches a par space (s/f/i sub-layers); {space!r} is a {backbone} space")
-        data = block["data"]
-        if not data:
-            raise ValueError("search.par.data: par trains a supernet; give a data block {dataset, tokenizer}")
-        for key, pool in (("dataset", config["datasets"]), ("tokenizer", config["tokenizers"])):
-            if key not in data:
-                raise ValueError(f"search.par.data.{key}: missing")
-            if isinstance(data[key], str) and data[key] not in pool:
-                raise ValueError(f"search.par.data.{key}: unknown {key} {data[key]!r} "
-                                 f"(known: {', '.join(sorted(pool))})")
-
-
-def check_supernet(config: Mapping[str, Any]) -> None:
-    """What the supernet_loss proxy needs when it is scored: a space (its file parses and its
-    backbone can be sliced) and the train dataset and tokenizer its supernet is trained on."""
-    from paretolm.core.spaces import SearchSpace
-    from paretolm.stages.supernet import settings
-    from paretolm.supernet.sandwich import SupernetShape
-
-    where = "proxies.settings.supernet_loss"
-    space = settings(config).space
-    if space is None:
-        raise ValueError(f"{where}.space: not set; supernet_loss needs the name of the space whose supernet "
-                         "scores the candidates (a file stem under spaces_dir)")
-    path = space_file(config, space)
-    if not path.exists():
-        raise ValueError(f"{where}.space: no search space file {str(path)!r} (spaces_dir={config['spaces_dir']!r})")
-    try:
-        SupernetShape.of(SearchSpace.from_yaml(path), vocab_size=2, max_seq_len=1)
-    except ValueError as e:
-        raise ValueError(f"{where}.space: {e}") from None
-    for key in ("dataset", "tokenizer"):
-        if config["train"][key] is None:
-            raise ValueError(f"train.{key}: not set; supernet_loss trains its supernet on the train {key}")
+    parsed = SearchSpace.from_yaml(path)
+    if plugin.backbone is not None and parsed.backbone != plugin.backbone:
+        raise ValueError(f"{where}: {method} searches a {plugin.backbone} space; {space!r} is a "
+                         f"{parsed.backbone} space")
+    if plugin.latency_bound and config["search"]["bounds"]["latency_ms_max"] is None:
+        raise ValueError(f"search.bounds.latency_ms_max: {method} searches under an upper latency bound; set one")
+    plugin.check(config, parsed)
 
 
 def check_names(config: Mapping[str, Any]) -> None:
@@ -310,11 +284,11 @@ def check_names(config: Mapping[str, Any]) -> None:
     settings, spaces (their files parse), datasets, tokenizers, the training recipe, zero-shot
     tasks, validation sources and bounds."""
     from paretolm.core.arch import ArchSpec
-    from paretolm.data import DatasetSpec, TokenizerSpec
-    from paretolm.validation.evaluation import ZERO_SHOT_SETS
-    from paretolm.proxies import PROXIES
     from paretolm.core.spaces import SearchSpace
-    from paretolm.training.trainer import TrainConfig
+    from paretolm.data import DatasetSpec, TokenizerSpec
+    from paretolm.proxies import PROXIES
+    from paretolm.training.recipe import TrainConfig
+    from paretolm.validation.tasks import ZERO_SHOT_SETS
 
     def known(kind: str, names: Any) -> str:
         return f"(known {kind}: {', '.join(sorted(names)) or 'none'})"
@@ -323,18 +297,21 @@ def check_names(config: Mapping[str, Any]) -> None:
     for i, name in enumerate(proxies["names"]):
         if name not in PROXIES:
             raise ValueError(f"proxies.names[{i}]: unknown proxy {name!r} {known('proxies', PROXIES.names())}")
+    settings = {}
     for name, values in (proxies.get("settings") or {}).items():
         if name not in PROXIES:
             raise ValueError(f"proxies.settings.{name}: unknown proxy {known('proxies', PROXIES.names())}")
-        PROXIES.get(name).make_settings(values)
+        settings[name] = PROXIES.get(name).make_settings(values)
     need = [n for n in proxies["names"] if PROXIES.get(n).needs_data]
     if need and not proxies.get("data"):
         raise ValueError(f"proxies.data: proxies {need} need a token batch; configure proxies.data")
     for i, name in enumerate(config["validation"]["proxies"] or []):
         if name not in PROXIES:
             raise ValueError(f"validation.proxies[{i}]: unknown proxy {name!r} {known('proxies', PROXIES.names())}")
-    if "supernet_loss" in {*proxies["names"], *(config["validation"]["proxies"] or [])}:
-        check_supernet(config)
+    for name in dict.fromkeys([*proxies["names"], *(config["validation"]["proxies"] or [])]):
+        plugin = PROXIES.get(name)
+        if plugin.check is not None:  # what a scored proxy needs from the rest of the config
+            plugin.check(config, settings.get(name) or plugin.make_settings(None))
 
     bound = (config["search"].get("bounds") or {}).get("params") or {}
     if bound.get("min") is not None and bound.get("max") is not None and bound["min"] > bound["max"]:

@@ -411,6 +411,19 @@ def data_config(cfg: Mapping[str, Any], root: str | os.PathLike | None = None) -
     return DataConfig(dspec, tspec, datasets_cfg, cache, Path(root) if root is not None else None)
 
 
+def train_data_block(part: Mapping[str, Any]) -> dict[str, Any]:
+    """The data block of the train dataset and tokenizer of a validation stage's config part
+    (``train``, ``datasets``, ``tokenizers``)."""
+    train = part["train"]
+    return {"datasets": part["datasets"], "tokenizers": part["tokenizers"], "dataset": train["dataset"],
+            "tokenizer": train["tokenizer"], "cache_dir": train.get("cache_dir", DEFAULT_CACHE)}
+
+
+def train_data(part: Mapping[str, Any]) -> DataConfig:
+    """``data_config`` of ``train_data_block(part)``."""
+    return data_config(train_data_block(part))
+
+
 # -- token batches: one window cutter for every consumer -----------------------------------------
 def window_starts(n_tokens: int, batch_size: int, seq_len: int, rng: np.random.Generator) -> np.ndarray:
     """Random start offsets of ``batch_size`` windows of ``seq_len`` tokens inside ``n_tokens``."""

@@ -49,7 +49,8 @@ def _search(args: argparse.Namespace) -> int:
     what transfers to a full-size model."""
     import torch
 
-    from paretolm.search.methods.par import gumbel_par_search, par_design_rules
+    from paretolm.search.methods.par import par_design_rules
+    from paretolm.search.methods.par.search import gumbel_par_search
     from paretolm.models.par import token_batches
 
     data = args.text.read_bytes()

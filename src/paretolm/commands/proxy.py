@@ -7,7 +7,7 @@
   config YAML (its ``proxies.data`` block, or a bare data block with ``dataset``/``tokenizer``) or a
   plain text file (GPT-2 tokens), both read by ``paretolm.data.file_batch``.
 * ``paretolm proxy supernet --space config/spaces/gpt2_cpu_ground_truth.yaml --out DIR``: trains
-  the weight-sharing supernet that ``supernet_loss`` reads (``paretolm.supernet.sandwich``) outside the
+  the weight-sharing supernet that ``supernet_loss`` reads (``paretolm.supernet``) outside the
   workflow, with the train data and ``proxies.settings.supernet_loss`` of ``--config`` (repeatable,
   merged as Snakemake's ``--configfile`` layers); DIR defaults to ``<dir>/<space>``.
 * ``paretolm proxy nas-bench-bert <dir>``: Spearman correlations with GLUE of our shape-only

@@ -74,7 +74,8 @@ def _fractions(text: str) -> tuple[float, ...]:
 def recipe(config: dict[str, Any], args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """(``TrainConfig``, data block) from the config's train section and the command's flags."""
     from paretolm.stages.train import section
-    from paretolm.training.trainer import TrainConfig, data_block
+    from paretolm.data import train_data_block
+    from paretolm.training.recipe import TrainConfig
 
     train = section(config)
     hyper = {k: v for k, v in train.items() if k not in _DATA_KEYS}
@@ -89,7 +90,7 @@ def recipe(config: dict[str, Any], args: argparse.Namespace) -> tuple[Any, dict[
     for key in ("dataset", "tokenizer"):
         if not data_train[key]:
             raise ValueError(f"--{key}: not set and the config's train.{key} is null; name one of its {key}s")
-    block = data_block({"train": data_train, "datasets": config["datasets"], "tokenizers": config["tokenizers"]})
+    block = train_data_block({"train": data_train, "datasets": config["datasets"], "tokenizers": config["tokenizers"]})
     return cfg, block
 
 

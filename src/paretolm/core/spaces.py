@@ -102,6 +102,12 @@ class SearchSpace:
             parts = [int(p) if p.isdigit() else p for p in re.split(r"[.\[\]]+", key) if p]
             raise ValueError(f"{yamlfile.where(path, parts)}: {e}") from None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The space as ``from_dict`` reads it (every gene as its explicit choices)."""
+        genes = {g.name: {"choices": list(g.choices), **({"per": g.per} if g.per else {})} for g in self.genes.values()}
+        return {"name": self.name, "backbone": self.backbone, "genes": genes, "fixed": dict(self.fixed),
+                "constraints": dict(self.constraints), "description": self.description}
+
     @property
     def codec(self) -> Any:
         """How genomes of this space's backbone map to specs (the backbone plugin's codec)."""

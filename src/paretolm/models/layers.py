@@ -92,7 +92,8 @@ class SelfAttention(nn.Module):
         self.n_kv_head = n_kv_head or n_head
         self.d_head = d_head or d_model // n_head
         inner, kv = n_head * self.d_head, self.n_kv_head * self.d_head
-        self.splits = (inner, kv, kv)  # how the supernet slices the fused rows (paretolm.supernet)
+        self.splits = (inner, kv, kv)
+        self.fused_rows = {"qkv": self.splits}  # Q, K, V rows of qkv: how the supernet slices it
         self.qkv = nn.Linear(d_model, inner + 2 * kv, bias=bias)
         self.proj = nn.Linear(inner, d_model, bias=bias)
         self.attn_dropout = attn_dropout

@@ -51,6 +51,7 @@ class RelPartialLearnableAttention(nn.Module):
         self.n_head, self.d_head, self.pre_lnorm = n_head, d_head, pre_lnorm
         inner = n_head * d_head
         self.qkv_net = nn.Linear(d_model, 3 * inner, bias=False)
+        self.fused_rows = {"qkv_net": (inner,) * 3}  # Q, K, V rows: how the supernet slices it
         self.r_net = nn.Linear(d_model, inner, bias=False)
         self.o_net = nn.Linear(inner, d_model, bias=False)
         self.layer_norm = nn.LayerNorm(d_model)

@@ -1,12 +1,16 @@
 """Proxies: cheap scores that predict a trained model's perplexity without training it.
 
 Every proxy is one function registered with ``@proxy`` in a module of this package (scanned on
-first use). Sign convention: each is reported so that **higher predicts lower perplexity**.
-Analytic proxies take the spec; data-dependent ones (``needs_data=True``) take an untrained model
-built from the spec and one batch of token ids. A proxy with knobs names a frozen dataclass as its
-``settings``; config ``proxies.settings.<name>`` fills it, and every stage that scores (proxies,
-search, correlate, the CLI) goes through one ``Scorer`` built from the same config part, so they
-all score with the same settings.
+first use; declaring one imports no torch). Sign convention: each is reported so that **higher
+predicts lower perplexity**. Analytic proxies take the spec; data-dependent ones
+(``needs_data=True``) take an untrained model built from the spec and one batch of token ids. A
+proxy with knobs names a frozen dataclass of ``paretolm.core.settings`` fields as its ``settings``:
+the config schema's ``proxies.settings.<name>`` is generated from it, config fills it, and every
+stage that scores (proxies, search, correlate, the CLI) goes through one ``Scorer`` built from the
+same config part, so they all score with the same settings. A proxy that reads something trained
+beforehand (``trained``) names it with ``artifact`` (the workflow makes that an input of every job
+that scores it) and its one-off cost with ``setup_seconds``; ``check`` says what it needs from the
+rest of the config, before any job.
 
     @proxy("my_proxy", doc="formula ...")
     def my_proxy(spec: ArchSpec, seq_len: int) -> float: ...
@@ -24,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from paretolm.core import settings as fields
 from paretolm.core.arch import ArchSpec
 from paretolm.core.registry import Registry
 
@@ -38,6 +43,12 @@ class Proxy:
     # Reads something trained beforehand (supernet_loss: a supernet): takes the spec like an
     # analytic proxy, but is not one (analyses that score "every analytic proxy" leave it out).
     trained: bool = False
+    # settings -> the path of what it reads (made by a rule of the workflow before any scoring job)
+    artifact: Callable[[Any], Any] | None = None
+    # settings -> seconds spent once before scoring any candidate (a trained artifact's training)
+    setup_seconds: Callable[[Any], float] | None = None
+    # (validated config, settings) -> None; ValueError naming the key the proxy lacks
+    check: Callable[[Mapping[str, Any], Any], None] | None = None
 
     def make_settings(self, values: Mapping[str, Any] | None) -> Any:
         """The proxy's settings object from a config mapping (None: the proxy has no knobs)."""
@@ -45,22 +56,22 @@ class Proxy:
             if values:
                 raise ValueError(f"proxies.settings.{self.name}: proxy {self.name!r} takes no settings")
             return None
-        try:
-            return self.settings(**dict(values or {}))
-        except TypeError as e:
-            raise ValueError(f"proxies.settings.{self.name}: {e}") from None
+        return fields.from_config(self.settings, values, f"proxies.settings.{self.name}")
 
 
 PROXIES: Registry[Proxy] = Registry("proxy", package=__name__)
 
 
 def proxy(name: str, needs_data: bool = False, doc: str = "", settings: type | None = None,
-          trained: bool = False) -> Callable:
-    """Register the decorated function as proxy ``name``."""
+          trained: bool = False, artifact: Callable[[Any], Any] | None = None,
+          setup_seconds: Callable[[Any], float] | None = None,
+          check: Callable[[Mapping[str, Any], Any], None] | None = None) -> Callable:
+    """Register the decorated function as proxy ``name`` (the fields of ``Proxy``)."""
 
     def deco(fn: Callable[..., float]) -> Callable[..., float]:
-        PROXIES.add(name, Proxy(name=name, fn=fn, needs_data=needs_data,
-                                doc=doc or (fn.__doc__ or "").strip(), settings=settings, trained=trained))
+        PROXIES.add(name, Proxy(name=name, fn=fn, needs_data=needs_data, doc=doc or (fn.__doc__ or "").strip(),
+                                settings=settings, trained=trained, artifact=artifact,
+                                setup_seconds=setup_seconds, check=check))
         return fn
 
     return deco

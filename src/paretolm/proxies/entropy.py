@@ -11,40 +11,30 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 
 from paretolm.core.arch import ArchSpec
+from paretolm.core.settings import check, setting
 from paretolm.core.blocks import Block, Matrix, depth
 from paretolm.proxies import proxy
 
 
 @dataclass(frozen=True)
 class EntropySettings:
-    """Knobs of the entropy proxy (config ``proxies.settings.merino_entropy``); the schema holds the
-    defaults users see, these are the same for direct calls."""
+    """Settings of the merino_entropy proxy (config ``proxies.settings.merino_entropy``)."""
 
-    eps: float = 1.0
-    alpha: tuple[float, float] = (0.6, 0.4)
-    beta: float = 1.0 / 16.0
-    method: str = "mp"  # "mp" (closed form) or "svd" (Monte-Carlo SVD)
-    samples: int = 4  # SVD draws per shape (method "svd")
-    seed: int = 0
+    eps: float = setting(1.0, exclusive_minimum=0, maximum=1e6, doc="Noise scale of H(W) = E log det(I + WW^T/eps^2).")
+    alpha: tuple[float, float] = setting((0.6, 0.4), items={"minimum": 0}, doc="Weights of the MHA and FFN entropies.")
+    beta: float = setting(1.0 / 16.0, minimum=0, maximum=100, doc="Effectiveness penalty (1 - beta L / log w).")
+    method: Literal["mp", "svd"] = setting("mp", doc="mp: the Marchenko-Pastur closed form; svd: Monte-Carlo SVD.")
+    samples: int = setting(4, minimum=1, maximum=1000, doc="SVD draws per shape (method svd).")
+    seed: int = setting(0, minimum=0, maximum=4294967295, doc="Seed of the SVD draws.")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "alpha", tuple(float(a) for a in self.alpha))
-        if not self.eps > 0:
-            raise ValueError(f"proxies.settings.merino_entropy.eps: must be positive, got {self.eps!r}")
-        if len(self.alpha) != 2 or any(a < 0 for a in self.alpha):
-            raise ValueError(
-                f"proxies.settings.merino_entropy.alpha: need two non-negative weights, got {self.alpha!r}"
-            )
-        if self.beta < 0:
-            raise ValueError(f"proxies.settings.merino_entropy.beta: must be non-negative, got {self.beta!r}")
-        if self.method not in ("mp", "svd"):
-            raise ValueError(f"proxies.settings.merino_entropy.method: 'mp' or 'svd', got {self.method!r}")
-        if self.samples < 1:
-            raise ValueError(f"proxies.settings.merino_entropy.samples: must be >= 1, got {self.samples!r}")
+        check(self, "proxies.settings.merino_entropy")
 
 
 DEFAULT = EntropySettings()

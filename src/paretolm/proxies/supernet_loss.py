@@ -2,81 +2,100 @@
 supernet (the two-stage option of HAT, AutoTinyBERT and SpeedLimit).
 
 The supernet of a space is trained once (rule ``supernet``, or ``paretolm proxy supernet``) into
-``<dir>/<space>``; scoring a candidate is one forward pass of its slice of the shared weights over
-the supernet's fixed validation windows. Model, training and slicing: ``paretolm.supernet.sandwich``;
-conventions and cost accounting: docs/proxies.md.
+``<dir>/<space>``, the proxy's ``artifact``; scoring a candidate is one forward pass of its slice of
+the shared weights over the supernet's fixed validation windows. Model, training and slicing:
+``paretolm.supernet``; conventions and cost accounting: docs/proxies.md.
 """
 
 from __future__ import annotations
 
-import re
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import yaml
+
+from paretolm.core import lazy
 from paretolm.core.arch import ArchSpec
+from paretolm.core.backbones import get as get_backbone
+from paretolm.core.settings import check, setting
 from paretolm.proxies import proxy
 
-_WHERE = "proxies.settings.supernet_loss"
-_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+WHERE = "proxies.settings.supernet_loss"
+META = "supernet.json"  # the record paretolm.supernet writes beside the weights
+supernet = lazy.module("paretolm.supernet")  # torch: imported when a candidate is scored
 
 
 @dataclass(frozen=True)
 class SupernetSettings:
-    """Knobs of the supernet (config ``proxies.settings.supernet_loss``): which space it covers,
-    where it lives, and how it is trained. The schema holds the defaults users see; these are the
-    same for direct calls."""
+    """Settings of the supernet_loss proxy: the space whose weight-sharing supernet scores the
+    candidates (rule supernet trains it into dir/space on the train dataset), and its sandwich-rule
+    training."""
 
-    space: str | None = None  # a space file stem under spaces_dir; required when the proxy is used
-    dir: str = "results/supernet"
-    steps: int = 600
-    batch_size: int = 8
-    seq_len: int = 128
-    lr: float = 2e-3
-    warmup_steps: int = 60
-    random_subnets: int = 2  # sub-networks drawn per step besides the largest and the smallest
-    distill: bool = False  # sub-networks learn the largest one's soft labels (KL) instead of the data
-    eval_tokens: int = 4096  # first tokens of the validation split every candidate is scored on
-    seed: int = 0
-    threads: int = 1
-    checkpoint_every: int = 100
+    space: str | None = setting(None, pattern="^[A-Za-z0-9_.-]+$",
+                                doc="Space file stem under spaces_dir; required when supernet_loss is scored.")
+    dir: str = setting("results/supernet", min_length=1)
+    steps: int = setting(600, minimum=1, maximum=100_000_000)
+    batch_size: int = setting(8, minimum=1, maximum=65536)
+    seq_len: int = setting(128, minimum=2, maximum=1048576)
+    lr: float = setting(2e-3, exclusive_minimum=0, maximum=10)
+    warmup_steps: int = setting(60, minimum=0, maximum=100_000_000)
+    random_subnets: int = setting(2, minimum=0, maximum=1000,
+                                  doc="Random sub-networks per step besides the largest and the smallest.")
+    distill: bool = setting(False, doc="Sub-networks learn the largest one's soft labels (KL) instead of the data.")
+    eval_tokens: int = setting(4096, minimum=2, maximum=1_000_000_000,
+                               doc="First validation tokens every candidate is scored on.")
+    seed: int = setting(0, minimum=0, maximum=4294967295)
+    threads: int = setting(1, minimum=1, maximum=1024)
+    checkpoint_every: int = setting(100, minimum=1, maximum=1_000_000_000)
 
     def __post_init__(self) -> None:
-        if self.space is not None and (not isinstance(self.space, str) or not _NAME.match(self.space)):
-            raise ValueError(f"{_WHERE}.space: expected the name of a space file, got {self.space!r}")
-        if not isinstance(self.dir, str) or not self.dir:
-            raise ValueError(f"{_WHERE}.dir: expected a folder path, got {self.dir!r}")
-        for name in ("steps", "batch_size", "seq_len", "eval_tokens", "threads", "checkpoint_every"):
-            _integer(name, getattr(self, name), 1)
-        for name in ("warmup_steps", "random_subnets", "seed"):
-            _integer(name, getattr(self, name), 0)
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise ValueError(f"{_WHERE}.lr: must be a positive number, got {self.lr!r}")
-        if not isinstance(self.distill, bool):
-            raise ValueError(f"{_WHERE}.distill: expected true or false, got {self.distill!r}")
+        check(self, WHERE)
         if self.eval_tokens < self.seq_len:
-            raise ValueError(f"{_WHERE}.eval_tokens: {self.eval_tokens} is fewer than one window of "
+            raise ValueError(f"{WHERE}.eval_tokens: {self.eval_tokens} is fewer than one window of "
                              f"seq_len={self.seq_len} tokens")
 
     def folder(self) -> Path:
         """Where the trained supernet of ``space`` lives: ``<dir>/<space>``."""
         if self.space is None:
-            raise ValueError(f"{_WHERE}.space: not set; name the search space whose supernet scores "
+            raise ValueError(f"{WHERE}.space: not set; name the search space whose supernet scores "
                              "the candidates (a file stem under spaces_dir)")
         return Path(self.dir) / self.space
 
 
-def _integer(name: str, value: object, least: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError(f"{_WHERE}.{name}: expected an integer >= {least}, got {value!r}")
-
-
 DEFAULT = SupernetSettings()
+
+
+def needs(config: Mapping[str, Any], settings: SupernetSettings) -> None:
+    """A space whose backbone can be sliced, and the train dataset and tokenizer it is trained on."""
+    if settings.space is None:
+        settings.folder()  # raises naming the key
+    path = Path(config["spaces_dir"]) / f"{settings.space}.yaml"
+    if not path.exists():
+        raise ValueError(f"{WHERE}.space: no search space file {str(path)!r} (spaces_dir={config['spaces_dir']!r})")
+    backbone = (yaml.safe_load(path.read_text()) or {}).get("backbone")
+    if backbone is None or not get_backbone(backbone).sliceable:
+        raise ValueError(f"{WHERE}.space: the supernet slices causal backbones whose genes are sizes; "
+                         f"space {settings.space!r} is a {backbone} space")
+    for key in ("dataset", "tokenizer"):
+        if config["train"][key] is None:
+            raise ValueError(f"train.{key}: not set; supernet_loss trains its supernet on the train {key}")
+
+
+def train_seconds(settings: SupernetSettings) -> float:
+    """The supernet's training time, recorded in its folder."""
+    return float(json.loads((settings.folder() / META).read_text())["train_seconds"])
 
 
 @proxy(
     "supernet_loss",
     settings=SupernetSettings,
     trained=True,
+    artifact=SupernetSettings.folder,
+    setup_seconds=train_seconds,
+    check=needs,
     doc="Minus the mean validation loss (nats/token) of the candidate's sub-network in a "
     "weight-sharing supernet trained once with the sandwich rule (leading slices of every weight; "
     "HAT / AutoTinyBERT). Needs the supernet folder <dir>/<space> (rule supernet). Higher = lower "
@@ -84,6 +103,4 @@ DEFAULT = SupernetSettings()
 )
 def supernet_loss(spec: ArchSpec, seq_len: int = 192, settings: SupernetSettings = DEFAULT) -> float:
     """Registered proxy; ``seq_len`` is unused (the supernet's validation windows fix it)."""
-    from paretolm.supernet.sandwich import load
-
-    return -load(settings.folder()).loss(spec)
+    return -supernet.load(settings.folder()).loss(spec)

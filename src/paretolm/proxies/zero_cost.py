@@ -16,14 +16,20 @@ import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode
-
+from paretolm.core import lazy
 from paretolm.core.arch import ArchSpec
 from paretolm.proxies import Proxy, proxy
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
+    from torch.utils import flop_counter
+else:  # declaring the proxies imports no torch; scoring one does
+    torch = lazy.module("torch")
+    nn = lazy.module("torch.nn")
+    flop_counter = lazy.module("torch.utils.flop_counter")
 
 
 @dataclass(frozen=True)
@@ -369,7 +375,7 @@ def jacob_cov(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = Non
 def count_flops(fn: Callable[[], float]) -> tuple[float, int]:
     """Run ``fn`` under ``FlopCounterMode`` and return its value and the FLOPs it counted (matmuls,
     attention, convolutions; SVDs and elementwise ops are not counted by PyTorch's counter)."""
-    counter = FlopCounterMode(display=False)
+    counter = flop_counter.FlopCounterMode(display=False)
     with counter:
         value = fn()
     return value, int(counter.get_total_flops())

@@ -35,7 +35,7 @@ def run(part: Mapping[str, Any], *, eval_table: str, out: str, frontiers: str,
     from paretolm.core.arch import ArchSpec
     from paretolm.validation.correlation import correlation_table, frontier_table
     from paretolm.proxies import Scorer, get
-    from paretolm.training.trainer import _hyper
+    from paretolm.training.recipe import TrainConfig
 
     val = part["validation"]
     prox = part["proxies"]
@@ -47,9 +47,9 @@ def run(part: Mapping[str, Any], *, eval_table: str, out: str, frontiers: str,
     batch = None
     if any(get(n).needs_data for n in names):
         from paretolm.data import load_batch
-        from paretolm.training.trainer import data_block
+        from paretolm.data import train_data_block
 
-        batch = load_batch(data_block(part), int(prox["batch_size"]), int(prox["seq_len"]), int(prox["seed"]))
+        batch = load_batch(train_data_block(part), int(prox["batch_size"]), int(prox["seq_len"]), int(prox["seed"]))
     scorer = Scorer(names, seq_len=int(prox["seq_len"]), seed=int(prox["seed"]), batch=batch,
                     settings=prox["settings"])
     scores = scorer.table(specs)
@@ -58,7 +58,7 @@ def run(part: Mapping[str, Any], *, eval_table: str, out: str, frontiers: str,
     targets.update({c: False for c in df.columns if c.endswith("shot_mean_acc")})
     options = {"bin_column": "decoder_params" if "decoder_params" in names else None,
                "n_bins": int(val["n_bins"]), "top_k": tuple(val["top_k"]), "bootstrap": val["bootstrap"]}
-    cfg = _hyper(part["train"])
+    cfg = TrainConfig.from_section(part["train"])
     table = correlation_table(df, names, targets, **options)
     table.insert(1, "fraction", 1.0)
     table.insert(2, "train_tokens", cfg.steps * cfg.batch_size * cfg.seq_len)
@@ -95,15 +95,13 @@ def run(part: Mapping[str, Any], *, eval_table: str, out: str, frontiers: str,
 
 
 def _setup_seconds(prox: Mapping[str, Any], names: list[str]) -> dict[str, float]:
-    """Seconds a proxy spent once before scoring any candidate: the supernet's training."""
-    if "supernet_loss" not in names:
-        return {}
-    import json
-
-    from paretolm.proxies.supernet_loss import SupernetSettings
-
-    folder = SupernetSettings(**(prox["settings"] or {}).get("supernet_loss", {})).folder()
-    return {"supernet_loss": float(json.loads((folder / "supernet.json").read_text())["train_seconds"])}
+    """Seconds a proxy spent once before scoring any candidate (a trained artifact's training)."""
+    out = {}
+    for name in names:
+        p = get(name)
+        if p.setup_seconds is not None:
+            out[name] = float(p.setup_seconds(p.make_settings((prox["settings"] or {}).get(name))))
+    return out
 
 
 def _n_budgets(df: pd.DataFrame) -> int:

@@ -44,16 +44,18 @@ def run(part: Mapping[str, Any], *, run: str, archs: str | os.PathLike, model_di
     from paretolm.core.arch import ArchSpec
     from paretolm.data import data_config, resolve_path
     from paretolm.validation.evaluation import evaluate_model
-    from paretolm.training.trainer import _hyper, data_block, load_model, selected_row
+    from paretolm.stages.select import selected_row
+    from paretolm.training.recipe import TrainConfig
+    from paretolm.training.trainer import load_model
 
     selected = selected_row(archs, run)
     spec = ArchSpec.from_json(selected["spec"])
     torch.set_num_threads(int(part["evaluate"]["threads"]))
-    dc = data_config(data_block(part))
+    dc = train_data(part)
     tokenizer = dc.load_tokenizer()
     model = load_model(model_dir)
     ev = dict(part["evaluate"])
-    ev["seq_len"] = ev["seq_len"] or _hyper(part["train"]).seq_len
+    ev["seq_len"] = ev["seq_len"] or TrainConfig.from_section(part["train"]).seq_len
     if ev["zero_shot"]:
         ev["zero_shot"] = dict(ev["zero_shot"], data_dir=str(resolve_path(ev["zero_shot"]["data_dir"])))
     seed = selected.get("train_seed")

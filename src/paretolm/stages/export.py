@@ -39,13 +39,13 @@ def runs(part: Mapping[str, Any], frontier: str | os.PathLike, archs: str | os.P
     from paretolm.core.arch import ArchSpec
     from paretolm.core.artifacts import read_table
     from paretolm.export.folder import ranked, trained_spec
-    from paretolm.training.trainer import _hyper
+    from paretolm.training.recipe import TrainConfig
 
     table = read_table(archs)
     if table.empty:
         raise ValueError(f"{archs}: no selected architectures")
     vocab = ArchSpec.from_json(table["spec"].iloc[0]).vocab_size  # every selected spec has the tokenizer's
-    seq_len = _hyper(part["train"]).seq_len
+    seq_len = TrainConfig.from_section(part["train"]).seq_len
     trained = set(table["arch_id"])
     out = []
     for rank, row in ranked(read_table(frontier), part["export"]["sort_by"]).iterrows():
@@ -81,14 +81,14 @@ def run(part: Mapping[str, Any], *, hardware: str, frontier: str | os.PathLike, 
     from paretolm.core.artifacts import atomic_dir, read_provenance, read_table
     from paretolm.data import data_config
     from paretolm.export.folder import export_model, match_row, ranked
-    from paretolm.training.trainer import data_block
+    from paretolm.data import train_data
 
     key, stock = part["export"]["sort_by"], bool(part["export"]["stock"])
     model_of = {Path(m).parent.name: Path(m) for m in models}
     eval_of = {Path(e).stem: Path(e) for e in evals}
     table = ranked(read_table(frontier), key)
     frontier_prov = read_provenance(frontier)
-    tokenizer = data_config(data_block(part)).load_tokenizer()
+    tokenizer = train_data(part).load_tokenizer()
     index = []
     with atomic_dir(out) as tmp:
         for item in runs(part, frontier, archs):

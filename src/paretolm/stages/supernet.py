@@ -1,5 +1,5 @@
 """Stage ``supernet``: train the weight-sharing supernet of one space, which the ``supernet_loss``
-proxy scores candidates with (``paretolm.supernet.sandwich``; resumable)."""
+proxy scores candidates with (``paretolm.supernet``; resumable)."""
 
 from __future__ import annotations
 
@@ -45,11 +45,11 @@ def run(part: Mapping[str, Any], *, space: str, space_file: str | os.PathLike, o
     """Train the supernet of ``space`` (its file ``space_file``) -> the folder ``out``."""
     from paretolm.data import data_config
     from paretolm.core.spaces import SearchSpace
-    from paretolm.supernet.sandwich import train_supernet
-    from paretolm.training.trainer import data_block
+    from paretolm.supernet import train_supernet
+    from paretolm.data import train_data
 
     cfg = SupernetSettings(**part["supernet_loss"], space=space)
-    dc = data_config(data_block(part))
+    dc = train_data(part)
     vocab = len(dc.load_tokenizer())
     train_ids, valid_ids = dc.split("train").ids, dc.split("validation").ids
     prov = provenance(NAME, part, [space_file], wildcards={"space": space})

@@ -47,14 +47,16 @@ def run(part: Mapping[str, Any], *, run: str, archs: str | os.PathLike, out_dir:
     import pandas as pd
 
     from paretolm.data import data_config
-    from paretolm.training.trainer import _hyper, data_block, selected_row, train
+    from paretolm.stages.select import selected_row
+    from paretolm.training.recipe import TrainConfig
+    from paretolm.training.trainer import train
 
     row = selected_row(archs, run)
     spec = ArchSpec.from_json(row["spec"])
-    cfg = _hyper(part["train"])
+    cfg = TrainConfig.from_section(part["train"])
     if "train_seed" in row and not pd.isna(row["train_seed"]):
         cfg = replace(cfg, seed=int(row["train_seed"]))
-    dc = data_config(data_block(part))
+    dc = train_data(part)
     ids = dc.split("train").ids
     eval_ids = dc.split("validation").ids if cfg.budgets else None
     prov = provenance(NAME, part, [archs], wildcards={"run": run}, spec=spec.to_json(), seed=cfg.seed)

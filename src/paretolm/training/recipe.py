@@ -60,6 +60,12 @@ class TrainConfig:
         cfg.validate()
         return cfg
 
+    @classmethod
+    def from_section(cls, train: Mapping[str, Any]) -> TrainConfig:
+        """From the validated ``train`` config section (its data and job-routing keys left out)."""
+        routing = ("dataset", "tokenizer", "cache_dir", "mem_mb", "runtime")
+        return cls.from_dict({k: v for k, v in train.items() if k not in routing})
+
     def validate(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"train.optimizer: expected one of {OPTIMIZERS}, got {self.optimizer!r}")

@@ -50,22 +50,8 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-# name -> (file under the zero-shot folder, schema)
-ZERO_SHOT_SETS: dict[str, tuple[str, str]] = {
-    "lambada_openai": ("lambada_openai.jsonl", "cloze"),
-    "hellaswag": ("hellaswag_val.jsonl", "choice"),
-    "piqa": ("piqa.jsonl", "choice"),
-    "arc_easy": ("arc_easy.jsonl", "choice"),
-    "arc_challenge": ("arc_challenge.jsonl", "choice"),
-    "openbookqa": ("openbook_qa.jsonl", "choice"),
-    "boolq": ("boolq.jsonl", "choice"),
-    "copa": ("copa.jsonl", "choice"),
-    "siqa": ("siqa.jsonl", "choice"),
-    "commonsense_qa": ("commonsense_qa.jsonl", "choice"),
-    "winogrande": ("winogrande.jsonl", "partial"),
-    "wsc": ("winograd_wsc.jsonl", "partial"),
-}
-TASK_PREFIX = "paretolm_"
+from paretolm.validation.tasks import TASK_PREFIX, ZERO_SHOT_SETS
+
 
 
 # -- perplexity -----------------------------------------------------------------------------------

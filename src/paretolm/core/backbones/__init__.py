@@ -34,6 +34,7 @@ class Backbone:
     name: str = ""
     genes: tuple[str, ...] = ()  # genes kept in the canonical form, besides the common fields
     causal: bool = True  # a causal LM (the Hugging Face wrapper and lm-eval take it)
+    sliceable: bool = True  # sub-networks are leading slices of a larger one's weights (paretolm.supernet)
     example: dict[str, Any] = {}  # a small valid spec; the registry-wide tests build and score it
     model: str = ""  # "package.module:Class" of the model; Class(spec, dropout=, attn_dropout=)
     codec: Any = LayerCodec()  # how a search space's genome maps to these genes

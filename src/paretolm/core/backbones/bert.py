@@ -20,6 +20,7 @@ class Bert(Backbone):
     name = "bert"
     genes = ("n_layer", "d_model", "n_head", "d_inner")
     causal = False
+    sliceable = False  # scored by masked-token loss, which the supernet does not train
     model = "paretolm.models.bert:BertMLM"
 
     example = {"backbone": "bert", "n_layer": 2, "d_model": 32, "n_head": 4, "d_inner": 48,

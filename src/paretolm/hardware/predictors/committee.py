@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -40,7 +40,9 @@ from paretolm.core.arch import ArchSpec
 from paretolm.core.counting import count
 
 TARGETS = ("latency_ms", "peak_memory_mb")
-KINDS = ("roofline", "mlp", "gbt", "ensemble")
+Kind = Literal["roofline", "mlp", "gbt", "ensemble"]
+KINDS: tuple[str, ...] = get_args(Kind)
+Choice = Literal["auto", Kind]  # a setting that picks one, or auto: the lowest out-of-fold error
 
 # The columns of the roofline model: work (FLOPs), weight traffic (parameters), activation traffic
 # summed over layers and at the widest layer (peak memory holds one layer's activations at a

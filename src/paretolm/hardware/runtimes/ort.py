@@ -25,11 +25,15 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
+from paretolm.core import lazy
 from paretolm.hardware.runtimes import RUNTIMES, Runtime, Session
+
+if TYPE_CHECKING:
+    import torch
+else:  # declaring the runtime imports no torch; loading a model does
+    torch = lazy.module("torch")
 
 OPSET = 17
 # Relative error (see ``relative_error``) the ONNX logits may have against PyTorch's: float32 only
@@ -78,28 +82,35 @@ def cache_layout(model: Any, vocab_size: int) -> CacheLayout:
     return CacheLayout(widths, tuple(axes), tuple(shapes))
 
 
-class StepGraph(torch.nn.Module):
+def step_graph(model: torch.nn.Module, layout: CacheLayout) -> torch.nn.Module:
     """``forward(input_ids, *past) -> (logits, *present)``: the cached forward with flat tensors,
-    the form ``torch.onnx.export`` traces."""
+    the form ``torch.onnx.export`` (and ``torch.export``) trace. A class made on call, since the
+    module is declared without torch."""
 
-    def __init__(self, model: torch.nn.Module, layout: CacheLayout):
-        super().__init__()
-        self.model, self.layout = model, layout
+    class StepGraph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
 
-    def forward(self, input_ids: torch.Tensor, *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model(input_ids, past=self.layout.unflatten(past), use_cache=True)
-        return (out.logits, *self.layout.flatten(out.past))
+        def forward(self, input_ids: torch.Tensor, *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            out = self.model(input_ids, past=layout.unflatten(past), use_cache=True)
+            return (out.logits, *layout.flatten(out.past))
+
+    return StepGraph()
 
 
-class PlainGraph(torch.nn.Module):
+def plain_graph(model: torch.nn.Module) -> torch.nn.Module:
     """``forward(input_ids) -> logits``: the plain forward of a non-causal model."""
 
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
+    class PlainGraph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids).logits
+        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+            return self.model(input_ids).logits
+
+    return PlainGraph()
 
 
 def export(model: Any, vocab_size: int, causal: bool, path: Path) -> CacheLayout | None:
@@ -112,7 +123,7 @@ def export(model: Any, vocab_size: int, causal: bool, path: Path) -> CacheLayout
         # logits check below is what tells whether the graph is right
         warnings.simplefilter("ignore")
         if not causal:
-            torch.onnx.export(PlainGraph(model), (ids,), str(path), input_names=["input_ids"],
+            torch.onnx.export(plain_graph(model), (ids,), str(path), input_names=["input_ids"],
                               output_names=["logits"], dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
             return None
         layout = cache_layout(model, vocab_size)
@@ -124,7 +135,7 @@ def export(model: Any, vocab_size: int, causal: bool, path: Path) -> CacheLayout
         for i, axis in enumerate(layout.seq_axes):
             dynamic[f"past_{i}"] = {0: "batch", axis: "past_tokens"}
             dynamic[f"present_{i}"] = {0: "batch", axis: "total_tokens"}
-        torch.onnx.export(StepGraph(model, layout), (ids, *flat), str(path),
+        torch.onnx.export(step_graph(model, layout), (ids, *flat), str(path),
                           input_names=["input_ids", *(f"past_{i}" for i in range(n))],
                           output_names=["logits", *(f"present_{i}" for i in range(n))],
                           dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)

@@ -1,6 +1,12 @@
 """Search methods: each one module or folder here, registered in ``METHODS``, chosen per run by
 config ``search.method``, with its settings in its own block ``search.<method>``.
 
+A method is a ``Method``: its ``settings`` dataclass (``paretolm.core.settings`` fields: the block's
+keys, defaults and limits, from which the config schema's ``search.<method>`` is generated), the
+``backbone`` its space must have (None: any), ``check`` (what it needs from the rest of the config,
+run before the first job), ``test_settings`` (the small block the registry-wide tests run it with)
+and ``run``. Declaring one imports no torch: a method that trains imports it inside ``run``.
+
 A method takes a ``SearchProblem`` (the space, the settings, the proxies' ``Scorer``, the profile
 stage's table as a start, and ``hardware``: the latency and memory of a batch of specs) and returns
 a ``SearchResult`` whose archive holds every candidate it evaluated. Whether ``hardware`` measures
@@ -15,14 +21,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from paretolm.core import pareto
+from paretolm.core import settings as fields
 from paretolm.core.arch import ArchSpec
 from paretolm.core.registry import Registry
+from paretolm.core.settings import setting
 from paretolm.core.spaces import SearchSpace
 
 Measure = Callable[[ArchSpec], Mapping[str, Any]]
@@ -101,6 +109,37 @@ def measure_each(measure: Measure) -> Hardware:
     return hardware
 
 
+SPACE_NAME = "^[A-Za-z0-9_.-]+$"  # a space is named by its file stem
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """The key every method's block has; a method's settings class adds its own."""
+
+    space: str | None = setting(None, pattern=SPACE_NAME, doc="This method's space (null: search.space).")
+
+
+class Method:
+    """Base class of a search method plugin (module docstring)."""
+
+    settings: type = MethodSettings
+    backbone: str | None = None  # the backbone its space must have; None: any
+    latency_bound: bool = False  # searches under search.bounds.latency_ms_max, which must then be set
+    test_settings: Mapping[str, Any] = {}  # a small block for the registry-wide tests (tests/test_methods.py)
+    doc: str = ""
+
+    def check(self, config: Mapping[str, Any], space: SearchSpace) -> None:
+        """Raise ValueError naming the config key when the validated ``config`` lacks what this
+        method needs; ``space`` is its parsed search space."""
+
+    def run(self, problem: SearchProblem) -> SearchResult:
+        raise NotImplementedError
+
+    def options(self, block: Mapping[str, Any], name: str) -> Any:
+        """The ``settings`` instance of a validated block ``search.<name>``."""
+        return fields.from_config(self.settings, block, f"search.{name}")
+
+
 @dataclass
 class SearchProblem:
     """Everything a method needs for one run on one hardware target."""
@@ -120,8 +159,13 @@ class SearchProblem:
 
     @property
     def block(self) -> Mapping[str, Any]:
-        """This method's own settings, ``search.<method>``."""
+        """This method's own settings, ``search.<method>``, as the config holds them."""
         return self.settings.get(self.method) or {}
+
+    @property
+    def options(self) -> Any:
+        """This method's own settings as its ``settings`` dataclass."""
+        return METHODS.get(self.method).options(self.block, self.method)
 
     @property
     def seed(self) -> int:
@@ -161,14 +205,10 @@ class SearchResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
-class SearchMethod(Protocol):
-    def run(self, problem: SearchProblem) -> SearchResult: ...
+METHODS: Registry[Method] = Registry("search method", package=__name__)
 
 
-METHODS: Registry[SearchMethod] = Registry("search method", package=__name__)
-
-
-def get(name: str) -> SearchMethod:
+def get(name: str) -> Method:
     return METHODS.get(name)
 
 
@@ -230,5 +270,5 @@ def search(problem: SearchProblem, measure: Measure, **options: Any) -> SearchRe
     return run(problem, measure, **options)
 
 
-__all__ = ["COLUMNS", "HARDWARE", "METHODS", "Bounds", "Hardware", "Measure", "SearchMethod", "SearchProblem",
+__all__ = ["COLUMNS", "HARDWARE", "METHODS", "Bounds", "Hardware", "Measure", "Method", "MethodSettings", "SearchProblem",
            "SearchResult", "common_table", "frontier", "get", "measure_each", "objectives_of", "search"]

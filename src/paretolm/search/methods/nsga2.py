@@ -22,18 +22,41 @@ Deterministic: pymoo is seeded with ``search.seed``, and so is the repair.
 from __future__ import annotations
 
 import random
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from paretolm.core.arch import ArchSpec
-from paretolm.search.methods import METHODS, SearchProblem, SearchResult
+from paretolm.core.settings import check, setting
+from paretolm.search.methods import METHODS, Method, MethodSettings, SearchProblem, SearchResult
 
 PENALTY = 1e6  # objective penalty per unit of constraint violation (MOEA/D)
+MAX = 10_000_000
 
 
-class PymooSearch:
+@dataclass(frozen=True)
+class Nsga2Settings(MethodSettings):
+    """A pymoo algorithm over the same genome, bounds as constraints."""
+
+    algorithm: Literal["nsga2", "nsga3", "moead"] = setting("nsga2")
+    population: int = setting(100, minimum=2, maximum=MAX)
+    generations: int = setting(30, minimum=0, maximum=MAX)
+    crossover_prob: float = setting(0.9, minimum=0, maximum=1)
+    crossover_eta: float = setting(15.0, exclusive_minimum=0, maximum=10000)
+    mutation_eta: float = setting(20.0, exclusive_minimum=0, maximum=10000)
+    partitions: int = setting(12, minimum=1, maximum=MAX,
+                              doc="Das-Dennis partitions of the reference directions (nsga3, moead).")
+
+    def __post_init__(self) -> None:
+        check(self, "search.nsga2")
+
+
+class PymooSearch(Method):
+    settings = Nsga2Settings
+    test_settings = {"population": 10, "generations": 3}
+
     def run(self, problem: SearchProblem) -> SearchResult:
         from pymoo.core.problem import Problem
         from pymoo.core.repair import Repair
@@ -186,4 +209,4 @@ class PymooSearch:
 
 METHODS.add("nsga2", PymooSearch())
 
-__all__ = ["PymooSearch"]
+__all__ = ["Nsga2Settings", "PymooSearch"]

@@ -3,22 +3,38 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import pandas as pd
 
 from paretolm.core.arch import ArchSpec
-from paretolm.search.methods import METHODS, SearchProblem, SearchResult
+from paretolm.core.settings import check, setting
+from paretolm.search.methods import METHODS, Method, MethodSettings, SearchProblem, SearchResult
 
 
-class RandomSearch:
+@dataclass(frozen=True)
+class RandomSettings(MethodSettings):
+    """Uniform random sampling (the profiled samples first), every candidate evaluated."""
+
+    candidates: int = setting(100, minimum=1, maximum=10_000_000)
+    max_attempts: int = setting(20, minimum=1, maximum=10_000_000, doc="Rounds of draws before giving up.")
+
+    def __post_init__(self) -> None:
+        check(self, "search.random")
+
+
+class RandomSearch(Method):
     """``search.method: random`` (settings in ``search.random``): ``candidates`` distinct
     architectures within the parameter bounds, the profile stage's samples first, then uniform
     draws from the space (seeded), all evaluated in one batch. Set ``candidates`` to another run's
     number of measurements to compare at an equal measurement budget."""
 
+    settings = RandomSettings
+    test_settings = {"candidates": 20}
+
     def run(self, problem: SearchProblem) -> SearchResult:
-        block = problem.block
-        want = int(block["candidates"])
+        options = problem.options
+        want = options.candidates
         bounds = problem.bounds
         chosen: dict[str, tuple[ArchSpec, str]] = {}
 
@@ -30,7 +46,7 @@ class RandomSearch:
 
         offer(problem.initial_specs()[:want], "sample")
         rng = random.Random(problem.seed)
-        for _ in range(int(block["max_attempts"])):
+        for _ in range(options.max_attempts):
             if len(chosen) >= want:
                 break
             offer([problem.space.sample_genome(rng)[1] for _ in range(want - len(chosen))], "random")
@@ -46,4 +62,4 @@ class RandomSearch:
 
 METHODS.add("random", RandomSearch())
 
-__all__ = ["RandomSearch"]
+__all__ = ["RandomSearch", "RandomSettings"]

@@ -34,54 +34,49 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
 from paretolm.core.arch import ArchSpec
 from paretolm.core.counting import DEFAULT_SEQ_LEN, count
+from paretolm.core.settings import check, setting
 from paretolm.core.spaces import Genome, SearchSpace
+from paretolm.search.methods import MethodSettings
 
 ProxyFn = Callable[..., float]
-PARAM_FIELDS = ("total_params", "decoder_params")
+MAX = 10_000_000
 
 
 @dataclass(frozen=True)
-class MerinoConfig:
-    """Settings of the evolutionary search (defaults: MeRino's N = 512; T scaled to seconds)."""
+class MerinoConfig(MethodSettings):
+    """MeRino's evolution maximising a proxy under FLOPs / parameter budgets (a block-wise space);
+    defaults: MeRino's N = 512, T scaled to seconds."""
 
-    population: int = 512
-    iterations: int = 10_000
-    init_samples: int = 64
-    parent_selection: str = "random"  # "random" (MeRino/Zen-NAS) or "tournament"
-    tournament_size: int = 8
-    mutation_prob: float | None = None  # None: 1 / (genome entries)
-    crossover_prob: float = 0.0
-    max_flops: float | None = None
-    max_params: float | None = None
-    param_field: str = "total_params"
-    seq_len: int = DEFAULT_SEQ_LEN
-    seed: int = 0
+    proxy: str = setting("merino_entropy", doc="The analytic proxy the evolution maximises.")
+    population: int = setting(512, minimum=1, maximum=MAX)
+    iterations: int = setting(10_000, minimum=1, maximum=MAX)
+    init_samples: int = setting(64, minimum=0, maximum=MAX)
+    parent_selection: Literal["random", "tournament"] = setting(
+        "random", doc="random (MeRino, Zen-NAS) or the best of tournament_size random members.")
+    tournament_size: int = setting(8, minimum=1, maximum=MAX)
+    mutation_prob: float | None = setting(None, exclusive_minimum=0, maximum=1,
+                                          doc="Per genome entry; null: one entry in expectation.")
+    crossover_prob: float = setting(0.0, minimum=0, maximum=1)
+    max_flops: float | None = setting(None, exclusive_minimum=0, maximum=1.0e17)
+    max_params: float | None = setting(None, exclusive_minimum=0, maximum=1.0e13)
+    param_field: Literal["total_params", "decoder_params"] = setting("total_params")
+    top: int = setting(32, minimum=1, maximum=MAX, doc="Highest-scoring feasible candidates given hardware numbers.")
+    seq_len: int = setting(DEFAULT_SEQ_LEN, minimum=1, config=False)  # proxies.seq_len
+    seed: int = setting(0, minimum=0, config=False)  # search.seed
 
     def __post_init__(self) -> None:
-        for name in ("population", "iterations", "tournament_size", "seq_len"):
+        check(self, "search.merino")
+        for name in ("seq_len", "seed"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
-        if not isinstance(self.init_samples, int) or self.init_samples < 0:
-            raise ValueError(f"init_samples: must be a non-negative integer, got {self.init_samples!r}")
-        if self.parent_selection not in ("random", "tournament"):
-            raise ValueError(f"parent_selection: 'random' or 'tournament', got {self.parent_selection!r}")
-        if self.mutation_prob is not None and not 0 < self.mutation_prob <= 1:
-            raise ValueError(f"mutation_prob: must be in (0, 1], got {self.mutation_prob!r}")
-        if not 0 <= self.crossover_prob <= 1:
-            raise ValueError(f"crossover_prob: must be in [0, 1], got {self.crossover_prob!r}")
-        for name in ("max_flops", "max_params"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and value > 0):
-                raise ValueError(f"{name}: must be a positive number, got {value!r}")
-        if self.param_field not in PARAM_FIELDS:
-            raise ValueError(f"param_field: one of {PARAM_FIELDS}, got {self.param_field!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or value < (name == "seq_len"):
+                raise ValueError(f"{name}: must be a {'positive' if name == 'seq_len' else 'non-negative'} "
+                                 f"integer, got {value!r}")
 
 
 @dataclass

@@ -3,19 +3,48 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from paretolm.core import lazy
 from paretolm.core.arch import COMMON, ArchSpec
-from paretolm.search.methods import METHODS, SearchProblem, SearchResult
+from paretolm.core.settings import check, setting
+from paretolm.core.spaces import SearchSpace
+from paretolm.search.methods import METHODS, Method, MethodSettings, SearchProblem, SearchResult
 from paretolm.search.methods.par.rules import par_design_rules
-from paretolm.search.methods.par.search import ParSearchResult, ParSupernet, gumbel_par_search
 
 SUPERNET = ("n_sublayer", "d_model", "n_head", "d_inner")
+MAX = 10_000_000
+# the search trains a supernet with torch: imported when a search runs, not when the method is declared
+search = lazy.module("paretolm.search.methods.par.search")
 
 
-class PAR:
+@dataclass(frozen=True)
+class ParSettings(MethodSettings):
+    """PAR's Gumbel-softmax supernet search over s/f/i sub-layers (a par space)."""
+
+    data: dict[str, Any] | None = setting(
+        None, doc="Token stream the supernet trains on (dataset, tokenizer, optional split), as proxies.data.")
+    steps: int = setting(200, minimum=1, maximum=MAX)
+    batch_size: int = setting(8, minimum=1, maximum=65536)
+    seq_len: int = setting(64, minimum=2, maximum=1048576)
+    lr: float = setting(0.003, exclusive_minimum=0, maximum=10)
+    arch_lr: float = setting(0.03, exclusive_minimum=0, maximum=10)
+    tau_start: float = setting(5.0, exclusive_minimum=0, maximum=10000)
+    tau_end: float = setting(0.5, exclusive_minimum=0, maximum=10000)
+    cost_weights: tuple[float, ...] = setting(
+        (0.0, 1.0, 5.0, 20.0), min_items=1, items={"minimum": 0},
+        doc="One search per weight of the expected FLOPs in the architecture loss.")
+
+    def __post_init__(self) -> None:
+        check(self, "search.par")
+
+
+class PAR(Method):
     """``search.method: par`` (settings in ``search.par``, a par space): one Gumbel-softmax
     supernet search per weight in ``cost_weights`` (the weight of the expected FLOPs in the
     architecture loss: 0 is PAR's quality-only search, larger weights trade quality for speed),
@@ -23,6 +52,23 @@ class PAR:
     architecture logits on the rest). Each search's argmax layer string is a candidate, scored
     and measured like any other, so the weights trace a frontier. The widths are the space's
     fixed ones (the supernet's)."""
+
+    settings = ParSettings
+    backbone = "par"
+    # the data block passes the config check; the tests give the problem its tokens themselves
+    test_settings = {"steps": 3, "batch_size": 2, "seq_len": 16, "cost_weights": [0.0, 50.0],
+                     "data": {"dataset": "kjv", "tokenizer": "gpt2"}}
+
+    def check(self, config: Mapping[str, Any], space: SearchSpace) -> None:
+        data = config["search"]["par"]["data"]
+        if not data:
+            raise ValueError("search.par.data: par trains a supernet; give a data block {dataset, tokenizer}")
+        for key, pool in (("dataset", config["datasets"]), ("tokenizer", config["tokenizers"])):
+            if key not in data:
+                raise ValueError(f"search.par.data.{key}: missing")
+            if isinstance(data[key], str) and data[key] not in pool:
+                raise ValueError(f"search.par.data.{key}: unknown {key} {data[key]!r} "
+                                 f"(known: {', '.join(sorted(pool))})")
 
     def run(self, problem: SearchProblem) -> SearchResult:
         import torch
@@ -49,7 +95,7 @@ class PAR:
         cut = int(len(tokens) * 0.9)
         rows = []
         for i, weight in enumerate(block["cost_weights"]):
-            found = gumbel_par_search(
+            found = search.gumbel_par_search(
                 token_batches(tokens[:cut], int(block["batch_size"]), seq_len, problem.seed),
                 arch_batches=token_batches(tokens[cut:], int(block["batch_size"]), seq_len, problem.seed + 1),
                 **{k: int(fixed[k]) for k in SUPERNET}, vocab_size=vocab, max_seq_len=max_seq_len,
@@ -76,4 +122,4 @@ class PAR:
 
 METHODS.add("par", PAR())
 
-__all__ = ["PAR", "ParSearchResult", "ParSupernet", "gumbel_par_search", "par_design_rules"]
+__all__ = ["PAR", "ParSettings", "par_design_rules"]

@@ -3,28 +3,45 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from paretolm.core.arch import ArchSpec
-from paretolm.search.methods import METHODS, SearchProblem, SearchResult
-from paretolm.search.methods.speedlimit.search import SpeedLimitConfig, int8_latency, int8_measure_fn, measure_table, speedlimit_search
+from paretolm.core.spaces import SearchSpace
+from paretolm.hardware.predictors.committee import KINDS, fit
+from paretolm.search.methods import METHODS, Method, SearchProblem, SearchResult
+from paretolm.search.methods.merino import check_analytic
+from paretolm.search.methods.speedlimit.search import (
+    SpeedLimitConfig,
+    int8_latency,
+    int8_measure_fn,
+    measure_table,
+    speedlimit_search,
+)
 
 
-class SpeedLimit:
+class SpeedLimit(Method):
     """``search.method: speedlimit`` (settings in ``search.speedlimit``): a latency predictor
     fitted on the profile stage's measurements of this target prunes every candidate predicted
     above ``search.bounds.latency_ms_max`` by more than ``margin``; the others get hardware
     numbers, and evolution maximises ``search.objectives.proxy`` among those under the bound.
     SpeedLimit measures int8 models: run it on a ``cpu_int8`` target (or any other)."""
 
-    def run(self, problem: SearchProblem) -> SearchResult:
-        from paretolm.hardware.predictors.committee import KINDS, fit
+    settings = SpeedLimitConfig
+    latency_bound = True
+    test_settings = {"population": 8, "iterations": 2, "parents": 3, "mutations": 4, "crossovers": 2}
 
-        block = problem.block
+    def check(self, config: Mapping[str, Any], space: SearchSpace) -> None:
+        search = config["search"]
+        if not search["objectives"]["proxy"]:
+            raise ValueError("search.objectives.proxy: speedlimit maximises a proxy; name one")
+        check_analytic(search["objectives"]["proxy"], "search.objectives.proxy", "speedlimit")
+
+    def run(self, problem: SearchProblem) -> SearchResult:
+        cfg = dataclasses.replace(problem.options, seq_len=int(problem.scorer.seq_len), seed=problem.seed)
         cap = problem.bounds.latency_ms_max
         proxy = problem.settings["objectives"]["proxy"]
         if cap is None or not proxy:
@@ -33,7 +50,7 @@ class SpeedLimit:
         if len(specs) < 4:
             raise ValueError("sample.n: speedlimit fits its narrowing predictor on the profile stage's "
                              f"measurements; it needs at least 4, got {len(specs)}")
-        kinds = KINDS if block["predictor"] == "auto" else (block["predictor"],)
+        kinds = KINDS if cfg.predictor == "auto" else (cfg.predictor,)
         narrowing = fit(specs, problem.initial, problem.seq_len, kinds=kinds, targets=("latency_ms",),
                         seed=problem.seed)
 
@@ -46,9 +63,6 @@ class SpeedLimit:
             numbers[spec.arch_id] = problem.hardware([spec])[0]
             return numbers[spec.arch_id]
 
-        fields = {f.name for f in dataclasses.fields(SpeedLimitConfig)} - {"seq_len", "seed"}
-        cfg = SpeedLimitConfig(**{k: block[k] for k in fields}, seq_len=int(problem.scorer.seq_len),
-                               seed=problem.seed)
         found = speedlimit_search(problem.space, predict, cap, measure, proxy=proxy, config=cfg)
         archive = found.archive.rename(columns={"predicted_ms": "narrowing_latency_ms"})
         archive = archive.drop(columns=["latency_ms", "feasible", "score", "decoder_params", "flops"])

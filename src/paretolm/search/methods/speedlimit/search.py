@@ -34,9 +34,14 @@ import pandas as pd
 
 from paretolm.core.arch import ArchSpec
 from paretolm.core.counting import count
-from paretolm.hardware.predictors.mlp import LatencyPredictor
+from paretolm.core.settings import check, setting
 from paretolm.core.spaces import Genome, SearchSpace
+from paretolm.hardware.predictors.committee import Choice
+from paretolm.hardware.predictors.mlp import LatencyPredictor
+from paretolm.search.methods import MethodSettings
 from paretolm.search.methods.merino.search import SearchResult, resolve_proxy
+
+MAX = 10_000_000
 
 MeasureFn = Callable[[ArchSpec], "float | Mapping[str, Any]"]
 Child = tuple[ArchSpec, str, tuple[str, ...]]
@@ -83,33 +88,25 @@ def measure_table(specs: Sequence[ArchSpec], **settings: Any) -> pd.DataFrame:
 
 # -- search ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class SpeedLimitConfig:
-    """Evolution settings (LTS-like defaults scaled to measured candidates on a CPU)."""
+class SpeedLimitConfig(MethodSettings):
+    """SpeedLimit's predictor-narrowed evolution under search.bounds.latency_ms_max (LTS-like
+    defaults scaled to measured candidates on a CPU)."""
 
-    population: int = 20
-    iterations: int = 5
-    parents: int = 5
-    mutations: int = 10
-    crossovers: int = 5
-    mutation_prob: float = 0.3
-    margin: float = 0.1
-    max_attempts: int = 50
-    seq_len: int = 128
-    seed: int = 0
+    population: int = setting(20, minimum=1, maximum=MAX)
+    iterations: int = setting(5, minimum=0, maximum=MAX)
+    parents: int = setting(5, minimum=1, maximum=MAX)
+    mutations: int = setting(10, minimum=0, maximum=MAX)
+    crossovers: int = setting(5, minimum=0, maximum=MAX)
+    mutation_prob: float = setting(0.3, exclusive_minimum=0, maximum=1)
+    margin: float = setting(0.1, minimum=0, exclusive_maximum=10,
+                            doc="Relative margin over the bound before a predicted latency prunes a candidate.")
+    max_attempts: int = setting(50, minimum=1, maximum=MAX)
+    predictor: Choice = setting("auto", doc="The narrowing predictor's kind (auto: lowest out-of-fold error).")
+    seq_len: int = setting(128, minimum=1, config=False)  # proxies.seq_len
+    seed: int = setting(0, minimum=0, config=False)  # search.seed
 
     def __post_init__(self) -> None:
-        for name in ("population", "parents", "max_attempts", "seq_len"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: must be a positive integer, got {value!r}")
-        for name in ("iterations", "mutations", "crossovers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name}: must be a non-negative integer, got {value!r}")
-        if not 0 < self.mutation_prob <= 1:
-            raise ValueError(f"mutation_prob: must be in (0, 1], got {self.mutation_prob!r}")
-        if not 0 <= self.margin < 10:
-            raise ValueError(f"margin: a relative safety margin in [0, 10), got {self.margin!r}")
+        check(self, "search.speedlimit")
 
 
 def _latency(value: float | Mapping[str, Any]) -> float:
