@@ -10,11 +10,27 @@ is declared by the stage itself (``paretolm.stages``).
 from __future__ import annotations
 
 import copy
+import difflib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
+
+from paretolm.core import yamlfile
+from paretolm.core.arch import ArchSpec
+from paretolm.core.settings import schema as settings_schema
+from paretolm.core.spaces import SearchSpace
+from paretolm.data import DatasetSpec, TokenizerSpec
+from paretolm.hardware.runtimes import RUNTIMES
+from paretolm.hardware.settings import ProfileSettings
+from paretolm.hardware.sources import target_source
+from paretolm.proxies import PROXIES
+from paretolm.search.methods import METHODS
+from paretolm.search.methods.driver import VerifySettings
+from paretolm.training.recipe import TrainConfig
+from paretolm.validation.tasks import ZERO_SHOT_SETS
 
 SCHEMA = Path("workflow/schemas/config.schema.yaml")
 CONFIG = Path("config/config.yaml")
@@ -39,17 +55,18 @@ def load_schema(root: str | Path = ".", schema: str | Path | None = None) -> dic
 
 
 def with_plugins(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """``schema`` with what the registered plugins declare: one block ``search.<method>`` per
-    search method and ``proxies.settings.<proxy>`` per proxy with settings, generated from their
-    settings dataclasses, and the enums of a target's ``runtime``, ``device`` and ``dtype`` from the
-    runtimes. Nothing here imports torch."""
-    from paretolm.core.settings import schema as settings_schema
-    from paretolm.hardware.runtimes import RUNTIMES
-    from paretolm.proxies import PROXIES
-    from paretolm.search.methods import METHODS
-
+    """``schema`` with what the code declares: one block ``search.<method>`` per search method and
+    ``proxies.settings.<proxy>`` per proxy with settings, generated from their settings
+    dataclasses; ``profile``, ``search.verify`` and the recipe keys of ``train`` from theirs; and
+    the enums of a target's ``runtime``, ``device`` and ``dtype`` from the runtimes. Nothing here
+    imports torch."""
     out = copy.deepcopy(dict(schema))
     props = out["properties"]
+    props["profile"] = copy.deepcopy(settings_schema(ProfileSettings))
+    props["search"]["properties"]["verify"] = copy.deepcopy(settings_schema(VerifySettings))
+    train = props["train"]  # the recipe's keys without defaults (train.preset fills them), then the file's
+    train["properties"] = {**copy.deepcopy(settings_schema(TrainConfig, with_defaults=False)["properties"]),
+                           **train["properties"]}
     search = props["search"]["properties"]
     for name, method in METHODS.items():
         search[name] = copy.deepcopy(settings_schema(method.settings))
@@ -74,8 +91,6 @@ def validate_config(config: dict[str, Any], root: str | Path = ".", schema: str 
     Strings where the schema wants a number, a boolean or null (``--config 'sample={n: 6}'``
     arrives as ``'6'``) are read as YAML scalars first. Raises ``ValueError`` naming the key
     (``search.iteratoins: unknown key (did you mean 'iterations'?) [config/config.yaml:93]``)."""
-    import jsonschema
-
     loaded = load_schema(root, schema)
     coerce(config, loaded)
     validator_cls = jsonschema.validators.validator_for(loaded)
@@ -138,8 +153,6 @@ def _json_type(value: Any) -> str:
 
 def _describe(err: Any) -> tuple[list[Any], str]:
     """A short message for one schema error (jsonschema's own can print a whole config)."""
-    import difflib
-
     path = list(err.absolute_path)
     if err.validator == "additionalProperties":
         known = sorted(err.schema.get("properties", {}))
@@ -164,8 +177,6 @@ def _short(value: Any, limit: int = 80) -> str:
 
 def _located(files: Sequence[str | Path], path: Sequence[Any]) -> str:
     """`` [file:line]`` of the last config file that sets ``path`` (later files win), or ''."""
-    from paretolm.core import yamlfile
-
     keys = [p for p in path if p != ""]
     for exact in (True, False):  # the file that holds the whole key path, else the nearest parent
         for f in reversed([Path(f) for f in files]):
@@ -178,8 +189,6 @@ def _located(files: Sequence[str | Path], path: Sequence[Any]) -> str:
 def _with_defaults(validator_cls: Any) -> Any:
     """A validator class that fills ``default`` values of missing properties while validating
     (nested objects too, including the entries of ``additionalProperties`` maps)."""
-    import jsonschema
-
     validate_properties = validator_cls.VALIDATORS["properties"]
 
     def set_defaults(validator: Any, properties: Any, instance: Any, schema: Any) -> Any:
@@ -204,8 +213,6 @@ def check_consistency(config: Mapping[str, Any]) -> None:
         if name not in config["hardware"]:
             known = sorted(config["hardware"])
             raise ValueError(f"targets: {name!r} is not a hardware target (known: {known})")
-    from paretolm.hardware.sources import target_source
-
     for name, target in config["hardware"].items():
         target_source(name, target)
     check_names(config)
@@ -219,8 +226,6 @@ def check_search(config: Mapping[str, Any]) -> None:
     """The search section's cross-field checks: the method is registered, the objectives and
     bounds name proxies that are scored, the reference point has one value per objective, and
     the configured method gets what it needs (``check_method``)."""
-    from paretolm.search.methods import METHODS
-
     search = config["search"]
     if search["method"] not in METHODS:
         raise ValueError(f"search.method: unknown method {search['method']!r} "
@@ -257,9 +262,6 @@ def method_space(config: Mapping[str, Any], method: str) -> str:
 def check_method(config: Mapping[str, Any], method: str) -> None:
     """What ``method`` needs from the config, checked before any job: its space file parses, its
     space has the backbone the method searches, and the method's own ``check``."""
-    from paretolm.core.spaces import SearchSpace
-    from paretolm.search.methods import METHODS
-
     if method not in METHODS:
         raise ValueError(f"search.method: unknown method {method!r} (known: {', '.join(METHODS.names())})")
     plugin = METHODS.get(method)
@@ -283,13 +285,6 @@ def check_names(config: Mapping[str, Any]) -> None:
     both halves of the workflow, so nothing fails after hours of work: proxies and their
     settings, spaces (their files parse), datasets, tokenizers, the training recipe, zero-shot
     tasks, validation sources and bounds."""
-    from paretolm.core.arch import ArchSpec
-    from paretolm.core.spaces import SearchSpace
-    from paretolm.data import DatasetSpec, TokenizerSpec
-    from paretolm.proxies import PROXIES
-    from paretolm.training.recipe import TrainConfig
-    from paretolm.validation.tasks import ZERO_SHOT_SETS
-
     def known(kind: str, names: Any) -> str:
         return f"(known {kind}: {', '.join(sorted(names)) or 'none'})"
 
@@ -344,8 +339,6 @@ def check_names(config: Mapping[str, Any]) -> None:
     routing = ("dataset", "tokenizer", "cache_dir", "mem_mb", "runtime")
     recipe = TrainConfig.from_dict({k: v for k, v in train.items() if k not in routing})
     if recipe.budgets and train["dataset"] is not None:
-        from paretolm.data import DatasetSpec
-
         splits = DatasetSpec.from_config(train["dataset"], datasets[train["dataset"]]).splits()
         if "validation" not in splits:
             raise ValueError(f"train.budgets: scored on the validation split, which dataset "
@@ -441,27 +434,33 @@ def measurement_settings(config: Mapping[str, Any], hardware: str) -> dict[str, 
     return {"hardware": target, "profile": prof}
 
 
-def load_measurement_settings(path: str | Path, hardware: str, root: str | Path = ".") -> dict[str, Any]:
-    """``measurement_settings`` of target ``hardware`` from a config file, validating only the
-    sections they come from (``hardware``, ``profile``; defaults filled): a device that measures
-    never runs the rest of the workflow, so nothing else in the file can stop it."""
-    import jsonschema
-
-    from paretolm.hardware.sources import target_source
-
-    with open(path) as fh:
-        config = yaml.safe_load(fh) or {}
+def validate_sections(path: str | Path, names: Sequence[str], root: str | Path = ".") -> dict[str, Any]:
+    """Only the sections ``names`` of the config file ``path``, validated against their part of the
+    schema with their defaults filled: a device that measures or a training run outside the
+    workflow reads nothing else, so nothing else in the file can stop it. ValueError naming the
+    key and the file."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"--config: no file {str(path)!r}")
+    config = yamlfile.load(Path(path)) or {}
     if not isinstance(config, dict):
         raise ValueError(f"{path}: expected a mapping of config sections")
     schema = load_schema(root)
-    names = ("hardware", "profile")
-    sections = {k: config[k] for k in names if k in config}
-    wanted = {**schema, "properties": {k: schema["properties"][k] for k in names}, "additionalProperties": True}
+    sections = {k: config[k] for k in names if k in config}  # the absent ones take their defaults
+    wanted = {**schema, "properties": {k: schema["properties"][k] for k in names}, "required": [],
+              "additionalProperties": True}
+    coerce(sections, wanted)
     validator = _with_defaults(jsonschema.validators.validator_for(schema))(wanted)
     errors = sorted(validator.iter_errors(sections), key=lambda e: list(e.absolute_path))
     if errors:
-        where = ".".join(map(str, errors[0].absolute_path)) or "config"
-        raise ValueError(f"{where}: {errors[0].message} [{path}]")
+        path_, message = _describe(errors[0])
+        raise ValueError(f"{'.'.join(map(str, path_)) or 'config'}: {message}{_located([path], path_)}")
+    return sections
+
+
+def load_measurement_settings(path: str | Path, hardware: str, root: str | Path = ".") -> dict[str, Any]:
+    """``measurement_settings`` of target ``hardware`` from a config file, validating only the
+    sections they come from (``hardware``, ``profile``; ``validate_sections``)."""
+    sections = validate_sections(path, ("hardware", "profile"), root)
     for name, target in sections["hardware"].items():
         target_source(name, target)
     return measurement_settings(sections, hardware)

@@ -39,11 +39,21 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import yaml
+from tokenizers import ByteLevelBPETokenizer, Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from paretolm.core import lazy
 from paretolm.core.artifacts import atomic_path, canonical_hash, file_hash
+
+if TYPE_CHECKING:
+    import torch
+else:  # torch is imported on first use: reading this module (the config check, the CLI, the plugin
+    # registries) does not load it
+    torch = lazy.module("torch")
+
 
 DEFAULT_CACHE = "results/cache/data"
 DATA_ENV = "PARETOLM_DATA"
@@ -221,8 +231,6 @@ EOS = {"gpt2": "<|endoftext|>", "bpe": "<|endoftext|>", "word": "<eos>"}
 
 
 def _train_tokenizer(spec: TokenizerSpec, texts: list[str]):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
     if spec.type == "bpe":
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -266,18 +274,16 @@ def load_tokenizer(spec: TokenizerSpec, datasets_cfg: Mapping[str, Any] | None =
     (with transformers 5.x, constructing ``GPT2TokenizerFast`` from vocab/merges file arguments gives
     an empty tokenizer). A trained tokenizer is trained once and cached as ``tokenizer.json``.
     """
-    from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
     if spec.type == "gpt2":
-        from tokenizers import ByteLevelBPETokenizer
-
         folder = resolve_path(spec.path, root)  # type: ignore[arg-type]
         for f in ("vocab.json", "merges.txt"):
             if not (folder / f).is_file():
                 raise FileNotFoundError(f"tokenizers.{spec.name}.path: no {f} in {folder}")
-        tok = ByteLevelBPETokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
-        raw = tok._tokenizer
+        raw = Tokenizer(models.BPE.from_file(str(folder / "vocab.json"), str(folder / "merges.txt")))
+        raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # GPT-2's byte-level BPE
+        raw.decoder = decoders.ByteLevel()
     else:
         path = Path(cache_dir) / "tokenizers" / f"{tokenizer_key(spec, datasets_cfg, root)}.json"
         if not path.is_file():
@@ -436,8 +442,6 @@ def window_starts(n_tokens: int, batch_size: int, seq_len: int, rng: np.random.G
 
 def gather(ids: np.ndarray, starts: np.ndarray, seq_len: int):
     """A LongTensor ``[len(starts), seq_len]`` of the windows starting at ``starts``."""
-    import torch
-
     rows = np.stack([np.asarray(ids[s:s + seq_len], dtype=np.int64) for s in starts])
     return torch.from_numpy(rows)
 
@@ -480,8 +484,6 @@ def text_batch(path: str | os.PathLike, batch_size: int, seq_len: int, seed: int
                tokenizer_dir: str | os.PathLike = "$" + DATA_ENV + "/tokenizers/gpt2"):
     """One seeded ``[batch_size, seq_len]`` batch of GPT-2 token ids from a plain text file (the
     GPT-2 byte-level BPE read from ``tokenizer_dir``, by default under ``$PARETOLM_DATA``)."""
-    from tokenizers import ByteLevelBPETokenizer
-
     folder = resolve_path(tokenizer_dir)
     if not (folder / "vocab.json").is_file():
         raise ValueError(f"data: GPT-2 tokenizer not found at {folder} (set {DATA_ENV})")
@@ -502,8 +504,6 @@ def file_batch(path: str | os.PathLike, batch_size: int, seq_len: int, seed: int
         raise ValueError(f"data: {path} is not a file")
     if path.suffix.lower() not in (".yaml", ".yml"):
         return text_batch(path, batch_size, seq_len, seed)
-    import yaml
-
     cfg = yaml.safe_load(path.read_text())
     if not isinstance(cfg, Mapping):
         raise ValueError(f"data: {path} does not hold a mapping")

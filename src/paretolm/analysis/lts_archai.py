@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from paretolm.core.arch import ArchSpec
@@ -215,8 +216,6 @@ def iter_lts_archs(root: str | os.PathLike | None = None, sets: list[str] | None
 
 def load_lts_archs(root: str | os.PathLike | None = None, sets: list[str] | None = None):
     """``iter_lts_archs`` as a pandas DataFrame (``spec`` as canonical JSON, plus ``arch_id``)."""
-    import pandas as pd
-
     rows = [a.to_row() for a in iter_lts_archs(root, sets)]
     return pd.DataFrame(rows)
 

@@ -24,9 +24,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from paretolm.validation import correlation
-from paretolm.core.arch import ArchSpec
 from paretolm.analysis.lts_archai import load_lts_archs
+from paretolm.core.arch import ArchSpec
+from paretolm.proxies import Scorer, registry
+from paretolm.validation import correlation
 
 LTS_REFERENCE_PROXY = "lts_nonembedding"
 COLUMNS = ["set", "proxy", "n", "src", "kendall", "target", "top10", "top20",
@@ -36,8 +37,6 @@ COLUMNS = ["set", "proxy", "n", "src", "kendall", "target", "top10", "top20",
 
 def analytic_proxies() -> list[str]:
     """Names of every registered proxy that needs no data (nor anything trained beforehand)."""
-    from paretolm.proxies import registry
-
     return sorted(name for name, p in registry().items() if not p.needs_data and not p.trained)
 
 
@@ -45,8 +44,6 @@ def analyze_lts(root: str | os.PathLike | None = None, sets: Sequence[str] | Non
                 proxies: Sequence[str] | None = None, seq_len: int = 192) -> pd.DataFrame:
     """One row per (set, proxy): ``n``, ``src``, ``kendall``, top-k overlaps and, for Pareto sets,
     ``d_avg`` and hypervolumes against latency and against memory."""
-    from paretolm.proxies import Scorer
-
     archs = load_lts_archs(root, list(sets) if sets else None)
     if archs.empty:
         raise ValueError(f"lts-logs: no LTS architectures found under {root}")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pandas as pd
+from scipy.stats import spearmanr
 
 from paretolm.proxies.entropy import EntropySettings, entropy_mp, penalty
 
@@ -111,8 +112,6 @@ def load_table(directory: str | os.PathLike, settings: EntropySettings | None = 
 def src_with_glue(table: pd.DataFrame) -> list[dict[str, Any]]:
     """Spearman correlation with GLUE of our proxies and of the published ones (infinite and
     missing values dropped per column), as ``{proxy, source, n, src_glue}`` records."""
-    from scipy.stats import spearmanr
-
     out = []
     for col, who in [(c, "paretolm") for c in OURS] + [(c, "published") for c in PUBLISHED]:
         ok = table[[col, "glue"]].replace([float("inf"), float("-inf")], float("nan")).dropna()

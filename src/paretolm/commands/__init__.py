@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from paretolm.core.registry import Registry
 
-AddGroup = Callable[[argparse._SubParsersAction], None]
+AddGroup = Callable[[argparse._SubParsersAction], None]  # noqa: SLF001 (argparse names it so)
 
 COMMANDS: Registry[AddGroup] = Registry("command", package=__name__)
 

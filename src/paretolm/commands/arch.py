@@ -14,10 +14,10 @@ import json
 import sys
 from pathlib import Path
 
+from paretolm.commands import COMMANDS
+from paretolm.commands.jsonlines import each_spec
 from paretolm.core.arch import ArchSpec
 from paretolm.core.counting import DEFAULT_SEQ_LEN, count
-from paretolm.commands import COMMANDS
-from paretolm.commands._jsonlines import each_spec
 
 
 def count_record(spec: ArchSpec, seq_len: int) -> dict[str, object]:

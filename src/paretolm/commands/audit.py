@@ -29,9 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from paretolm.config import merge, validate_config
     from paretolm.core import yamlfile
     from paretolm.ops.audit import artifacts, audit, report
-    from paretolm.config import merge, validate_config
 
     root = Path(args.root) if args.root else Path(args.results).resolve().parent
     base = root / "config/config.yaml"

@@ -19,10 +19,11 @@ from paretolm.commands import COMMANDS
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
-    from paretolm.hardware.sources.device import measure_table, read_archs, target_part
+    from paretolm.config import load_measurement_settings
+    from paretolm.hardware.sources.device import measure_table, read_archs
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    part = target_part(args.config, args.hardware)
+    part = load_measurement_settings(args.config, args.hardware)
     specs = read_archs(args.archs)
     if not specs:
         raise ValueError(f"--archs: {args.archs} holds no architectures")

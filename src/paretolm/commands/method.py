@@ -67,8 +67,8 @@ def register_speedlimit(subparsers: argparse._SubParsersAction) -> None:
 
 def _merino_search(args: argparse.Namespace) -> int:
     from paretolm.core.artifacts import provenance, write_table
-    from paretolm.search.methods.merino import merino_search
     from paretolm.core.spaces import load_space
+    from paretolm.search.methods.merino import merino_search
 
     space = load_space(args.space)
     result = merino_search(

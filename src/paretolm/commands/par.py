@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from paretolm.commands import COMMANDS
 from paretolm.core.arch import ArchSpec
 from paretolm.core.backbones.par import compress_par
-from paretolm.commands import COMMANDS
 
 
 @COMMANDS.register("par")
@@ -49,9 +49,9 @@ def _search(args: argparse.Namespace) -> int:
     what transfers to a full-size model."""
     import torch
 
+    from paretolm.models.par import token_batches
     from paretolm.search.methods.par import par_design_rules
     from paretolm.search.methods.par.search import gumbel_par_search
-    from paretolm.models.par import token_batches
 
     data = args.text.read_bytes()
     if len(data) <= 2 * args.seq_len:

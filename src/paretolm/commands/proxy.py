@@ -24,7 +24,7 @@ import sys
 from typing import Any
 
 from paretolm.commands import COMMANDS
-from paretolm.commands._jsonlines import each_spec
+from paretolm.commands.jsonlines import each_spec
 
 SIGN = "higher = lower predicted perplexity"
 
@@ -124,8 +124,8 @@ def _json_float(value: float) -> float | None:
 def _supernet(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from paretolm.core import yamlfile
     from paretolm.config import merge, validate_config
+    from paretolm.core import yamlfile
     from paretolm.stages import canonical
     from paretolm.stages import supernet as stage
 

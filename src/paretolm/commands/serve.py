@@ -18,10 +18,10 @@ from paretolm.commands import COMMANDS
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from paretolm.hardware.sources.device import target_part
+    from paretolm.config import load_measurement_settings
+    from paretolm.hardware.profiling import settings_from_params
     from paretolm.hardware.sources.remote import MIN_TOKEN_LENGTH, token_from_env
     from paretolm.hardware.sources.server import Limits, make_server
-    from paretolm.hardware.profiling import settings_from_params
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("paretolm.serve")
@@ -32,7 +32,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for name in ("max_params", "max_body", "rate", "max_clients"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')}: must be at least 1, got {getattr(args, name)}")
-    settings = settings_from_params(target_part(args.config, args.hardware))
+    settings = settings_from_params(load_measurement_settings(args.config, args.hardware))
     limits = Limits(max_params=args.max_params, max_body=args.max_body, rate=args.rate,
                     max_clients=args.max_clients, wait=args.wait)
     server = make_server(args.hardware, settings, token, args.cache, args.host, args.port, limits)

@@ -40,26 +40,9 @@ def load_config(path: Path) -> dict[str, Any]:
     """The ``train``, ``datasets`` and ``tokenizers`` sections of a config file, validated against
     the workflow's schema with its defaults filled; the other sections (search spaces, targets)
     are not needed to train, so nothing in them can stop a run."""
-    import jsonschema
+    from paretolm.config import validate_sections
 
-    from paretolm.core import yamlfile
-    from paretolm.config import _with_defaults, coerce, load_schema
-
-    config = yamlfile.load(path) or {}
-    if not isinstance(config, dict):
-        raise ValueError(f"{path}: expected a mapping of config sections")
-    schema = load_schema()
-    names = ("train", "datasets", "tokenizers")
-    sections = {k: config.get(k, {}) for k in names}
-    wanted = {**schema, "properties": {k: schema["properties"][k] for k in names}, "required": [],
-              "additionalProperties": True}
-    coerce(sections, wanted)
-    validator = _with_defaults(jsonschema.validators.validator_for(schema))(wanted)
-    errors = sorted(validator.iter_errors(sections), key=lambda e: list(e.absolute_path))
-    if errors:
-        where = ".".join(map(str, errors[0].absolute_path)) or "config"
-        raise ValueError(f"{where}: {errors[0].message} [{path}]")
-    return sections
+    return validate_sections(path, ("train", "datasets", "tokenizers"))
 
 
 def _optional_float(text: str) -> float | None:
@@ -73,8 +56,8 @@ def _fractions(text: str) -> tuple[float, ...]:
 
 def recipe(config: dict[str, Any], args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """(``TrainConfig``, data block) from the config's train section and the command's flags."""
-    from paretolm.stages.train import section
     from paretolm.data import train_data_block
+    from paretolm.stages.train import section
     from paretolm.training.recipe import TrainConfig
 
     train = section(config)

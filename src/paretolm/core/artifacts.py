@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from paretolm import __version__
 
 PROVENANCE_KEY = b"paretolm"
 _LIBRARIES = ("torch", "numpy", "pandas", "pyarrow", "transformers", "snakemake", "scipy")
@@ -48,8 +51,6 @@ def file_hash(path: str | Path) -> str:
 
 def code_version() -> dict[str, str]:
     """paretolm's version and, when run from a checkout, its git revision (with a dirty flag)."""
-    from paretolm import __version__
-
     out = {"paretolm": __version__}
     root = Path(__file__).resolve().parents[2]
     try:
@@ -159,8 +160,6 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; if the block succeeds it replaces ``path`` (the old
     folder renamed aside first, so at every instant one complete folder exists under one of the two
     names) with the permissions of every other artifact; otherwise it is removed."""
-    import shutil
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))

@@ -31,7 +31,7 @@ class LazyModule:
         return self._module
 
     def __getattr__(self, attr: str) -> Any:
-        if attr.startswith("_"):
+        if attr in ("_name", "_extra", "_module"):  # not set yet (a copy being built)
             raise AttributeError(attr)
         return getattr(self._load(), attr)
 

@@ -95,9 +95,10 @@ def _jsonable(value: Any) -> Any:
 
 
 @cache
-def schema(cls: type, description: str = "") -> dict[str, Any]:
+def schema(cls: type, description: str = "", with_defaults: bool = True) -> dict[str, Any]:
     """The JSON Schema fragment of the config block ``cls`` describes: an object rejecting unknown
-    keys, ``default: {}`` (so the validator fills every field's default), one property per field."""
+    keys, ``default: {}`` (so the validator fills every field's default), one property per field.
+    ``with_defaults=False`` leaves the fields' defaults out (another source fills them)."""
     hints = typing.get_type_hints(cls)
     props: dict[str, Any] = {}
     for f in _config_fields(cls):
@@ -107,7 +108,7 @@ def schema(cls: type, description: str = "") -> dict[str, Any]:
         for key, value in f.metadata.get("limits", {}).items():
             if key in ("minItems", "maxItems", "pattern", "minLength", "maxLength") or "enum" not in prop:
                 prop[key] = value
-        if f.default is not dataclasses.MISSING:
+        if with_defaults and f.default is not dataclasses.MISSING:
             prop["default"] = _jsonable(f.default)
         if f.metadata.get("doc"):
             prop["description"] = f.metadata["doc"]
@@ -133,8 +134,8 @@ def check(obj: Any, where: str) -> None:
     values = {f.name: _jsonable(getattr(obj, f.name)) for f in _config_fields(type(obj))}
     validator = jsonschema.Draft202012Validator(schema(type(obj)))
     for err in sorted(validator.iter_errors(values), key=lambda e: list(e.absolute_path)):
-        path = ".".join(str(p) for p in err.absolute_path)
-        raise ValueError(f"{where}.{path}: {err.message}" if path else f"{where}: {err.message}")
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+        raise ValueError(f"{where}{path}: {err.message}")
 
 
 def from_config(cls: type, values: Mapping[str, Any] | None, where: str) -> Any:

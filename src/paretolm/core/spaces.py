@@ -38,6 +38,7 @@ from paretolm.core.arch import COMMON, ArchSpec
 from paretolm.core.backbones import get as get_backbone
 from paretolm.core.counting import count
 from paretolm.core.genome import Genome
+
 SPACE_KEYS = {"name", "description", "backbone", "fixed", "genes", "constraints"}
 GENE_KEYS = {"choices", "min", "max", "step", "per"}
 MAX_CHOICES = 100_000

@@ -22,9 +22,13 @@ from typing import Any
 
 import pandas as pd
 import torch
+from tokenizers import Tokenizer
 
 from paretolm.core.arch import ArchSpec
-from paretolm.core.artifacts import atomic_dir
+from paretolm.core.artifacts import atomic_dir, read_provenance
+from paretolm.data import EOS
+from paretolm.export.model_card import card
+from paretolm.training.trainer import load_model
 
 # How the rows of a frontier are ranked for ``--rank`` and for the workflow's folder names.
 RANK_KEY = "latency_ms"
@@ -192,10 +196,7 @@ def find_tokenizer(model_dir: str | os.PathLike, given: str | os.PathLike | None
 
 def tokenizer_from_file(path: str | os.PathLike) -> Any:
     """A ``tokenizers`` JSON file (as cached under ``train.cache_dir``) as a fast tokenizer."""
-    from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
-
-    from paretolm.data import EOS
 
     raw = Tokenizer.from_file(str(path))
     vocab = raw.get_vocab()
@@ -260,9 +261,6 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike, *, tokeni
     and origin; the frontier row is the one whose architecture the model is (``match_row``).
     ``stock=False`` keeps the paretolm wrapper even where a stock class exists. Returns a summary
     (``arch_id``, ``model_class``, ``stock``, ``out``)."""
-    from paretolm.export.model_card import card
-    from paretolm.training.trainer import load_model
-
     model_dir, out = Path(model_dir), Path(out)
     model = load_model(model_dir)
     spec = model.config.arch_spec
@@ -291,8 +289,6 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike, *, tokeni
 
 def _training_record(model_dir: Path) -> dict[str, Any]:
     """What the training run beside ``model_dir`` recorded: its summary and its config part."""
-    from paretolm.core.artifacts import read_provenance
-
     record: dict[str, Any] = {}
     summary = model_dir.parent / "train_summary.json"
     if summary.is_file():

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from paretolm.core.arch import ArchSpec
+from paretolm.core.counting import count
 
 NOT_MEASURED = "not measured"
 # Profile settings worth stating next to a latency: they change the number.
@@ -147,8 +148,6 @@ def card(spec: ArchSpec, info: Mapping[str, Any], *, row: Any = None, frontier_p
          evaluation: Any = None, eval_prov: Mapping[str, Any] | None = None,
          training: Mapping[str, Any] | None = None) -> str:
     """The model card text (Markdown with a YAML header)."""
-    from paretolm.core.counting import count
-
     seq_len = min(spec.max_seq_len, 192)
     c = count(spec, seq_len)
     lines = ["---", "library_name: transformers", "pipeline_tag: text-generation",

@@ -20,14 +20,26 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from paretolm.core import lazy
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import atomic_path, canonical_hash, hardware_fingerprint
 from paretolm.hardware.runtimes import Session
+from paretolm.hardware.runtimes import get as get_runtime
+from paretolm.hardware.runtimes import resolve as resolve_runtime
+from paretolm.hardware.runtimes.pytorch import TorchSession, module_weight_bytes
+from paretolm.hardware.settings import Settings
+
+if TYPE_CHECKING:
+    import torch
+else:  # torch is imported on first use: reading this module (the config check, the CLI, the plugin
+    # registries) does not load it
+    torch = lazy.module("torch")
+
 
 log = logging.getLogger("paretolm.hardware.profiling")
 
@@ -47,9 +59,6 @@ def _machine() -> str:
 
 def check_available(name: str, target: Mapping[str, Any]) -> None:
     """Raise ValueError naming the target and what is missing if this machine cannot serve it."""
-    from paretolm.hardware.runtimes import get as get_runtime
-    from paretolm.hardware.runtimes import resolve as resolve_runtime
-
     want = target.get("arch")
     if want and _ARCH_ALIASES.get(str(want).lower(), str(want).lower()) != _machine():
         raise ValueError(
@@ -63,74 +72,6 @@ def check_available(name: str, target: Mapping[str, Any]) -> None:
     get_runtime(resolved["runtime"]).check(name, resolved)
 
 
-@dataclass(frozen=True)
-class Settings:
-    """How to measure: the profile config section plus the hardware target (routing excluded).
-
-    ``runtime`` runs the model (``paretolm.hardware.runtimes``); ``quantize: dynamic_int8`` is the older
-    spelling of ``runtime: torch_int8`` and is folded into it. Prefill is one forward pass over
-    ``batch`` x ``seq_len`` tokens; decode is the time per token of generating ``decode_tokens``
-    tokens one at a time with the decoding cache after a prompt of ``context`` tokens (None: the
-    prompt and the generated tokens fill ``seq_len``, at most ``seq_len - 1`` generated). Both are
-    measured (decode for causal backbones only); ``latency`` names the one reported as
-    ``latency_ms``, the column the search minimises."""
-
-    device: str = "cpu"
-    runtime: str = "torch"
-    dtype: str = "float32"
-    quantize: str | None = None
-    threads: int = 1
-    arch: str | None = None
-    batch: int = 1
-    seq_len: int = 192
-    latency: str = "prefill"
-    clock: str = "wall"
-    context: int | None = None
-    decode_tokens: int = 16
-    warmup: int = 3
-    min_repeats: int = 10
-    max_repeats: int = 40
-    rel_iqr_max: float = 0.05
-    memory: bool = True
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        from paretolm.hardware.runtimes import resolve
-
-        resolved = resolve({"runtime": self.runtime, "device": self.device, "dtype": self.dtype,
-                            "quantize": self.quantize})
-        object.__setattr__(self, "runtime", resolved["runtime"])
-        object.__setattr__(self, "quantize", None)
-        if self.clock not in ("wall", "cpu"):
-            raise ValueError(f"profile.clock: {self.clock!r} is not wall or cpu")
-        if self.clock == "cpu" and self.device != "cpu":
-            raise ValueError(f"profile.clock: cpu times the process's CPU time, which says nothing on device "
-                             f"{self.device}; use clock: wall")
-        if self.latency not in LATENCIES:
-            raise ValueError(f"profile.latency: {self.latency!r} is not one of {', '.join(LATENCIES)}")
-        if self.context is None:
-            object.__setattr__(self, "decode_tokens", max(1, min(self.decode_tokens, self.seq_len - 1)))
-            object.__setattr__(self, "context", max(1, self.seq_len - self.decode_tokens))
-        if self.context < 1 or self.decode_tokens < 1:
-            raise ValueError(f"profile.context and profile.decode_tokens: at least 1 each, got "
-                             f"{self.context} and {self.decode_tokens}")
-
-    @classmethod
-    def from_parts(cls, hardware: Mapping[str, Any], profile: Mapping[str, Any]) -> Settings:
-        keys = {f for f in cls.__dataclass_fields__}
-        values = {k: v for k, v in {**hardware, **profile}.items() if k in keys}
-        s = cls(**values)
-        if s.min_repeats < 10:
-            raise ValueError(f"profile.min_repeats: at least 10 timed runs, got {s.min_repeats}")
-        if s.max_repeats < s.min_repeats:
-            raise ValueError(f"profile.max_repeats: {s.max_repeats} < min_repeats={s.min_repeats}")
-        return s
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in self.__dataclass_fields__}
-
-
-LATENCIES = ("prefill", "decode")
 
 
 # -- one measurement ------------------------------------------------------------------------------
@@ -138,20 +79,13 @@ def prepare_model(spec: ArchSpec, s: Settings) -> Session:
     """The model as the target runs it: built from ``spec`` with seed ``s.seed``, in eval mode,
     loaded by the target's runtime (dtype, int8, ONNX export, device). Calling it runs a forward
     pass (``session(session.inputs(ids))``)."""
-    import torch
-
-    from paretolm.models import build_model
-    from paretolm.hardware.runtimes import get as get_runtime
-
     torch.manual_seed(s.seed)
-    return get_runtime(s.runtime).load(build_model(spec).eval(), s)
+    return get_runtime(s.runtime).load(spec.plugin.build(spec).eval(), s)
 
 
 def weight_bytes(model: Any) -> int:
     """Bytes of the weights of a session or ``nn.Module`` (each storage counted once; packed int8
     weights; an ONNX graph's initializers)."""
-    from paretolm.hardware.runtimes.pytorch import TorchSession, module_weight_bytes
-
     if isinstance(model, TorchSession):
         model = model.model
     return model.weight_bytes() if hasattr(model, "weight_bytes") else module_weight_bytes(model)
@@ -187,8 +121,6 @@ def time_repeats(fn: Callable[[], Any], s: Settings, time_call: Callable[[Callab
     """Milliseconds of each timed call of ``fn``: ``s.warmup`` untimed calls, then at least
     ``s.min_repeats`` timed ones, more in rounds of ``min_repeats // 2`` while IQR / median is
     above ``s.rel_iqr_max``, up to ``s.max_repeats``."""
-    import torch
-
     with torch.inference_mode():
         for _ in range(s.warmup):
             fn()
@@ -232,10 +164,6 @@ def measure(spec: ArchSpec, s: Settings) -> dict[str, Any]:
     """Measure one architecture on the target's runtime: prefill and (causal backbones) decode
     latency with their protocol, and the peak memory of the prefill pass. ``latency_ms`` and
     ``latency_iqr_ms`` repeat the statistics of ``s.latency``."""
-    import torch
-
-    from paretolm.hardware.runtimes import get as get_runtime
-
     causal = spec.plugin.causal
     if s.seq_len > spec.max_seq_len:
         raise ValueError(
@@ -305,7 +233,7 @@ def protocol(s: Settings, causal: bool = True) -> dict[str, Any]:
     }
 
 
-def _ordered(result: Mapping[str, Any]) -> dict[str, Any]:
+def ordered(result: Mapping[str, Any]) -> dict[str, Any]:
     """``arch_id`` first, then the other keys sorted: tables have the same columns in the same
     order whether their rows were measured now or read from the cache."""
     return {"arch_id": result.get("arch_id"), **{k: result[k] for k in sorted(result) if k != "arch_id"}}
@@ -350,8 +278,6 @@ class Profiler:
     check: bool = True
 
     def __post_init__(self) -> None:
-        import torch
-
         if self.check:
             check_available(self.hardware, self.settings.to_dict())
         self.torch_version = self.torch_version or torch.__version__
@@ -388,7 +314,7 @@ class Profiler:
             self.invalid_entries += 1
             log.warning("measurement cache entry %s is invalid (%s); measuring %s again", path, problem, arch_id)
             return None
-        return _ordered(result)
+        return ordered(result)
 
     def __call__(self, spec: ArchSpec) -> dict[str, Any]:
         """The measurement of ``spec``: from the cache if there, else measured and cached."""
@@ -396,7 +322,7 @@ class Profiler:
         if hit is not None:
             self.cache_hits += 1
             return hit
-        result = _ordered(self.measure_fn(spec, self.settings))
+        result = ordered(self.measure_fn(spec, self.settings))
         problem = measurement_problem(result, self.settings.memory)
         if problem:
             raise ValueError(f"hardware target {self.hardware!r}: measuring {spec.arch_id} gave {problem}; "

@@ -23,7 +23,7 @@ def measured_flops(model: Any, input_ids: torch.Tensor, count_sdpa: bool = True)
         def cpu_sdpa(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
             return sdpa_flop_count(query_shape, key_shape, value_shape)  # FlopCounterMode passes shapes
 
-        mapping[torch.ops.aten._scaled_dot_product_flash_attention_for_cpu] = cpu_sdpa
+        mapping[torch.ops.aten._scaled_dot_product_flash_attention_for_cpu] = cpu_sdpa  # noqa: SLF001 (an aten op)
     with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=mapping) as counter:
         model(input_ids)
     return int(counter.get_total_flops())

@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from paretolm.core.arch import ArchSpec
 from paretolm.core.blocks import Block
+from paretolm.data import batch_stream
 from paretolm.models.layers import (
     Cache,
     FeedForward,
@@ -130,8 +131,6 @@ class ParLM(nn.Module):
 def token_batches(tokens: torch.Tensor, batch_size: int, seq_len: int, seed: int) -> Iterator[torch.Tensor]:
     """An endless, seeded stream of ``(batch_size, seq_len)`` windows cut at random offsets, by
     ``paretolm.data.batch_stream`` (the window cutter training and the proxies use too)."""
-    from paretolm.data import batch_stream
-
     if tokens.dim() != 1 or tokens.numel() <= seq_len:
         raise ValueError(
             f"tokens: need a 1-D tensor longer than seq_len={seq_len}, got {tuple(tokens.shape)}"

@@ -26,7 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from paretolm.core import pareto
+from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import canonical_hash, file_hash, read_provenance, read_table
+from paretolm.stages import STAGES, config_part
 
 _SKIP_DIRS = {"cache"}
 # Columns that must hold finite numbers at or above this wherever a table carries them.
@@ -99,8 +102,6 @@ class Auditor:
                 self.add(path, "inconsistent", f"cannot check against its inputs: {e}")
 
     def _check_config(self, path: Path, prov: Mapping[str, Any]) -> None:
-        from paretolm.stages import STAGES, config_part
-
         if self.config is None or prov.get("stage") not in STAGES:
             return
         try:
@@ -142,8 +143,6 @@ class Auditor:
         return read_table(self.root / inp)["arch_id"].tolist()
 
     def _consistent_sample(self, path: Path, df: pd.DataFrame, prov: Mapping[str, Any]) -> None:
-        from paretolm.core.arch import ArchSpec
-
         if not df["arch_id"].is_unique:
             self.add(path, "inconsistent", "duplicate arch_id rows")
         pairs = zip(df["arch_id"], df["spec"], strict=True)
@@ -174,8 +173,6 @@ class Auditor:
             self.add(path, "inconsistent", f"measurement columns {missing} missing")
 
     def _consistent_search(self, path: Path, df: pd.DataFrame, prov: Mapping[str, Any]) -> None:
-        from paretolm.core import pareto
-
         archive = _input(prov, "archive.parquet")
         if archive is None:
             if not df["arch_id"].is_unique:

@@ -27,10 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+from tqdm import tqdm
 
 from paretolm.core import settings as fields
 from paretolm.core.arch import ArchSpec
 from paretolm.core.registry import Registry
+from paretolm.data import load_batch
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,6 @@ class Scorer:
         if need:
             if not part.get("data"):
                 raise ValueError(f"proxies.data: proxies {need} need a token batch; configure proxies.data")
-            from paretolm.data import load_batch
-
             batch = load_batch(part["data"], int(part["batch_size"]), int(part["seq_len"]), int(part["seed"]))
         return cls(names, seq_len=int(part["seq_len"]), seed=int(part["seed"]), batch=batch,
                    settings=part.get("settings") or {})
@@ -151,8 +151,6 @@ class Scorer:
         ``<name>_flops`` for data-dependent proxies) beside each value."""
         iterator: Iterable[ArchSpec] = specs
         if progress:
-            from tqdm import tqdm
-
             iterator = tqdm(specs, desc="proxies", unit="arch")
         return pd.DataFrame([self.row(spec, costs) for spec in iterator])
 

@@ -16,8 +16,8 @@ from typing import Literal
 import numpy as np
 
 from paretolm.core.arch import ArchSpec
-from paretolm.core.settings import check, setting
 from paretolm.core.blocks import Block, Matrix, depth
+from paretolm.core.settings import check, setting
 from paretolm.proxies import proxy
 
 
@@ -30,7 +30,7 @@ class EntropySettings:
     beta: float = setting(1.0 / 16.0, minimum=0, maximum=100, doc="Effectiveness penalty (1 - beta L / log w).")
     method: Literal["mp", "svd"] = setting("mp", doc="mp: the Marchenko-Pastur closed form; svd: Monte-Carlo SVD.")
     samples: int = setting(4, minimum=1, maximum=1000, doc="SVD draws per shape (method svd).")
-    seed: int = setting(0, minimum=0, maximum=4294967295, doc="Seed of the SVD draws.")
+    seed: int = setting(0, minimum=0, maximum=4294967295, config=False)  # of the SVD draws
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "alpha", tuple(float(a) for a in self.alpha))

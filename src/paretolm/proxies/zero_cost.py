@@ -20,16 +20,18 @@ from typing import TYPE_CHECKING, Any
 
 from paretolm.core import lazy
 from paretolm.core.arch import ArchSpec
-from paretolm.proxies import Proxy, proxy
+from paretolm.proxies import Proxy, get, proxy
 
 if TYPE_CHECKING:
     import torch
     import torch.nn as nn
+    from torch.nn import attention
     from torch.utils import flop_counter
 else:  # declaring the proxies imports no torch; scoring one does
     torch = lazy.module("torch")
     nn = lazy.module("torch.nn")
     flop_counter = lazy.module("torch.utils.flop_counter")
+    attention = lazy.module("torch.nn.attention")
 
 
 @dataclass(frozen=True)
@@ -118,9 +120,7 @@ def _grads(model: nn.Module, batch: torch.Tensor, scored: list[Scored]) -> list[
 
 @contextmanager
 def _math_sdpa() -> Iterator[None]:
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    with sdpa_kernel(SDPBackend.MATH):
+    with attention.sdpa_kernel(attention.SDPBackend.MATH):
         yield
 
 
@@ -385,9 +385,6 @@ def run_data_proxy(
     proxy: Proxy | str, spec: ArchSpec, batch: torch.Tensor, seed: int = 0, **settings: Any
 ) -> tuple[float, int]:
     """Build the untrained model for ``spec`` (seeded), run ``proxy`` on ``batch``; (value, FLOPs)."""
-    from paretolm.models import build_model
-    from paretolm.proxies import get
-
     if isinstance(proxy, str):
         proxy = get(proxy)
     if not proxy.needs_data:
@@ -404,7 +401,7 @@ def run_data_proxy(
     batch = batch.long()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_model(spec)
+        model = spec.plugin.build(spec)
     model.train()
     return count_flops(lambda: proxy.fn(model, batch, spec, **settings))
 

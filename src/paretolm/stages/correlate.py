@@ -10,8 +10,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import provenance, write_table
+from paretolm.data import load_batch, train_data_block
+from paretolm.proxies import Scorer, get
 from paretolm.stages.train import data_part
+from paretolm.training.recipe import TrainConfig
+from paretolm.validation.correlation import correlation_table, frontier_table, seed_noise
+from paretolm.validation.figures import write_figures
 
 NAME = "correlate"
 WILDCARDS = ()
@@ -32,11 +38,6 @@ def run(part: Mapping[str, Any], *, eval_table: str, out: str, frontiers: str,
     correlations and give the seed-to-seed spread instead, reported beside the SRC of every loss
     target; the validation loss each run scored at each of ``train.budgets`` gives the rows of
     target ``budget_valid_loss``, one per budget (``fraction``, ``train_tokens``)."""
-    from paretolm.core.arch import ArchSpec
-    from paretolm.validation.correlation import correlation_table, frontier_table
-    from paretolm.proxies import Scorer, get
-    from paretolm.training.recipe import TrainConfig
-
     val = part["validation"]
     prox = part["proxies"]
     names = list(val["proxies"] or prox["names"])
@@ -46,9 +47,6 @@ def run(part: Mapping[str, Any], *, eval_table: str, out: str, frontiers: str,
     specs = [ArchSpec.from_json(s) for s in ev["spec"]]
     batch = None
     if any(get(n).needs_data for n in names):
-        from paretolm.data import load_batch
-        from paretolm.data import train_data_block
-
         batch = load_batch(train_data_block(part), int(prox["batch_size"]), int(prox["seq_len"]), int(prox["seed"]))
     scorer = Scorer(names, seq_len=int(prox["seq_len"]), seed=int(prox["seed"]), batch=batch,
                     settings=prox["settings"])
@@ -88,8 +86,6 @@ def run(part: Mapping[str, Any], *, eval_table: str, out: str, frontiers: str,
     write_table(table, out, prov)
     write_table(frontier_table(df, names), frontiers, prov)
     if figures:
-        from paretolm.validation.figures import write_figures
-
         write_figures(df, table, names, figures)
     return table
 
@@ -116,8 +112,6 @@ def _noise(primary: pd.Series, repeats: pd.DataFrame, repeat_loss: pd.Series | N
            bootstrap: Mapping[str, Any]) -> dict[str, float]:
     """``correlation.seed_noise`` of one loss: ``primary`` per arch_id, ``repeat_loss`` the same
     loss of the repeated runs (rows of ``repeats``; None when they lack it)."""
-    from paretolm.validation.correlation import seed_noise
-
     loss = repeat_loss if repeat_loss is not None else pd.Series(np.nan, index=repeats.index)
     rep = pd.DataFrame({"arch_id": repeats["arch_id"], "loss": loss.astype(float)})
     return seed_noise(primary.astype(float), rep, int(bootstrap["samples"]), int(bootstrap["seed"]))

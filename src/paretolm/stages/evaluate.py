@@ -11,10 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
-from paretolm.core.artifacts import provenance, write_table
 from paretolm.config import measurement_settings
-from paretolm.stages.train import data_part
+from paretolm.core.arch import ArchSpec
+from paretolm.core.artifacts import provenance, write_table
+from paretolm.data import resolve_path, train_data
+from paretolm.hardware.sources import source_for
+from paretolm.stages.train import data_part, selected_row
+from paretolm.training.recipe import TrainConfig
+from paretolm.training.trainer import load_model
+from paretolm.validation.evaluation import evaluate_model
 
 NAME = "evaluate"
 WILDCARDS = ("run",)
@@ -39,15 +46,6 @@ def run(part: Mapping[str, Any], *, run: str, archs: str | os.PathLike, model_di
     a device's imported files or a remote device), through the measurement cache ``cache_dir``.
     ``budgets`` (the run's ``budgets.parquet``) adds ``budget<j>_{fraction,tokens,valid_loss}``
     for each budget j."""
-    import torch
-
-    from paretolm.core.arch import ArchSpec
-    from paretolm.data import data_config, resolve_path
-    from paretolm.validation.evaluation import evaluate_model
-    from paretolm.stages.select import selected_row
-    from paretolm.training.recipe import TrainConfig
-    from paretolm.training.trainer import load_model
-
     selected = selected_row(archs, run)
     spec = ArchSpec.from_json(selected["spec"])
     torch.set_num_threads(int(part["evaluate"]["threads"]))
@@ -73,8 +71,6 @@ def run(part: Mapping[str, Any], *, run: str, archs: str | os.PathLike, model_di
                         f"budget{j}_valid_loss": b.valid_loss})
     hw = part["hardware"]
     if hw:
-        from paretolm.hardware.sources import source_for
-
         measure = source_for(hw["name"], {"hardware": hw["target"], "profile": hw["profile"]}, cache_dir)
         m = measure(spec)
         row.update({k: m[k] for k in ("latency_ms", "latency_iqr_ms", "peak_memory_mb")})

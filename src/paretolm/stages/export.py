@@ -15,7 +15,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from paretolm.core.arch import ArchSpec
+from paretolm.core.artifacts import atomic_dir, read_provenance, read_table
+from paretolm.data import train_data
+from paretolm.export.folder import export_model, match_row, ranked, trained_spec
+from paretolm.stages import config_part as part_of
 from paretolm.stages.train import data_part
+from paretolm.training.recipe import TrainConfig
 
 NAME = "export"
 WILDCARDS = ("hardware",)
@@ -36,11 +42,6 @@ def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
 def runs(part: Mapping[str, Any], frontier: str | os.PathLike, archs: str | os.PathLike) -> list[dict[str, Any]]:
     """One record per frontier row, in rank order: ``rank``, ``frontier_arch_id`` and ``run``
     (the trained model's arch_id: the row's spec retargeted as ``training.select_archs`` does)."""
-    from paretolm.core.arch import ArchSpec
-    from paretolm.core.artifacts import read_table
-    from paretolm.export.folder import ranked, trained_spec
-    from paretolm.training.recipe import TrainConfig
-
     table = read_table(archs)
     if table.empty:
         raise ValueError(f"{archs}: no selected architectures")
@@ -60,8 +61,6 @@ def runs(part: Mapping[str, Any], frontier: str | os.PathLike, archs: str | os.P
 def inputs(config: Mapping[str, Any], hardware: str, archs: str) -> dict[str, Any]:
     """The rule's inputs, by name: the target's frontier, the selected table ``archs`` and the
     model and evaluation of every frontier row (``runs``)."""
-    from paretolm.stages import config_part as part_of
-
     frontier = f"results/pareto_{hardware}.parquet"
     names = [r["run"] for r in runs(part_of(NAME, config, hardware=hardware), frontier, archs)]
     return {"frontier": frontier, "archs": archs,
@@ -78,11 +77,6 @@ def run(part: Mapping[str, Any], *, hardware: str, frontier: str | os.PathLike, 
         out: str | os.PathLike) -> list[dict[str, Any]]:
     """Export every trained frontier row of ``hardware`` -> ``out`` (replaced atomically).
     ``models`` / ``evals`` are the runs' ``results/train/<run>/model`` and ``results/eval/<run>.parquet``."""
-    from paretolm.core.artifacts import atomic_dir, read_provenance, read_table
-    from paretolm.data import data_config
-    from paretolm.export.folder import export_model, match_row, ranked
-    from paretolm.data import train_data
-
     key, stock = part["export"]["sort_by"], bool(part["export"]["stock"])
     model_of = {Path(m).parent.name: Path(m) for m in models}
     eval_of = {Path(e).stem: Path(e) for e in evals}
@@ -112,8 +106,6 @@ def run(part: Mapping[str, Any], *, hardware: str, frontier: str | os.PathLike, 
 
 
 def _spec_of(model_dir: Path) -> Any:
-    from paretolm.core.arch import ArchSpec
-
     return ArchSpec.from_json((model_dir / "spec.json").read_text())
 
 

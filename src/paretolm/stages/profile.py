@@ -19,9 +19,10 @@ from typing import Any
 
 import pandas as pd
 
+from paretolm.config import measurement_settings
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import provenance, read_provenance, read_table, write_table
-from paretolm.config import measurement_settings
+from paretolm.hardware.sources import source_for
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,6 @@ def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
 def _measure(part: Mapping[str, Any], hardware: str, samples: str | Path, cache_dir: str | Path | None,
              shard: int = 1, shards: int = 1) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Measurements of samples ``shard - 1``, ``shard - 1 + shards``, ... and the source's provenance."""
-    from paretolm.hardware.sources import source_for
-
     source = source_for(hardware, part, cache_dir)
     specs = [ArchSpec.from_json(s) for s in read_table(samples)["spec"]][shard - 1::shards]
     source.require(specs, samples)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import provenance, read_table, write_table
+from paretolm.proxies import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,6 @@ def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
 
 def run(part: Mapping[str, Any], *, space: str, samples: str | Path, out: str | Path) -> pd.DataFrame:
     """Score the architectures in ``samples`` with every proxy of ``part`` -> ``out``."""
-    from paretolm.proxies import Scorer
-
     scorer = Scorer.from_part(part["proxies"])
     specs = [ArchSpec.from_json(s) for s in read_table(samples)["spec"]]
     df = scorer.table(specs)

@@ -10,9 +10,10 @@ from typing import Any
 
 import pandas as pd
 
+from paretolm.config import space_content
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import provenance, write_table
-from paretolm.config import space_content
+from paretolm.core.spaces import SearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,6 @@ def samples_frame(specs: Sequence[ArchSpec], space: str) -> pd.DataFrame:
 
 def run(part: Mapping[str, Any], *, space: str, space_file: str | Path, out: str | Path) -> pd.DataFrame:
     """Draw the architectures of ``space`` (defined in ``space_file``) -> ``out``."""
-    from paretolm.core.spaces import SearchSpace
-
     spec_space = SearchSpace.from_yaml(space_file)
     specs = spec_space.sample(int(part["sample"]["n"]), seed=int(part["sample"]["seed"]))
     df = samples_frame(specs, space)

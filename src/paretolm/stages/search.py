@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,8 +19,15 @@ from typing import Any
 
 import pandas as pd
 
-from paretolm.core.artifacts import atomic_path, provenance, read_table, write_table
 from paretolm.config import SEARCH_KEYS, measurement_settings, method_space, space_content
+from paretolm.core.artifacts import atomic_path, provenance, read_provenance, read_table, write_table
+from paretolm.core.spaces import SearchSpace
+from paretolm.data import data_config
+from paretolm.hardware.profiling import Profiler, settings_from_params
+from paretolm.hardware.sources import ProfilerSource, source_for
+from paretolm.proxies import Scorer
+from paretolm.search.figures import frontier_figure, hypervolume_figure
+from paretolm.search.methods import SearchProblem, measure_each, search
 from paretolm.stages import proxies as proxies_stage
 
 log = logging.getLogger(__name__)
@@ -64,8 +72,6 @@ def load_data(block: Mapping[str, Any] | None) -> Any:
     """The token ids of a method's ``data`` block (its ``split``, default train), or None."""
     if not block:
         return None
-    from paretolm.data import data_config
-
     return data_config(block).split(str(block.get("split", "train"))).ids
 
 
@@ -81,12 +87,6 @@ def run(part: Mapping[str, Any], *, method: str, hardware: str, profile: str | P
     ``measure_fn`` replaces the target's measurement (``paretolm.hardware.profiling.measure``'s signature),
     e.g. with ``paretolm.hardware.replay.ReplayDevice`` in tests; its results are cached like real ones, so
     give it a cache folder of its own."""
-    from paretolm.hardware.sources import ProfilerSource, source_for
-    from paretolm.search.methods import SearchProblem, measure_each, search
-    from paretolm.hardware.profiling import Profiler, settings_from_params
-    from paretolm.proxies import Scorer
-    from paretolm.core.spaces import SearchSpace
-
     settings = part["search"]
     if settings["method"] != method:
         raise ValueError(f"method: the config part is for {settings['method']!r}, not {method!r}")
@@ -115,12 +115,8 @@ def run(part: Mapping[str, Any], *, method: str, hardware: str, profile: str | P
             tmp.write_text(json.dumps({"space": space.name, "hardware": hardware, **stats}, indent=1, default=str))
     title = f"{method} ({settings['measure']}) on {space.name}, {hardware}"
     if plot:
-        from paretolm.search.figures import frontier_figure
-
         frontier_figure(result.archive, result.frontier, result.objectives, plot, title=title)
     if convergence:
-        from paretolm.search.figures import hypervolume_figure
-
         hypervolume_figure({f"{method} ({settings['measure']})": stats["trace"]}, convergence, title=title)
     log.info("search %s on %s: archive %d, frontier %d, %d measurements (%s), hypervolume %.6g, %.1f s",
              method, hardware, len(result.archive), len(result.frontier), stats["measurements"]["search"],
@@ -132,10 +128,6 @@ def publish(frontier: str | Path, out: str | Path, plot: str | Path | None = Non
             plot_out: str | Path | None = None) -> pd.DataFrame:
     """Copy a method's frontier (with its provenance, so the audit checks it against that run's
     archive) and figure to where the workflow's target is (``results/pareto_{hardware}``)."""
-    import shutil
-
-    from paretolm.core.artifacts import read_provenance
-
     table = read_table(frontier)
     write_table(table, out, read_provenance(frontier))
     if plot and plot_out:

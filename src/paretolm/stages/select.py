@@ -112,14 +112,3 @@ def _repeats(df: pd.DataFrame, repeats: Mapping[str, Any]) -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=df.columns)
     out["train_seed"] = out["train_seed"].astype("Int64")
     return out
-
-
-def selected_row(archs: str | os.PathLike, run: str) -> pd.Series:
-    """The row of training run ``run`` (an arch_id, or ``<arch_id>-seed<s>`` for a repeat) in the
-    table the ``select_validation`` checkpoint wrote."""
-    table = pd.read_parquet(archs)
-    key = "run" if "run" in table.columns else "arch_id"
-    rows = table[table[key] == run]
-    if rows.empty:
-        raise ValueError(f"run: {run} is not among the selected training runs in {archs}")
-    return rows.iloc[0]

@@ -8,9 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from paretolm.config import space_content
 from paretolm.core.artifacts import provenance
+from paretolm.core.spaces import SearchSpace
+from paretolm.data import train_data
 from paretolm.proxies.supernet_loss import SupernetSettings
 from paretolm.stages.train import data_part
+from paretolm.supernet import train_supernet
 
 NAME = "supernet"
 WILDCARDS = ("space",)
@@ -35,19 +39,12 @@ def part(config: Mapping[str, Any], space: str, definition: Mapping[str, Any]) -
 
 
 def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
-    from paretolm.config import space_content
-
     return part(config, wildcards["space"], space_content(config, wildcards["space"]))
 
 
 def run(part: Mapping[str, Any], *, space: str, space_file: str | os.PathLike, out: str | os.PathLike,
         progress: bool = True) -> dict[str, Any]:
     """Train the supernet of ``space`` (its file ``space_file``) -> the folder ``out``."""
-    from paretolm.data import data_config
-    from paretolm.core.spaces import SearchSpace
-    from paretolm.supernet import train_supernet
-    from paretolm.data import train_data
-
     cfg = SupernetSettings(**part["supernet_loss"], space=space)
     dc = train_data(part)
     vocab = len(dc.load_tokenizer())

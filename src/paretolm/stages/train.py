@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
+
+import pandas as pd
 
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import provenance
+from paretolm.data import train_data
+from paretolm.training.recipe import TrainConfig
+from paretolm.training.trainer import train
 
 NAME = "train"
 WILDCARDS = ("run",)
@@ -42,15 +48,6 @@ def run(part: Mapping[str, Any], *, run: str, archs: str | os.PathLike, out_dir:
     """Train run ``run`` (a row of ``archs``) -> ``out_dir``: ``model/``, ``train_log.parquet``,
     ``budgets.parquet`` and ``train_summary.json`` (``out_dir/checkpoint`` while it runs, so a
     killed job resumes)."""
-    from dataclasses import replace
-
-    import pandas as pd
-
-    from paretolm.data import data_config
-    from paretolm.stages.select import selected_row
-    from paretolm.training.recipe import TrainConfig
-    from paretolm.training.trainer import train
-
     row = selected_row(archs, run)
     spec = ArchSpec.from_json(row["spec"])
     cfg = TrainConfig.from_section(part["train"])
@@ -61,3 +58,14 @@ def run(part: Mapping[str, Any], *, run: str, archs: str | os.PathLike, out_dir:
     eval_ids = dc.split("validation").ids if cfg.budgets else None
     prov = provenance(NAME, part, [archs], wildcards={"run": run}, spec=spec.to_json(), seed=cfg.seed)
     return train(spec, ids, cfg, out_dir, eval_ids=eval_ids, progress=progress, prov=prov)
+
+
+def selected_row(archs: str | os.PathLike, run: str) -> pd.Series:
+    """The row of training run ``run`` (an arch_id, or ``<arch_id>-seed<s>`` for a repeat) in the
+    table the ``select_validation`` checkpoint wrote."""
+    table = pd.read_parquet(archs)
+    key = "run" if "run" in table.columns else "arch_id"
+    rows = table[table[key] == run]
+    if rows.empty:
+        raise ValueError(f"run: {run} is not among the selected training runs in {archs}")
+    return rows.iloc[0]

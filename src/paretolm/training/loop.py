@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_model as load_weights
 from safetensors.torch import save_model as save_weights
+from tqdm import tqdm
 
 from paretolm.core.artifacts import atomic_dir
 from paretolm.training.recipe import TrainConfig, lr_factor
@@ -88,8 +89,6 @@ class Progress(Callback):
         self.desc, self.bar = desc, None
 
     def on_start(self, loop: Loop, start: int) -> None:
-        from tqdm import tqdm
-
         self.bar = tqdm(total=loop.cfg.steps, initial=start, desc=self.desc, unit="step", mininterval=1.0)
 
     def on_step(self, loop: Loop, done: int, losses: dict[str, float]) -> float:

@@ -7,37 +7,45 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
-OPTIMIZERS = ("lamb", "adam", "adamw")
-SCHEDULES = ("cosine", "linear", "constant")
+from paretolm.core.settings import check, setting
+
+Optimizer = Literal["lamb", "adam", "adamw"]
+Schedule = Literal["cosine", "linear", "constant"]
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
+SCHEDULES: tuple[str, ...] = get_args(Schedule)
+BIG = 1_000_000_000
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training hyperparameters (the ``train`` config section)."""
+    """Training hyperparameters (the ``train`` config section, whose schema is generated from this
+    class without defaults: a preset fills what the config leaves out)."""
 
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    steps: int = 200
-    batch_size: int = 8
-    seq_len: int = 64
-    warmup_steps: int = 20
-    schedule: str = "cosine"
-    min_lr_ratio: float = 0.0
-    dropout: float = 0.0
-    attn_dropout: float = 0.0
-    grad_clip: float | None = 1.0
-    seed: int = 0
-    checkpoint_every: int = 100
-    log_every: int = 10
-    threads: int = 1
-    budgets: tuple[float, ...] = ()  # fractions of ``steps`` at which the validation loss is scored
-    budget_tokens: int = 16384       # validation tokens scored at each budget
+    optimizer: Optimizer = setting("adamw")
+    lr: float = setting(1e-3, exclusive_minimum=0, maximum=10)
+    weight_decay: float = setting(0.0, minimum=0, maximum=10)
+    beta1: float = setting(0.9, minimum=0, exclusive_maximum=1)
+    beta2: float = setting(0.999, minimum=0, exclusive_maximum=1)
+    eps: float = setting(1e-8, exclusive_minimum=0, maximum=1)
+    steps: int = setting(200, minimum=1, maximum=BIG)
+    batch_size: int = setting(8, minimum=1, maximum=65536)
+    seq_len: int = setting(64, minimum=2, maximum=1048576)
+    warmup_steps: int = setting(20, minimum=0, maximum=BIG)
+    schedule: Schedule = setting("cosine")
+    min_lr_ratio: float = setting(0.0, minimum=0, maximum=1)
+    dropout: float = setting(0.0, minimum=0, maximum=1)
+    attn_dropout: float = setting(0.0, minimum=0, maximum=1)
+    grad_clip: float | None = setting(1.0, exclusive_minimum=0, maximum=1_000_000)
+    seed: int = setting(0, minimum=0, maximum=4294967295)
+    checkpoint_every: int = setting(100, minimum=1, maximum=BIG)
+    log_every: int = setting(10, minimum=1, maximum=BIG)
+    threads: int = setting(1, minimum=1, maximum=1024)
+    budgets: tuple[float, ...] = setting(
+        (), max_items=64, items={"exclusiveMinimum": 0, "maximum": 1},
+        doc="Fractions of train.steps at which the validation loss is scored (the SRC-against-budget curve).")
+    budget_tokens: int = setting(16384, minimum=2, maximum=100_000_000, doc="Validation tokens scored at each budget.")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, preset: str | None = None) -> TrainConfig:
@@ -67,31 +75,10 @@ class TrainConfig:
         return cls.from_dict({k: v for k, v in train.items() if k not in routing})
 
     def validate(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"train.optimizer: expected one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"train.schedule: expected one of {SCHEDULES}, got {self.schedule!r}")
-        for name in ("steps", "batch_size", "seq_len", "checkpoint_every", "log_every", "threads"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ValueError(f"train.{name}: expected a positive integer, got {v!r}")
-        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ValueError(f"train.warmup_steps: expected a non-negative integer, "
-                             f"got {self.warmup_steps!r}")
-        if not self.lr > 0:
-            raise ValueError(f"train.lr: must be positive, got {self.lr}")
-        for name in ("dropout", "attn_dropout", "min_lr_ratio"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"train.{name}: must be in [0, 1], got {getattr(self, name)}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"train.grad_clip: must be positive or null, got {self.grad_clip}")
-        for i, b in enumerate(self.budgets):
-            if not 0 < b <= 1:
-                raise ValueError(f"train.budgets[{i}]: a fraction of train.steps in (0, 1], got {b}")
+        """The fields' limits (ValueError naming ``train.<field>``) and what they cannot say alone."""
+        check(self, "train")
         if list(self.budgets) != sorted(set(self.budgets)):
             raise ValueError(f"train.budgets: fractions must be increasing and distinct, got {list(self.budgets)}")
-        if not isinstance(self.budget_tokens, int) or self.budget_tokens < 2:
-            raise ValueError(f"train.budget_tokens: expected an integer >= 2, got {self.budget_tokens!r}")
 
     def budget_steps(self) -> dict[int, float]:
         """Step (1-based, after that many optimizer steps) -> the budget fraction it stands for."""

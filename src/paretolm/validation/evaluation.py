@@ -39,8 +39,10 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace as dc_replace
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +52,8 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from paretolm.data import DatasetSpec
 from paretolm.validation.tasks import TASK_PREFIX, ZERO_SHOT_SETS
-
 
 
 # -- perplexity -----------------------------------------------------------------------------------
@@ -202,8 +204,6 @@ def docs_perplexity(model: torch.nn.Module, tokenizer: Any, docs: Iterable[str],
                     stride: int | None = None, batch_size: int = 8) -> dict[str, float]:
     """Perplexities over documents each scored on its own from a prefix token (lm-eval's
     ``loglikelihood_rolling``); words counted as lm-eval does (``re.split(r"\\s+", doc)``)."""
-    import re
-
     prefix = prefix_token_of(tokenizer)
     nll, n_tok, n_words, n_bytes = 0.0, 0, 0, 0
     for doc in docs:
@@ -419,10 +419,6 @@ def evaluate_model(model: torch.nn.Module, tokenizer: Any, data_cfg: Any, ev: Ma
     to ``max_length`` tokens (default ``seq_len``; never more than the model's context), cut from
     the left as lm-eval cuts them (``left_truncate``).
     """
-    from dataclasses import replace as dc_replace
-
-    from paretolm.data import DatasetSpec
-
     seq_len = int(ev["seq_len"])
     prefix = prefix_token_of(tokenizer)
     row: dict[str, Any] = {"eval_seq_len": seq_len, "eval_stride": ev.get("stride") or seq_len}

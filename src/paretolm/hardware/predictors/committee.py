@@ -35,9 +35,13 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import nnls
+from scipy.stats import kendalltau
+from threadpoolctl import threadpool_limits
 
 from paretolm.core.arch import ArchSpec
 from paretolm.core.counting import count
+from paretolm.hardware.predictors.mlp import LatencyPredictor, default_hidden
 
 TARGETS = ("latency_ms", "peak_memory_mb")
 Kind = Literal["roofline", "mlp", "gbt", "ensemble"]
@@ -109,8 +113,6 @@ def _roofline_design(X: pd.DataFrame, levels: dict[str, list[float]]) -> np.ndar
 
 def _fit_roofline(X: pd.DataFrame, y: np.ndarray, seed: int) -> LogModel:
     """Non-negative least squares of ``y ~ b0 + sum b_i x_i`` with relative residuals."""
-    from scipy.optimize import nnls
-
     levels = {c: sorted(X[c].unique().tolist()) for c in X.columns
               if c.startswith("gene_") and 1 < X[c].nunique() <= MAX_LEVELS}
     raw = _roofline_design(X, levels)
@@ -126,16 +128,12 @@ def _fit_roofline(X: pd.DataFrame, y: np.ndarray, seed: int) -> LogModel:
 
 
 def _fit_mlp(X: pd.DataFrame, y: np.ndarray, seed: int) -> LogModel:
-    from paretolm.hardware.predictors.mlp import LatencyPredictor, default_hidden
-
     model = LatencyPredictor(hidden=default_hidden(len(y)), seed=seed).fit(X, y)
     return lambda Xn: np.log(model.predict(Xn[X.columns]))
 
 
 def _fit_gbt(X: pd.DataFrame, y: np.ndarray, seed: int) -> LogModel:
     from sklearn.ensemble import HistGradientBoostingRegressor
-    from threadpoolctl import threadpool_limits
-
     model = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, max_leaf_nodes=15,
                                           min_samples_leaf=max(2, len(y) // 20), random_state=seed)
     # one OpenMP thread: on a busy machine more threads make these tiny fits far slower
@@ -284,8 +282,6 @@ def active_order(pool: Sequence[ArchSpec], measured: Sequence[ArchSpec], k: int,
 
 def heldout_metrics(measured: Sequence[float], predicted: Sequence[float]) -> dict[str, float | int | None]:
     """MAPE (%) and Kendall's tau of predictions made before the measurements were seen."""
-    from scipy.stats import kendalltau
-
     t = np.asarray(measured, dtype=float)
     p = np.asarray(predicted, dtype=float)
     ok = np.isfinite(t) & np.isfinite(p)

@@ -27,14 +27,29 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import kendalltau, spearmanr
 
+from paretolm.core import lazy
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import atomic_path
 from paretolm.core.counting import DEFAULT_SEQ_LEN, count
+
+if TYPE_CHECKING:
+    import safetensors
+    import safetensors.torch as safetensors_torch
+    import torch
+    import torch.nn as nn
+else:  # torch is imported on first use: reading this module (the config check, the CLI, the plugin
+    # registries) does not load it
+    torch = lazy.module("torch")
+    safetensors = lazy.module("safetensors")
+    safetensors_torch = lazy.module("safetensors.torch")
+    nn = lazy.module("torch.nn")
+
 
 FORMAT = "paretolm-latency-mlp/1"
 
@@ -116,8 +131,6 @@ def read_hat(path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
 # -- metrics ---------------------------------------------------------------------------------------
 def evaluate(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
     """RMSE (ms), MAPE (%), Spearman and Kendall of predicted vs measured latency."""
-    from scipy.stats import kendalltau, spearmanr
-
     t = np.asarray(y_true, dtype=float)
     p = np.asarray(y_pred, dtype=float)
     if t.shape != p.shape or t.size < 2:
@@ -164,8 +177,6 @@ class LatencyPredictor:
     _net: Any = None
 
     def _build(self, n_in: int) -> Any:
-        import torch.nn as nn
-
         layers: list[Any] = []
         width = n_in
         for h in self.hidden:
@@ -185,8 +196,6 @@ class LatencyPredictor:
 
     def fit(self, X: pd.DataFrame, y: Iterable[float]) -> LatencyPredictor:
         """Fit on features ``X`` (a DataFrame) and latencies ``y`` in ms (all positive)."""
-        import torch
-
         y_arr = np.asarray(list(y), dtype=float)
         if len(X) != len(y_arr) or len(X) < 4:
             raise ValueError(f"latency_ms: need at least 4 rows matching the features, got {len(y_arr)}")
@@ -218,8 +227,6 @@ class LatencyPredictor:
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Predicted latency in ms for each row of ``X``."""
-        import torch
-
         if self._net is None:
             raise ValueError("predictor: not fitted (call fit or load)")
         with torch.no_grad(), _threads(1):
@@ -236,8 +243,6 @@ class LatencyPredictor:
     # -- storage ----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Weights to safetensors; features, scaling and settings as JSON metadata."""
-        from safetensors.torch import save_file
-
         if self._net is None:
             raise ValueError("predictor: nothing to save, not fitted")
         header = {
@@ -252,15 +257,13 @@ class LatencyPredictor:
         }
         tensors = {k: v.detach().contiguous() for k, v in self._net.state_dict().items()}
         with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"paretolm": json.dumps(header, sort_keys=True)})
+            safetensors_torch.save_file(tensors, str(tmp), metadata={"paretolm": json.dumps(header, sort_keys=True)})
         return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyPredictor:
-        from safetensors import safe_open
-
         tensors = {}
-        with safe_open(str(path), framework="pt") as fh:
+        with safetensors.safe_open(str(path), framework="pt") as fh:
             raw = (fh.metadata() or {}).get("paretolm")
             for k in fh.keys():
                 tensors[k] = fh.get_tensor(k)
@@ -286,14 +289,10 @@ class _torch_seed:
         self.seed = seed
 
     def __enter__(self) -> None:
-        import torch
-
         self.state = torch.random.get_rng_state()
         torch.manual_seed(self.seed)
 
     def __exit__(self, *exc: object) -> None:
-        import torch
-
         torch.random.set_rng_state(self.state)
 
 
@@ -304,14 +303,10 @@ class _threads:
         self.n = n
 
     def __enter__(self) -> None:
-        import torch
-
         self.before = torch.get_num_threads()
         torch.set_num_threads(self.n)
 
     def __exit__(self, *exc: object) -> None:
-        import torch
-
         torch.set_num_threads(self.before)
 
 

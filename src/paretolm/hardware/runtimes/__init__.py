@@ -12,9 +12,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from paretolm.core import lazy
 from paretolm.core.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+else:  # torch is imported on first use: reading this module (the config check, the CLI, the plugin
+    # registries) does not load it
+    torch = lazy.module("torch")
+
 
 
 class Session:
@@ -81,8 +89,6 @@ class Runtime:
 
     def versions(self) -> dict[str, str]:
         """Versions of the libraries that run the model (recorded with every measurement)."""
-        import torch
-
         return {"torch_version": torch.__version__}
 
 

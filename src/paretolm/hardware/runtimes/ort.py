@@ -27,7 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from paretolm.core import lazy
+from paretolm.core.arch import ArchSpec
 from paretolm.hardware.runtimes import RUNTIMES, Runtime, Session
 
 if TYPE_CHECKING:
@@ -213,7 +216,6 @@ class OrtSession(Session):
         return ort.OrtValue.ortvalue_from_numpy(ids.cpu().numpy())
 
     def empty_past(self, batch: int) -> list[Any]:
-        import numpy as np
         import onnxruntime as ort
 
         if batch not in self._empty:
@@ -260,8 +262,6 @@ def relative_error(got: Any, want: Any) -> float:
     """``||got - want|| / ||want - mean(want)||``, the mean over the vocabulary axis: 0 for equal
     logits, about 1 for zeros; measured against the spread of the logits, not their offset, since
     log-probabilities (adaptive softmax) sit far from zero."""
-    import numpy as np
-
     centred = want - want.mean(axis=-1, keepdims=True)
     return float(np.linalg.norm(got - want) / max(float(np.linalg.norm(centred)), 1e-30))
 
@@ -269,8 +269,6 @@ def relative_error(got: Any, want: Any) -> float:
 def check_logits(session: OrtSession, model: Any, vocab_size: int, dtype: str, seed: int) -> float:
     """Compare the session's logits with ``model``'s on a prefill of ``CHECK_TOKENS`` tokens and
     (causal models) two decoding steps; returns the relative error, ValueError above tolerance."""
-    import numpy as np
-
     gen = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, vocab_size, (1, CHECK_TOKENS + 2), generator=gen)
     with torch.inference_mode():
@@ -311,8 +309,6 @@ class OnnxRuntime(Runtime):
                              "/proc/self (VmHWM), not available here; set profile.memory: false")
 
     def load(self, model: Any, settings: Any) -> Session:
-        from paretolm.core.arch import ArchSpec
-
         spec: ArchSpec = model.spec
         with tempfile.TemporaryDirectory(prefix="paretolm-onnx-") as tmp:
             path = Path(tmp) / "model.onnx"

@@ -7,19 +7,26 @@ allocation events; CUDA passes are timed with CUDA events and ``max_memory_alloc
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from paretolm.core import lazy
 from paretolm.hardware.runtimes import RUNTIMES, Runtime, Session
+
+if TYPE_CHECKING:
+    import torch
+    import torch.profiler as profiler
+else:  # torch is imported on first use: reading this module (the config check, the CLI, the plugin
+    # registries) does not load it
+    torch = lazy.module("torch")
+    profiler = lazy.module("torch.profiler")
+
 
 
 def cpu_peak_bytes(model: Any, ids: Any) -> int:
     """Peak bytes held at once by tensors allocated during one forward pass on CPU: the maximum of
     the time-ordered running sum of the profiler's ``[memory]`` events (allocations positive,
     frees negative), so freed blocks are subtracted as they are freed."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with torch.inference_mode(), profiler.profile(activities=[profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
         out = model(ids)
         del out
     events = [
@@ -38,8 +45,6 @@ def cpu_peak_bytes(model: Any, ids: Any) -> int:
 def module_weight_bytes(model: Any) -> int:
     """Bytes of every tensor in the model's state (parameters, buffers, packed int8 weights),
     each storage counted once."""
-    import torch
-
     seen: set[tuple[int, int]] = set()
     total = 0
 
@@ -94,13 +99,9 @@ class TorchSession(Session):
 
 class CudaSession(TorchSession):
     def synchronize(self) -> None:
-        import torch
-
         torch.cuda.synchronize()
 
     def time_call(self, fn: Callable[[], Any]) -> float:
-        import torch
-
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         torch.cuda.synchronize()
         start.record()
@@ -110,8 +111,6 @@ class CudaSession(TorchSession):
         return float(start.elapsed_time(end))
 
     def peak_bytes(self, ids: Any, weights: int) -> tuple[int, int]:
-        import torch
-
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         with torch.inference_mode():
@@ -130,8 +129,6 @@ class Torch(Runtime):
     def check(self, name: str, target: Mapping[str, Any]) -> None:
         super().check(name, target)
         if target["device"] == "cuda":
-            import torch
-
             if not torch.cuda.is_available():
                 raise ValueError(
                     f"hardware target {name!r}: needs a CUDA GPU, but none is available here "
@@ -139,8 +136,6 @@ class Torch(Runtime):
                 )
 
     def load(self, model: Any, settings: Any) -> Session:
-        import torch
-
         if settings.dtype != "float32":
             model = model.to(getattr(torch, settings.dtype))
         if settings.device == "cuda":

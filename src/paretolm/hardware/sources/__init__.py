@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from paretolm.core.arch import ArchSpec
+from paretolm.hardware.profiling import Profiler, arch_name, check_available, settings_from_params
 
 SOURCES = ("local", "import", "remote")
 DEFAULT_TOKEN_ENV = "PARETOLM_TOKEN"
@@ -123,8 +124,6 @@ def check_target(name: str, target: Mapping[str, Any]) -> None:
     environment; an ``import`` one needs nothing here (missing files are named by the profile stage)."""
     source = target_source(name, target)
     if source == "local":
-        from paretolm.hardware.profiling import check_available
-
         check_available(name, target)
     elif source == "remote":
         from paretolm.hardware.sources.remote import token_from_env
@@ -135,8 +134,6 @@ def check_target(name: str, target: Mapping[str, Any]) -> None:
 def source_for(hardware: str, part: Mapping[str, Any], cache_dir: str | Path | None) -> Source:
     """The measure function of target ``hardware`` from a stage's config part (``hardware`` and
     ``profile``, as ``paretolm.config.measurement_settings`` gives them)."""
-    from paretolm.hardware.profiling import settings_from_params
-
     target = part["hardware"]
     settings = settings_from_params(part)
     source = target_source(hardware, target)
@@ -153,8 +150,6 @@ def source_for(hardware: str, part: Mapping[str, Any], cache_dir: str | Path | N
 
 def local_source(hardware: str, settings: Any, cache_dir: str | Path | None) -> Source:
     """This machine measures, through the cache."""
-    from paretolm.hardware.profiling import Profiler
-
     return ProfilerSource("local", Profiler(hardware, settings, cache_dir))
 
 
@@ -168,8 +163,6 @@ def settings_difference(want: Mapping[str, Any], got: Mapping[str, Any]) -> list
 def fingerprint_problem(target: Mapping[str, Any], fingerprint: Mapping[str, Any]) -> str | None:
     """Why a device with ``fingerprint`` cannot stand for ``target`` (its ``arch``, a CUDA GPU for
     ``device: cuda``, and every field pinned in its ``fingerprint``), or None."""
-    from paretolm.hardware.profiling import arch_name
-
     want = target.get("arch")
     machine = str(fingerprint.get("machine", ""))
     if want and arch_name(str(want)) != arch_name(machine):

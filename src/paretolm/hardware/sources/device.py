@@ -17,6 +17,8 @@ from typing import Any
 import pandas as pd
 
 from paretolm.core.arch import ArchSpec
+from paretolm.core.artifacts import provenance, read_table, write_table
+from paretolm.hardware.profiling import Profiler, settings_from_params
 
 log = logging.getLogger("paretolm.hardware.sources")
 
@@ -32,8 +34,6 @@ def read_archs(path: str | Path) -> list[ArchSpec]:
         raise FileNotFoundError(f"--archs: no file {str(path)!r}")
     specs: list[ArchSpec] = []
     if path.suffix == ".parquet":
-        from paretolm.core.artifacts import read_table
-
         df = read_table(path)
         if "spec" not in df.columns:
             raise ValueError(f"--archs: {path} has no 'spec' column (columns: {', '.join(df.columns)})")
@@ -58,25 +58,11 @@ def read_archs(path: str | Path) -> list[ArchSpec]:
     return list(first.values())
 
 
-def target_part(config_path: str | Path, hardware: str) -> dict[str, Any]:
-    """The measurement settings of target ``hardware`` in the config file (validated, defaults
-    filled), as the profile stage's config part holds them."""
-    from paretolm.config import load_measurement_settings
-
-    config_path = Path(config_path)
-    if not config_path.exists():
-        raise FileNotFoundError(f"--config: no file {str(config_path)!r} (copy the workflow's config to the device)")
-    return load_measurement_settings(config_path, hardware)
-
-
 def measure_table(hardware: str, part: Mapping[str, Any], specs: list[ArchSpec], cache_dir: str | Path | None,
                   out: str | Path, inputs: list[str | Path] = ()) -> pd.DataFrame:
     """Measure ``specs`` on this machine as target ``hardware`` (through the cache, so a killed run
     resumes) and write ``out``: ``arch_id``, ``spec`` and the profile stage's measurement columns,
     with the device's fingerprint, torch version and settings in the provenance."""
-    from paretolm.core.artifacts import provenance, write_table
-    from paretolm.hardware.profiling import Profiler, settings_from_params
-
     settings = settings_from_params(part)
     profiler = Profiler(hardware, settings, cache_dir)
     t0 = time.perf_counter()

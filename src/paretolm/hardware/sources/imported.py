@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from paretolm.core.arch import ArchSpec
-from paretolm.hardware.sources import MissingMeasurements, Source, fingerprint_problem, measure_command, settings_difference
+from paretolm.core.artifacts import canonical_hash, read_provenance, read_table
+from paretolm.hardware.profiling import ordered, measurement_problem
+from paretolm.hardware.sources import (
+    MissingMeasurements,
+    Source,
+    fingerprint_problem,
+    measure_command,
+    settings_difference,
+)
+from paretolm.hardware.sources.device import MEASURE_STAGE
 
 log = logging.getLogger("paretolm.hardware.sources")
 
@@ -28,8 +37,6 @@ class ImportSource(Source):
     kind = "import"
 
     def __init__(self, hardware: str, target: Mapping[str, Any], settings: Any, folder: str | Path):
-        from paretolm.core.artifacts import canonical_hash
-
         self.hardware = hardware
         self.folder = Path(folder)
         self.settings = settings
@@ -46,10 +53,6 @@ class ImportSource(Source):
                  len(self.files), self.folder)
 
     def _read(self, path: Path, target: Mapping[str, Any]) -> None:
-        from paretolm.core.artifacts import read_provenance, read_table
-        from paretolm.hardware.profiling import _ordered, measurement_problem
-        from paretolm.hardware.sources.device import MEASURE_STAGE
-
         def refuse(why: str) -> ValueError:
             return ValueError(f"hardware target {self.hardware!r}: refusing {path}: {why}")
 
@@ -82,7 +85,7 @@ class ImportSource(Source):
             problem = measurement_problem(row, self.settings.memory)
             if problem:
                 raise refuse(f"{arch_id}: {problem}")
-            self.rows.setdefault(arch_id, _ordered(row))
+            self.rows.setdefault(arch_id, ordered(row))
         self.files.append(path)
 
     def __call__(self, spec: ArchSpec) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from paretolm.core.arch import ArchSpec
+from paretolm.core.artifacts import canonical_hash, write_json
+from paretolm.hardware.profiling import Profiler
 from paretolm.hardware.sources import DEFAULT_TOKEN_ENV, ProfilerSource, fingerprint_problem, settings_difference
 
 log = logging.getLogger("paretolm.hardware.sources")
@@ -133,8 +135,6 @@ def _reason(e: BaseException) -> str:
 
 
 def _info_path(cache_dir: str | Path | None, hardware: str, url: str) -> Path | None:
-    from paretolm.core.artifacts import canonical_hash
-
     if cache_dir is None:
         return None
     return Path(cache_dir) / hardware / f"server-{canonical_hash(url.rstrip('/'))}.json"
@@ -143,8 +143,6 @@ def _info_path(cache_dir: str | Path | None, hardware: str, url: str) -> Path | 
 def server_info(client: Client, hardware: str, cache_dir: str | Path | None) -> dict[str, Any]:
     """What the server measures; the last answer is kept beside the cache, so a run whose
     measurements are all cached here still works while the server is unreachable."""
-    from paretolm.core.artifacts import write_json
-
     path = _info_path(cache_dir, hardware, client.url)
     known = path is not None and path.exists()
     try:
@@ -162,8 +160,6 @@ def server_info(client: Client, hardware: str, cache_dir: str | Path | None) -> 
 def remote_source(hardware: str, target: Mapping[str, Any], settings: Any,
                   cache_dir: str | Path | None) -> ProfilerSource:
     """Measure through the server at ``target.remote.url``, caching its answers under ``cache_dir``."""
-    from paretolm.hardware.profiling import Profiler
-
     remote = dict(target.get("remote") or {})
     if not remote.get("url"):
         raise ValueError(f"hardware.{hardware}.remote.url: a remote target needs the server's URL")

@@ -40,7 +40,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from paretolm import __version__
 from paretolm.core.arch import ArchSpec
+from paretolm.core.counting import count
+from paretolm.hardware.profiling import Profiler
 from paretolm.hardware.sources import settings_difference
 
 log = logging.getLogger("paretolm.serve")
@@ -102,8 +105,6 @@ class Measurements:
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
-        from paretolm import __version__
-
         self.lock = threading.Lock()
         # Measurements run on one long-lived thread, not on the request's own: the PyTorch
         # profiler (peak memory) expects every use in a process to come from the same thread.
@@ -121,8 +122,6 @@ class Measurements:
 
     def spec_of(self, body: Any) -> ArchSpec:
         """The validated spec of a request body; Refused (400) naming what is wrong."""
-        from paretolm.core.counting import count
-
         if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
             raise Refused(400, 'expected a JSON object {"spec": {...}, "settings": {...}}')
         settings = body.get("settings")
@@ -274,7 +273,5 @@ class MeasurementServer(ThreadingHTTPServer):
 def make_server(hardware: str, settings: Any, token: str, cache_dir: Any, host: str = "127.0.0.1", port: int = 8750,
                 limits: Limits | None = None) -> MeasurementServer:
     """A server measuring target ``hardware`` with ``settings`` on this machine (checked first)."""
-    from paretolm.hardware.profiling import Profiler
-
     profiler = Profiler(hardware, settings, cache_dir)
     return MeasurementServer((host, port), Measurements(hardware, profiler, token, limits or Limits()))

@@ -33,8 +33,10 @@ again, replays the same rounds without measuring anything twice and ends with th
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import logging
 import math
+import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,8 +47,20 @@ import pandas as pd
 
 from paretolm.core import pareto
 from paretolm.core.arch import ArchSpec
-from paretolm.search.methods import HARDWARE, Measure, SearchProblem, SearchResult, common_table, frontier, get, objectives_of
+from paretolm.core.settings import check, from_config, setting
+from paretolm.hardware.predictors.committee import KINDS, Choice, active_order, fit, heldout_metrics
+from paretolm.search.methods import (
+    HARDWARE,
+    Measure,
+    SearchProblem,
+    SearchResult,
+    common_table,
+    frontier,
+    get,
+    objectives_of,
+)
 
+MAX = 10_000_000
 log = logging.getLogger(__name__)
 
 
@@ -129,26 +143,28 @@ class Predicted:
 # -- verify ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class VerifySettings:
-    """``search.verify``; every field comes from the validated config."""
+    """How search.measure verify chooses what to measure (paretolm.search.methods.driver)."""
 
-    predictor: str
-    batch: int
-    explore: int
-    band: float
-    initial: int
-    tolerance: float
-    max_rounds: int
-    max_measurements: int | None
-    folds: int
+    predictor: Choice = setting("auto", doc="auto picks the kind with the lowest out-of-fold error.")
+    folds: int = setting(5, minimum=2, maximum=MAX)
+    initial: int = setting(16, minimum=0, maximum=MAX, doc="Measurements chosen by active sampling before the first round.")
+    batch: int = setting(16, minimum=1, maximum=65536, doc="Candidates measured per round at most (the most promising).")
+    explore: int = setting(2, minimum=0, maximum=MAX, doc="The most uncertain candidates measured per round besides.")
+    band: float = setting(2.0, minimum=0, maximum=1000, doc="Optimism in standard deviations of the predictor's uncertainty.")
+    tolerance: float = setting(0.002, minimum=0, maximum=1,
+                               doc="Stop when a round grows the measured frontier's hypervolume less than this (relative).")
+    max_rounds: int = setting(20, minimum=1, maximum=MAX)
+    max_measurements: int | None = setting(None, minimum=0, maximum=MAX,
+                                           doc="Measurements the search may add to the profile stage's.")
+
+    def __post_init__(self) -> None:
+        check(self, "search.verify")
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> VerifySettings:
-        v = settings["verify"]
-        return cls(**{f.name: v[f.name] for f in dataclasses.fields(cls)})
+        return from_config(cls, settings["verify"], "search.verify")
 
     def kinds(self) -> tuple[str, ...]:
-        from paretolm.hardware.predictors.committee import KINDS
-
         return KINDS if self.predictor == "auto" else (self.predictor,)
 
 
@@ -182,10 +198,6 @@ class Verify:
         """The initial design: ``initial`` candidates (at least enough for a first fit) drawn from
         the space, in bounds, chosen by active sampling. They train the predictors; they are not
         candidates of the method."""
-        import random
-
-        from paretolm.hardware.predictors.committee import active_order
-
         want = int(min(max(self.cfg.initial, self.MIN_ROWS - len(self.device)), self.budget_left()))
         if want <= 0:
             return
@@ -206,8 +218,6 @@ class Verify:
         """Refit the predictors. The kind of each is chosen again (all kinds cross-validated)
         when the measurements have grown by half since the last choice; in between only the
         chosen kind is refitted, which is what makes a round cheap."""
-        from paretolm.hardware.predictors.committee import fit
-
         specs, table = self.device.table()
         choose = not self.chosen or len(specs) >= 1.5 * self.chosen_at
         kinds = self.cfg.kinds() if choose else {t: (k,) for t, k in self.chosen.items()}
@@ -336,8 +346,6 @@ def _greedy_improvement(front: np.ndarray, mean: np.ndarray, optimistic: np.ndar
     the batch that most raises the predicted hypervolume, spread along the frontier. The gains
     only shrink as the front grows, so a stale gain that still tops the queue is recomputed once
     and kept if it stays on top (lazy greedy). Picks stop when no candidate would add anything."""
-    import heapq
-
     if k <= 0 or not len(mean):
         return []
     current = np.asarray(front, dtype=float).reshape(-1, len(reference))
@@ -465,8 +473,6 @@ def run(problem: SearchProblem, measure: Measure, *, reference: Mapping[str, flo
 def heldout(archive: pd.DataFrame, device: Device) -> dict[str, Any]:
     """Held-out predictor error (MAPE %, Kendall's tau) on the final frontier's measured points
     and on every point measured in the rounds: each prediction was made before its measurement."""
-    from paretolm.hardware.predictors.committee import heldout_metrics
-
     out: dict[str, Any] = {}
     for name, rows in (("frontier", archive[archive["on_front"]]), ("measured", archive[archive["measured"]])):
         ids = [a for a in rows["arch_id"] if a in device.predicted]

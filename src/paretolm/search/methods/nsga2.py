@@ -44,8 +44,8 @@ class Nsga2Settings(MethodSettings):
     population: int = setting(100, minimum=2, maximum=MAX)
     generations: int = setting(30, minimum=0, maximum=MAX)
     crossover_prob: float = setting(0.9, minimum=0, maximum=1)
-    crossover_eta: float = setting(15.0, exclusive_minimum=0, maximum=10000)
-    mutation_eta: float = setting(20.0, exclusive_minimum=0, maximum=10000)
+    crossover_eta: float = setting(15, exclusive_minimum=0, maximum=10000)
+    mutation_eta: float = setting(20, exclusive_minimum=0, maximum=10000)
     partitions: int = setting(12, minimum=1, maximum=MAX,
                               doc="Das-Dennis partitions of the reference directions (nsga3, moead).")
 

@@ -42,6 +42,7 @@ from paretolm.core.arch import ArchSpec
 from paretolm.core.counting import DEFAULT_SEQ_LEN, count
 from paretolm.core.settings import check, setting
 from paretolm.core.spaces import Genome, SearchSpace
+from paretolm.proxies import get
 from paretolm.search.methods import MethodSettings
 
 ProxyFn = Callable[..., float]
@@ -93,8 +94,6 @@ def resolve_proxy(proxy: str | ProxyFn) -> tuple[str, ProxyFn]:
     """A registered proxy by name (analytic ones only) or a callable ``fn(spec, seq_len=...)``."""
     if callable(proxy):
         return getattr(proxy, "__name__", "custom"), proxy
-    from paretolm.proxies import get
-
     p = get(proxy)
     if p.needs_data:
         raise ValueError(f"proxy: {proxy!r} needs data; the MeRino search takes analytic proxies only")

@@ -21,6 +21,8 @@ SUPERNET = ("n_sublayer", "d_model", "n_head", "d_inner")
 MAX = 10_000_000
 # the search trains a supernet with torch: imported when a search runs, not when the method is declared
 search = lazy.module("paretolm.search.methods.par.search")
+torch = lazy.module("torch")
+par_model = lazy.module("paretolm.models.par")
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,6 @@ class PAR(Method):
                                  f"(known: {', '.join(sorted(pool))})")
 
     def run(self, problem: SearchProblem) -> SearchResult:
-        import torch
-
-        from paretolm.models.par import token_batches
-
         block = problem.block
         fixed = problem.space.fixed
         missing = [k for k in SUPERNET if k not in fixed]
@@ -96,8 +94,8 @@ class PAR(Method):
         rows = []
         for i, weight in enumerate(block["cost_weights"]):
             found = search.gumbel_par_search(
-                token_batches(tokens[:cut], int(block["batch_size"]), seq_len, problem.seed),
-                arch_batches=token_batches(tokens[cut:], int(block["batch_size"]), seq_len, problem.seed + 1),
+                par_model.token_batches(tokens[:cut], int(block["batch_size"]), seq_len, problem.seed),
+                arch_batches=par_model.token_batches(tokens[cut:], int(block["batch_size"]), seq_len, problem.seed + 1),
                 **{k: int(fixed[k]) for k in SUPERNET}, vocab_size=vocab, max_seq_len=max_seq_len,
                 steps=int(block["steps"]), seed=problem.seed, lr=float(block["lr"]), arch_lr=float(block["arch_lr"]),
                 tau_start=float(block["tau_start"]), tau_end=float(block["tau_end"]), cost_weight=float(weight),

@@ -38,6 +38,7 @@ from paretolm.core.settings import check, setting
 from paretolm.core.spaces import Genome, SearchSpace
 from paretolm.hardware.predictors.committee import Choice
 from paretolm.hardware.predictors.mlp import LatencyPredictor
+from paretolm.hardware.profiling import Settings, measure
 from paretolm.search.methods import MethodSettings
 from paretolm.search.methods.merino.search import SearchResult, resolve_proxy
 
@@ -52,8 +53,6 @@ def int8_latency(spec: ArchSpec, seq_len: int = 128, batch: int = 1, threads: in
                  repeats: int = 5, seed: int = 0) -> dict[str, Any]:
     """Median forward latency (ms) of ``spec`` with int8 dynamic quantization of its Linear layers,
     on the CPU, in eval mode under ``torch.inference_mode``, after ``warmup`` passes."""
-    from paretolm.hardware.profiling import Settings, measure
-
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats: need repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
     s = Settings(device="cpu", quantize="dynamic_int8", threads=threads, batch=batch, seq_len=seq_len,
