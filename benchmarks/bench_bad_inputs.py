@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
+from paretolm.config import load_schema, validate_config
 from paretolm.core.arch import ArchSpec
 from paretolm.core.backbones import BACKBONES
-from paretolm.config import load_schema, validate_config
 from paretolm.core.spaces import SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,9 +136,13 @@ def main() -> None:
                 examples.setdefault(group, []).append(f"{key}: {outcome[:200]}")
         results[group] = counter
     total = sum((c for c in results.values()), Counter())
-    out = {"inputs": sum(total.values()), "outcomes": dict(total),
-           "by_group": {g: dict(c) for g, c in results.items()}, "not_named": examples,
-           "seconds": time.perf_counter() - t0}
+    out = {
+        "inputs": sum(total.values()),
+        "outcomes": dict(total),
+        "by_group": {g: dict(c) for g, c in results.items()},
+        "not_named": examples,
+        "seconds": time.perf_counter() - t0,
+    }
     path = ROOT / "benchmarks" / "results" / "bad_inputs.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps({k: out[k] for k in ("inputs", "outcomes", "by_group")}, indent=2))

@@ -125,8 +125,8 @@ def main() -> None:
         "machine": platform.machine(),
         "processor": platform.processor() or platform.machine(),
         "code": code_version(),
-        "command": "python benchmarks/bench_counting.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
+        "command": "python benchmarks/bench_counting.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
     }
     del counts
     with atomic_path(args.out) as tmp:

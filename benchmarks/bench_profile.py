@@ -29,9 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from paretolm import config  # noqa: E402
-from paretolm.hardware import profiling  # noqa: E402
 from paretolm.core.artifacts import hardware_fingerprint, read_provenance, read_table, write_json  # noqa: E402
 from paretolm.core.spaces import load_space  # noqa: E402
+from paretolm.hardware import profiling  # noqa: E402
 
 
 def bare_seconds(spec, s: profiling.Settings, passes: int) -> float:
@@ -60,14 +60,29 @@ def overhead(n_archs: int, cfg: dict) -> dict:
         total = time.perf_counter() - t0
         passes = s.warmup + r["repeats"] + (1 if s.memory else 0)
         bare = bare_seconds(spec, s, passes)
-        rows.append({"arch_id": spec.arch_id, "n_layer": spec.n_layer, "d_model": spec.d_model,
-                     "latency_ms": r["latency_ms"], "latency_iqr_ms": r["latency_iqr_ms"],
-                     "repeats": r["repeats"], "passes": passes, "profile_seconds": total,
-                     "bare_forward_seconds": bare, "overhead": total / bare - 1})
+        rows.append(
+            {
+                "arch_id": spec.arch_id,
+                "n_layer": spec.n_layer,
+                "d_model": spec.d_model,
+                "latency_ms": r["latency_ms"],
+                "latency_iqr_ms": r["latency_iqr_ms"],
+                "repeats": r["repeats"],
+                "passes": passes,
+                "profile_seconds": total,
+                "bare_forward_seconds": bare,
+                "overhead": total / bare - 1,
+            }
+        )
     tot = sum(r["profile_seconds"] for r in rows)
     bare = sum(r["bare_forward_seconds"] for r in rows)
-    return {"settings": s.to_dict(), "per_arch": rows, "profile_seconds_per_arch": tot / len(rows),
-            "bare_forward_seconds_per_arch": bare / len(rows), "overhead": tot / bare - 1}
+    return {
+        "settings": s.to_dict(),
+        "per_arch": rows,
+        "profile_seconds_per_arch": tot / len(rows),
+        "bare_forward_seconds_per_arch": bare / len(rows),
+        "overhead": tot / bare - 1,
+    }
 
 
 def cache_hit(cfg: dict, n: int = 200) -> dict:
@@ -104,10 +119,15 @@ def default_run() -> dict:
         prov = read_provenance(wd / "results/search/cpu/archive.parquet")
         prof_prov = read_provenance(wd / "results/profile/cpu/gpt2_cpu_small.parquet")
         shutil.copy(wd / "results/pareto_cpu.png", REPO / "benchmarks/results/default_pareto_cpu.png")
-        return {"seconds": seconds, "archive": len(archive), "frontier": len(front),
-                "search_measurements": prov["measurements"], "search_rejected": prov["rejected"],
-                "profile_stage_seconds": prof_prov.get("seconds"),
-                "search_stage_seconds": prov.get("seconds")}
+        return {
+            "seconds": seconds,
+            "archive": len(archive),
+            "frontier": len(front),
+            "search_measurements": prov["measurements"],
+            "search_rejected": prov["rejected"],
+            "profile_stage_seconds": prof_prov.get("seconds"),
+            "search_stage_seconds": prov.get("seconds"),
+        }
 
 
 def main() -> None:
@@ -117,11 +137,17 @@ def main() -> None:
     args = ap.parse_args()
     cfg = config.load_config(REPO / "config/config.yaml", root=REPO)
     cfg["spaces_dir"] = str(REPO / cfg["spaces_dir"])
-    out = {"machine": hardware_fingerprint(), "python": platform.python_version(),
-           "load_average_at_start": os.getloadavg(), "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+    out = {
+        "machine": hardware_fingerprint(),
+        "python": platform.python_version(),
+        "load_average_at_start": os.getloadavg(),
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     out["overhead"] = overhead(args.archs, cfg)
-    print(f"overhead: {out['overhead']['overhead']:.1%} ({out['overhead']['profile_seconds_per_arch']:.2f} s "
-          f"per arch vs {out['overhead']['bare_forward_seconds_per_arch']:.2f} s of forward passes)")
+    print(
+        f"overhead: {out['overhead']['overhead']:.1%} ({out['overhead']['profile_seconds_per_arch']:.2f} s "
+        f"per arch vs {out['overhead']['bare_forward_seconds_per_arch']:.2f} s of forward passes)"
+    )
     out["cache"] = cache_hit(cfg)
     cache = out["cache"]
     print(f"cache hit: {cache['hit_seconds'] * 1e3:.2f} ms (miss {cache['miss_seconds']:.2f} s)")

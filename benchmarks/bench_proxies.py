@@ -24,11 +24,11 @@ from pathlib import Path
 import torch
 
 from paretolm.core.artifacts import atomic_path
+from paretolm.core.spaces import SearchSpace
 from paretolm.data import text_batch
 from paretolm.proxies import entropy
 from paretolm.proxies.entropy import EntropySettings, network_entropy
 from paretolm.proxies.zero_cost import DATA_PROXIES, run_data_proxy
-from paretolm.core.spaces import SearchSpace
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACES = ["gpt2_cpu_small", "lts_gpt2", "lts_transformer_xl", "merino", "opt_350m", "par", "speedlimit_bert"]
@@ -49,8 +49,7 @@ def bench_entropy(n: int, n_exact: int) -> dict:
     res = {}
     for space in SPACES:
         specs = sample_specs(space, n)
-        for cached in (entropy.entropy_mp, entropy._mha_value, entropy._ffn_value, entropy._penalty):
-            cached.cache_clear()
+        entropy.clear_caches()
         t0 = time.perf_counter()
         for s in specs:
             network_entropy(s)
@@ -65,11 +64,17 @@ def bench_entropy(n: int, n_exact: int) -> dict:
             network_entropy(s, exact_cfg)
         exact = (time.perf_counter() - t0) / n_exact
         res[space] = {
-            "specs": n, "specs_per_s_warm": n / warm, "specs_per_s_cold": n / cold,
-            "exact_svd_s_per_spec": exact, "speedup_warm_vs_svd": exact / (warm / n),
+            "specs": n,
+            "specs_per_s_warm": n / warm,
+            "specs_per_s_cold": n / cold,
+            "exact_svd_s_per_spec": exact,
+            "speedup_warm_vs_svd": exact / (warm / n),
         }
-        print(f"entropy {space:<20} warm {n / warm:>10,.0f}/s  cold {n / cold:>9,.0f}/s  "
-              f"SVD {exact:.3f} s/spec  speed-up x{exact / (warm / n):,.0f}", flush=True)
+        print(
+            f"entropy {space:<20} warm {n / warm:>10,.0f}/s  cold {n / cold:>9,.0f}/s  "
+            f"SVD {exact:.3f} s/spec  speed-up x{exact / (warm / n):,.0f}",
+            flush=True,
+        )
     return res
 
 
@@ -85,12 +90,25 @@ def bench_data(n_archs: int, batch_size: int, seq_len: int) -> dict:
             _, f = run_data_proxy(name, s, batch, seed=0)
             secs.append(time.perf_counter() - t0)
             flops.append(f)
-        per[name] = {"median_s": statistics.median(secs), "mean_s": statistics.fmean(secs),
-                     "max_s": max(secs), "median_flops": statistics.median(flops)}
-        print(f"{name:<14} median {per[name]['median_s']:.2f} s/arch  max {max(secs):.2f} s  "
-              f"median {per[name]['median_flops']:.3g} FLOPs", flush=True)
-    return {"space": "gpt2_cpu_small", "archs": n_archs, "batch_size": batch_size, "seq_len": seq_len,
-            "data": "wikitext-2 valid.txt, GPT-2 tokens", "proxies": per}
+        per[name] = {
+            "median_s": statistics.median(secs),
+            "mean_s": statistics.fmean(secs),
+            "max_s": max(secs),
+            "median_flops": statistics.median(flops),
+        }
+        print(
+            f"{name:<14} median {per[name]['median_s']:.2f} s/arch  max {max(secs):.2f} s  "
+            f"median {per[name]['median_flops']:.3g} FLOPs",
+            flush=True,
+        )
+    return {
+        "space": "gpt2_cpu_small",
+        "archs": n_archs,
+        "batch_size": batch_size,
+        "seq_len": seq_len,
+        "data": "wikitext-2 valid.txt, GPT-2 tokens",
+        "proxies": per,
+    }
 
 
 def main() -> None:
@@ -105,8 +123,12 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     result = {
-        "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                    "processor": platform.processor() or platform.machine(), "threads": 1},
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "processor": platform.processor() or platform.machine(),
+            "threads": 1,
+        },
         "entropy": bench_entropy(args.specs, args.exact),
     }
     if not args.skip_data:

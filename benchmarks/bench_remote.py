@@ -34,17 +34,29 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from paretolm.core.artifacts import hardware_fingerprint, write_json  # noqa: E402
 from paretolm.config import load_measurement_settings  # noqa: E402
+from paretolm.core.artifacts import hardware_fingerprint, write_json  # noqa: E402
+from paretolm.core.spaces import load_space  # noqa: E402
+from paretolm.hardware.profiling import settings_from_params  # noqa: E402
 from paretolm.hardware.sources import local_source  # noqa: E402
 from paretolm.hardware.sources.remote import remote_source  # noqa: E402
-from paretolm.hardware.profiling import settings_from_params  # noqa: E402
-from paretolm.core.spaces import load_space  # noqa: E402
 
 
 def start_server(cache: Path, token: str) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "paretolm.cli", "serve", "--hardware", "cpu", "--host", "127.0.0.1", "--port", "0",
-           "--cache", str(cache)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "paretolm.cli",
+        "serve",
+        "--hardware",
+        "cpu",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--cache",
+        str(cache),
+    ]
     env = {**os.environ, "PARETOLM_TOKEN": token, "PYTHONPATH": str(REPO / "src")}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline()
@@ -77,19 +89,30 @@ def main() -> None:
             rows = []
             for i, spec in enumerate(specs[1:]):
                 walls = {}
-                for side in (("local", "remote") if i % 2 == 0 else ("remote", "local")):
+                for side in ("local", "remote") if i % 2 == 0 else ("remote", "local"):
                     source = local if side == "local" else remote
                     t0 = time.perf_counter()
                     result = source(spec)
                     walls[side] = (time.perf_counter() - t0, result["measure_seconds"])
                 (lw, lm), (rw, rm) = walls["local"], walls["remote"]
                 extra = (rw - rm) - (lw - lm)
-                rows.append({"arch_id": spec.arch_id, "local_wall_s": lw, "local_measure_s": lm,
-                             "remote_wall_s": rw, "remote_measure_s": rm,
-                             "remote_extra_ms": 1000 * extra, "overhead_pct": 100 * extra / lw,
-                             "wall_ratio_pct": 100 * (rw / lw - 1)})
-                print(f"{spec.arch_id}: local {lw:.3f} s, remote {rw:.3f} s, "
-                      f"remote extra {1000 * extra:.1f} ms ({100 * extra / lw:.2f} %)", flush=True)
+                rows.append(
+                    {
+                        "arch_id": spec.arch_id,
+                        "local_wall_s": lw,
+                        "local_measure_s": lm,
+                        "remote_wall_s": rw,
+                        "remote_measure_s": rm,
+                        "remote_extra_ms": 1000 * extra,
+                        "overhead_pct": 100 * extra / lw,
+                        "wall_ratio_pct": 100 * (rw / lw - 1),
+                    }
+                )
+                print(
+                    f"{spec.arch_id}: local {lw:.3f} s, remote {rw:.3f} s, "
+                    f"remote extra {1000 * extra:.1f} ms ({100 * extra / lw:.2f} %)",
+                    flush=True,
+                )
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -110,9 +133,11 @@ def main() -> None:
         "rows": rows,
     }
     write_json(out, args.out)
-    print(f"median overhead of remote over local: {out['median_overhead_pct']:.2f} % per candidate "
-          f"({out['median_remote_extra_ms']:.1f} ms of {out['median_local_wall_s']:.2f} s); "
-          f"wall-time ratio {out['median_wall_ratio_pct']:+.2f} %  -> {args.out}")
+    print(
+        f"median overhead of remote over local: {out['median_overhead_pct']:.2f} % per candidate "
+        f"({out['median_remote_extra_ms']:.1f} ms of {out['median_local_wall_s']:.2f} s); "
+        f"wall-time ratio {out['median_wall_ratio_pct']:+.2f} %  -> {args.out}"
+    )
 
 
 if __name__ == "__main__":

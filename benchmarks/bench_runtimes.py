@@ -37,41 +37,79 @@ sys.path.insert(0, str(REPO / "src"))
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from paretolm.hardware import profiling  # noqa: E402
 from paretolm.core.artifacts import hardware_fingerprint, write_json  # noqa: E402
 from paretolm.core.counting import count  # noqa: E402
 from paretolm.core.pareto import pareto_front  # noqa: E402
-from paretolm.hardware.runtimes import get as get_runtime  # noqa: E402
 from paretolm.core.spaces import load_space  # noqa: E402
+from paretolm.hardware import profiling  # noqa: E402
+from paretolm.hardware.runtimes import get as get_runtime  # noqa: E402
 
 # (runtime, dtype, label)
-RUNTIMES = [("torch", "float32", "torch"), ("torch_int8", "float32", "torch_int8"),
-            ("onnxruntime", "float32", "onnxruntime"), ("onnxruntime", "int8", "onnxruntime_int8"),
-            ("torch", "float32", "torch_again")]
+RUNTIMES = [
+    ("torch", "float32", "torch"),
+    ("torch_int8", "float32", "torch_int8"),
+    ("onnxruntime", "float32", "onnxruntime"),
+    ("onnxruntime", "int8", "onnxruntime_int8"),
+    ("torch", "float32", "torch_again"),
+]
 # latency kind -> statistic -> column: the median over repeats (the protocol's) and the fastest
 # repeat, which other work on a shared machine disturbs least
-KINDS = {"prefill": {"median": "prefill_ms", "min": "prefill_min_ms"},
-         "decode": {"median": "decode_ms_per_token", "min": "decode_min_ms_per_token"}}
+KINDS = {
+    "prefill": {"median": "prefill_ms", "min": "prefill_min_ms"},
+    "decode": {"median": "decode_ms_per_token", "min": "decode_min_ms_per_token"},
+}
 PROXY = "decoder_params"
 
 
 def measure_all(n_archs: int, threads: int, clock: str) -> pd.DataFrame:
     space = load_space("gpt2_cpu_small", REPO / "config/spaces")
     specs = space.sample(n_archs, seed=2024)
-    base = dict(threads=threads, batch=1, seq_len=192, decode_tokens=16, warmup=3, min_repeats=10,
-                max_repeats=40, rel_iqr_max=0.05, memory=False, clock=clock)
+    base = dict(
+        threads=threads,
+        batch=1,
+        seq_len=192,
+        decode_tokens=16,
+        warmup=3,
+        min_repeats=10,
+        max_repeats=40,
+        rel_iqr_max=0.05,
+        memory=False,
+        clock=clock,
+    )
     profiling.measure(specs[0], profiling.Settings(**base))  # process warm-up, not recorded
     rows = []
     for i, spec in enumerate(specs):
         for runtime, dtype, name in RUNTIMES:
             r = profiling.measure(spec, profiling.Settings(runtime=runtime, dtype=dtype, **base))
-            rows.append({"arch": i, "runtime": name, PROXY: count(spec, 192).decoder_params,
-                         "spec": spec.to_json(), **{k: r[k] for k in (
-                             "prefill_ms", "prefill_iqr_ms", "prefill_min_ms", "prefill_repeats",
-                             "decode_ms_per_token", "decode_iqr_ms", "decode_min_ms_per_token", "decode_repeats",
-                             "weights_mb", "onnx_check_error", "measure_seconds")}})
-            print(f"arch {i} {name:>17}: prefill {r['prefill_ms']:7.2f} ms, "
-                  f"decode {r['decode_ms_per_token']:6.3f} ms/token, {r['weights_mb']:6.1f} MB", flush=True)
+            rows.append(
+                {
+                    "arch": i,
+                    "runtime": name,
+                    PROXY: count(spec, 192).decoder_params,
+                    "spec": spec.to_json(),
+                    **{
+                        k: r[k]
+                        for k in (
+                            "prefill_ms",
+                            "prefill_iqr_ms",
+                            "prefill_min_ms",
+                            "prefill_repeats",
+                            "decode_ms_per_token",
+                            "decode_iqr_ms",
+                            "decode_min_ms_per_token",
+                            "decode_repeats",
+                            "weights_mb",
+                            "onnx_check_error",
+                            "measure_seconds",
+                        )
+                    },
+                }
+            )
+            print(
+                f"arch {i} {name:>17}: prefill {r['prefill_ms']:7.2f} ms, "
+                f"decode {r['decode_ms_per_token']:6.3f} ms/token, {r['weights_mb']:6.1f} MB",
+                flush=True,
+            )
     return pd.DataFrame(rows)
 
 
@@ -81,23 +119,30 @@ def compare(df: pd.DataFrame, col: str, labels: list[str]) -> dict:
     wide = df.pivot(index="arch", columns="runtime", values=col)[labels]
     base = wide["torch"]
     per_runtime = {
-        name: {"median_ms": float(wide[name].median()), "min_ms": float(wide[name].min()),
-               "max_ms": float(wide[name].max()), "speedup_vs_torch": float((base / wide[name]).median())}
+        name: {
+            "median_ms": float(wide[name].median()),
+            "min_ms": float(wide[name].min()),
+            "max_ms": float(wide[name].max()),
+            "speedup_vs_torch": float((base / wide[name]).median()),
+        }
         for name in labels
     }
     pairs = {}
     for a, b in itertools.combinations(labels, 2):
-        pairs[f"{a} vs {b}"] = {"spearman": float(stats.spearmanr(wide[a], wide[b]).statistic),
-                                "kendall": float(stats.kendalltau(wide[a], wide[b]).statistic)}
+        pairs[f"{a} vs {b}"] = {
+            "spearman": float(stats.spearmanr(wide[a], wide[b]).statistic),
+            "kendall": float(stats.kendalltau(wide[a], wide[b]).statistic),
+        }
     proxy = df.drop_duplicates("arch").set_index("arch")[PROXY]
     fronts = {}
     for name in labels:
         table = pd.DataFrame({PROXY: proxy, "latency": wide[name]}).reset_index()
         fronts[name] = sorted(int(a) for a in pareto_front(table, {PROXY: "max", "latency": "min"})["arch"])
     ref = set(fronts["torch"])
-    changes = {name: {"frontier": f, "same_as_torch": set(f) == ref,
-                      "jaccard_vs_torch": len(ref & set(f)) / len(ref | set(f))}
-               for name, f in fronts.items()}
+    changes = {
+        name: {"frontier": f, "same_as_torch": set(f) == ref, "jaccard_vs_torch": len(ref & set(f)) / len(ref | set(f))}
+        for name, f in fronts.items()
+    }
     return {"column": col, "runtimes": per_runtime, "rank_correlation": pairs, "frontiers": changes}
 
 
@@ -119,21 +164,32 @@ def main() -> None:
     summary = summarise(df)
     result = {
         "command": f"python benchmarks/bench_runtimes.py --archs {args.archs} --threads {args.threads} "
-                   f"--clock {args.clock}",
+        f"--clock {args.clock}",
         "machine": hardware_fingerprint(),
         "versions": get_runtime("onnxruntime").versions(),
-        "protocol": {"space": "gpt2_cpu_small", "archs": args.archs, "threads": args.threads, "batch": 1,
-                     "clock": args.clock, "prefill_tokens": 192, "context": 176, "decode_tokens": 16, "warmup": 3,
-                     "repeats": "10-40 (until IQR/median <= 0.05)", "statistic": "median over repeats",
-                     "frontier_objectives": {PROXY: "max", "latency": "min"}},
+        "protocol": {
+            "space": "gpt2_cpu_small",
+            "archs": args.archs,
+            "threads": args.threads,
+            "batch": 1,
+            "clock": args.clock,
+            "prefill_tokens": 192,
+            "context": 176,
+            "decode_tokens": 16,
+            "warmup": 3,
+            "repeats": "10-40 (until IQR/median <= 0.05)",
+            "statistic": "median over repeats",
+            "frontier_objectives": {PROXY: "max", "latency": "min"},
+        },
         "summary": summary,
         "rows": df.to_dict(orient="records"),
         "seconds": time.perf_counter() - t0,
         # other processes on the machine: 1-minute load average before and after the run
         "load_average": {"before": load_before[0], "after": os.getloadavg()[0], "cpus": os.cpu_count()},
     }
-    out = args.out or REPO / "benchmarks/results" / ("runtimes.json" if args.clock == "wall" else
-                                                     "runtimes_cpu_clock.json")
+    out = args.out or REPO / "benchmarks/results" / (
+        "runtimes.json" if args.clock == "wall" else "runtimes_cpu_clock.json"
+    )
     write_json(result, out)
     for kind, by_stat in summary.items():
         for stat, part in by_stat.items():

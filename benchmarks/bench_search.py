@@ -63,8 +63,14 @@ def log(msg: str) -> None:
 def config(args: argparse.Namespace) -> dict[str, Any]:
     from paretolm.config import load_config
 
-    lts = {"iterations": args.iterations, "population": args.population, "parents": 20, "mutations": 40,
-           "mutation_prob": 0.3, "crossovers": 40}
+    lts = {
+        "iterations": args.iterations,
+        "population": args.population,
+        "parents": 20,
+        "mutations": 40,
+        "mutation_prob": 0.3,
+        "crossovers": 40,
+    }
     over: dict[str, Any] = {"search": {"lts": lts, "seed": args.seed}}
     if args.clock:
         over["profile"] = {"clock": args.clock}
@@ -74,8 +80,8 @@ def config(args: argparse.Namespace) -> dict[str, Any]:
 def profile(cfg: dict[str, Any], work: Path, measure_fn: Any) -> tuple[Path, float]:
     """The sample, proxies and profile stages into ``work``; the profile table and its seconds."""
     from paretolm.config import space_file
-    from paretolm.hardware.sources import ProfilerSource
     from paretolm.hardware.profiling import Profiler, settings_from_params
+    from paretolm.hardware.sources import ProfilerSource
     from paretolm.stages import config_part, stage
 
     space = cfg["search"]["space"]
@@ -85,22 +91,31 @@ def profile(cfg: dict[str, Any], work: Path, measure_fn: Any) -> tuple[Path, flo
         from paretolm.core.artifacts import read_provenance
 
         return out, float(read_provenance(out)["seconds"])
-    stage("sample").run(config_part("sample", cfg, space=space), space=space,
-                        space_file=REPO / space_file(cfg, space), out=samples)
+    stage("sample").run(
+        config_part("sample", cfg, space=space), space=space, space_file=REPO / space_file(cfg, space), out=samples
+    )
     stage("proxies").run(config_part("proxies", cfg, space=space), space=space, samples=samples, out=proxies)
     part = config_part("profile", cfg, hardware="cpu", space=space)
     t0 = time.perf_counter()
     if measure_fn is None:
-        stage("profile").run(part, hardware="cpu", space=space, samples=samples, proxies=proxies,
-                             cache_dir=work / "cache/profile", out=out)
+        stage("profile").run(
+            part,
+            hardware="cpu",
+            space=space,
+            samples=samples,
+            proxies=proxies,
+            cache_dir=work / "cache/profile",
+            out=out,
+        )
     else:  # the same table, measured by the stand-in device
         import pandas as pd
 
         from paretolm.core.arch import ArchSpec
         from paretolm.core.artifacts import provenance, read_table, write_table
 
-        source = ProfilerSource("injected", Profiler("cpu", settings_from_params(part), work / "cache/profile",
-                                                     measure_fn=measure_fn))
+        source = ProfilerSource(
+            "injected", Profiler("cpu", settings_from_params(part), work / "cache/profile", measure_fn=measure_fn)
+        )
         sample_df = read_table(samples)
         meas = pd.DataFrame([source(ArchSpec.from_json(s)) for s in sample_df["spec"]])
         df = meas.merge(read_table(proxies), on="arch_id")
@@ -110,8 +125,9 @@ def profile(cfg: dict[str, Any], work: Path, measure_fn: Any) -> tuple[Path, flo
     return out, time.perf_counter() - t0
 
 
-def search(cfg: dict[str, Any], method: str, measure: str, work: Path, profile_table: Path, measure_fn: Any,
-           **block: Any) -> dict[str, Any]:
+def search(
+    cfg: dict[str, Any], method: str, measure: str, work: Path, profile_table: Path, measure_fn: Any, **block: Any
+) -> dict[str, Any]:
     from paretolm.config import merge, method_space, space_file
     from paretolm.stages import config_part
     from paretolm.stages import search as search_stage
@@ -124,11 +140,20 @@ def search(cfg: dict[str, Any], method: str, measure: str, work: Path, profile_t
     part = config_part("search", c, method=method, hardware="cpu")
     folder = work / name
     t0 = time.perf_counter()
-    search_stage.run(part, method=method, hardware="cpu", profile=profile_table,
-                     space_file=REPO / space_file(c, method_space(c, method)), cache_dir=work / f"cache/{name}",
-                     frontier=folder / "frontier.parquet", archive=folder / "archive.parquet",
-                     report=folder / "report.json", plot=folder / "frontier.png",
-                     convergence=folder / "hypervolume.png", measure_fn=measure_fn)
+    search_stage.run(
+        part,
+        method=method,
+        hardware="cpu",
+        profile=profile_table,
+        space_file=REPO / space_file(c, method_space(c, method)),
+        cache_dir=work / f"cache/{name}",
+        frontier=folder / "frontier.parquet",
+        archive=folder / "archive.parquet",
+        report=folder / "report.json",
+        plot=folder / "frontier.png",
+        convergence=folder / "hypervolume.png",
+        measure_fn=measure_fn,
+    )
     report = json.loads((folder / "report.json").read_text())
     report["wall_seconds"] = time.perf_counter() - t0
     return report
@@ -153,12 +178,17 @@ def remeasure(archive_path: Path, n: int, seed: int, measure_fn: Any, cfg: dict[
         again = fn(ArchSpec.from_json(front.at[i, "spec"]), settings)
         ratios.append(float(again["latency_ms"]) / float(front.at[i, "latency_ms"]))
     r = np.asarray(ratios)
-    return {"n": len(r), "mean_ratio": float(r.mean()), "median_ratio": float(np.median(r)),
-            "share_slower": float((r > 1).mean())}
+    return {
+        "n": len(r),
+        "mean_ratio": float(r.mean()),
+        "median_ratio": float(np.median(r)),
+        "share_slower": float((r > 1).mean()),
+    }
 
 
-def recheck(archives: dict[str, Path], cfg: dict[str, Any], reference: dict[str, float], seed: int,
-            measure_fn: Any) -> dict[str, Any]:
+def recheck(
+    archives: dict[str, Path], cfg: dict[str, Any], reference: dict[str, float], seed: int, measure_fn: Any
+) -> dict[str, Any]:
     """Every frontier point of every run measured again, fresh, the runs' points interleaved so
     that all see the same machine; then each frontier's hypervolume with these latencies (its
     points kept, the dominated ones dropped) and its ratio to ``all``'s. Unlike the as-measured
@@ -169,8 +199,8 @@ def recheck(archives: dict[str, Path], cfg: dict[str, Any], reference: dict[str,
     from paretolm.core import pareto
     from paretolm.core.arch import ArchSpec
     from paretolm.core.artifacts import read_table
-    from paretolm.search.methods import objectives_of
     from paretolm.hardware.profiling import measure, settings_from_params
+    from paretolm.search.methods import objectives_of
     from paretolm.stages import config_part
 
     settings = settings_from_params(config_part("profile", cfg, hardware="cpu", space=cfg["search"]["space"]))
@@ -190,8 +220,11 @@ def recheck(archives: dict[str, Path], cfg: dict[str, Any], reference: dict[str,
         fresh = front.copy()
         fresh["latency_ms"] = [again[m][i] for i in range(len(front))]
         ratio = fresh["latency_ms"].to_numpy() / front["latency_ms"].to_numpy()
-        out[m] = {"n": len(front), "latency_ratio_median": float(np.median(ratio)),
-                  "hypervolume": pareto.hypervolume_of(pareto.pareto_front(fresh, objectives), objectives, reference)}
+        out[m] = {
+            "n": len(front),
+            "latency_ratio_median": float(np.median(ratio)),
+            "hypervolume": pareto.hypervolume_of(pareto.pareto_front(fresh, objectives), objectives, reference),
+        }
     if "all" in out:
         for m in fronts:
             out[m]["hypervolume_ratio_to_all"] = out[m]["hypervolume"] / out["all"]["hypervolume"]
@@ -213,8 +246,10 @@ def active_sampling(archive_path: Path, seq_len: int, seed: int) -> list[dict[st
     out = []
     for k in (16, 32, 64, 128):
         row: dict[str, Any] = {"k": k}
-        choices = {"random": random.Random(seed).sample(range(len(specs)), k),
-                   "active": active_order(specs, [], k, seq_len)}
+        choices = {
+            "random": random.Random(seed).sample(range(len(specs)), k),
+            "active": active_order(specs, [], k, seq_len),
+        }
         for how, picked in choices.items():
             rest = np.setdiff1d(np.arange(len(specs)), picked)
             model = fit([specs[i] for i in picked], table.iloc[picked], seq_len, targets=("latency_ms",), seed=seed)
@@ -235,16 +270,23 @@ def main() -> int:
     ap.add_argument("--replay", action="store_true", help="the stand-in device instead of the CPU")
     ap.add_argument("--remeasure", type=int, default=40, help="frontier points of each run measured again")
     ap.add_argument("--modes", default="verify,random,all", help="runs, in order")
-    ap.add_argument("--recheck-only", action="store_true",
-                    help="only measure the frontiers of the saved runs again (benchmarks/results/search.json)")
-    ap.add_argument("--clock", default=None, choices=("wall", "cpu"),
-                    help="profile.clock (default: the shipped config's); cpu on a machine busy with other work")
+    ap.add_argument(
+        "--recheck-only",
+        action="store_true",
+        help="only measure the frontiers of the saved runs again (benchmarks/results/search.json)",
+    )
+    ap.add_argument(
+        "--clock",
+        default=None,
+        choices=("wall", "cpu"),
+        help="profile.clock (default: the shipped config's); cpu on a machine busy with other work",
+    )
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     from paretolm.core.artifacts import hardware_fingerprint, write_json
-    from paretolm.search.figures import hypervolume_figure
     from paretolm.hardware.replay import ReplayDevice
+    from paretolm.search.figures import hypervolume_figure
 
     tag = "search_replay" if args.replay else "search"
     work = REPO / "results" / "bench_search" / ("replay" if args.replay else f"cpu-{args.iterations}x{args.population}")
@@ -273,15 +315,23 @@ def main() -> int:
         else:
             runs[mode] = search(cfg, "lts", mode, work, table, measure_fn)
         r = runs[mode]
-        log(f"{mode}: {r['measurements']['search']} search measurements, {r['wall_seconds']:.0f} s, "
-            f"frontier {r['frontier']}, hypervolume {r['hypervolume']:.6g}")
+        log(
+            f"{mode}: {r['measurements']['search']} search measurements, {r['wall_seconds']:.0f} s, "
+            f"frontier {r['frontier']}, hypervolume {r['hypervolume']:.6g}"
+        )
     base = runs.get("all")
     summary = {}
     for mode, r in runs.items():
-        s = {"measurements_profile": r["measurements"]["profile"], "measurements_search": r["measurements"]["search"],
-             "measurements_total": r["measurements"]["total"], "fresh_measurements": r["measurements"].get("measured"),
-             "wall_seconds": r["wall_seconds"], "frontier": r["frontier"], "candidates": r["candidates"],
-             "hypervolume": r["hypervolume"]}
+        s = {
+            "measurements_profile": r["measurements"]["profile"],
+            "measurements_search": r["measurements"]["search"],
+            "measurements_total": r["measurements"]["total"],
+            "fresh_measurements": r["measurements"].get("measured"),
+            "wall_seconds": r["wall_seconds"],
+            "frontier": r["frontier"],
+            "candidates": r["candidates"],
+            "hypervolume": r["hypervolume"],
+        }
         if base:
             s["hypervolume_ratio_to_all"] = r["hypervolume"] / base["hypervolume"]
             s["fewer_measurements_than_all"] = base["measurements"]["search"] / max(1, r["measurements"]["search"])
@@ -296,10 +346,20 @@ def main() -> int:
     out: dict[str, Any] = {
         "command": "python benchmarks/bench_search.py " + " ".join(sys.argv[1:]),
         "device": "replay (paretolm.hardware.replay.ReplayDevice)" if args.replay else "cpu (this machine, 1 thread)",
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "load_average_at_end": os.getloadavg(), "fingerprint": hardware_fingerprint()},
-        "settings": {"space": cfg["search"]["space"], "lts": cfg["search"]["lts"], "seed": args.seed,
-                     "verify": cfg["search"]["verify"], "profile": cfg["profile"], "sample_n": cfg["sample"]["n"]},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_average_at_end": os.getloadavg(),
+            "fingerprint": hardware_fingerprint(),
+        },
+        "settings": {
+            "space": cfg["search"]["space"],
+            "lts": cfg["search"]["lts"],
+            "seed": args.seed,
+            "verify": cfg["search"]["verify"],
+            "profile": cfg["profile"],
+            "sample_n": cfg["sample"]["n"],
+        },
         "reference": next(iter(runs.values()))["reference"],
         "profile_stage_seconds": profile_seconds,
         "summary": summary,
@@ -307,18 +367,29 @@ def main() -> int:
         "traces": {m: r["trace"] for m, r in runs.items()},
     }
     if args.remeasure and "all" in runs:
-        out["remeasured_frontier"] = {m: remeasure(work / ("lts_" + m if m != "random" else "random_all") /
-                                                   "archive.parquet", args.remeasure, args.seed, measure_fn, cfg)
-                                      for m in runs}
+        out["remeasured_frontier"] = {
+            m: remeasure(
+                work / ("lts_" + m if m != "random" else "random_all") / "archive.parquet",
+                args.remeasure,
+                args.seed,
+                measure_fn,
+                cfg,
+            )
+            for m in runs
+        }
         log(f"remeasured: {out['remeasured_frontier']}")
     if "all" in runs:
-        out["active_sampling"] = active_sampling(work / "lts_all/archive.parquet", int(cfg["profile"]["seq_len"]),
-                                                 args.seed)
+        out["active_sampling"] = active_sampling(
+            work / "lts_all/archive.parquet", int(cfg["profile"]["seq_len"]), args.seed
+        )
     out["total_seconds"] = time.perf_counter() - t0
     write_json(out, RESULTS / f"{tag}.json")
-    hypervolume_figure({m: r["trace"] for m, r in runs.items()}, RESULTS / f"{tag}_hypervolume.png",
-                       title=f"LTS {args.iterations} x {args.population} on {cfg['search']['space']}, "
-                             f"{'replay device' if args.replay else 'cpu'}")
+    hypervolume_figure(
+        {m: r["trace"] for m, r in runs.items()},
+        RESULTS / f"{tag}_hypervolume.png",
+        title=f"LTS {args.iterations} x {args.population} on {cfg['search']['space']}, "
+        f"{'replay device' if args.replay else 'cpu'}",
+    )
     import shutil
 
     for m in runs:

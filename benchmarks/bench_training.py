@@ -25,8 +25,15 @@ def paretolm_model(args):
     from paretolm.core.arch import ArchSpec
     from paretolm.models import build_model
 
-    spec = ArchSpec(backbone="gpt2", n_layer=args.n_layer, d_model=args.d_model, n_head=args.n_head,
-                    d_inner=args.d_inner, vocab_size=args.vocab, max_seq_len=1024)
+    spec = ArchSpec(
+        backbone="gpt2",
+        n_layer=args.n_layer,
+        d_model=args.d_model,
+        n_head=args.n_head,
+        d_inner=args.d_inner,
+        vocab_size=args.vocab,
+        max_seq_len=1024,
+    )
     model = build_model(spec)
 
     def loss(x):
@@ -38,9 +45,18 @@ def paretolm_model(args):
 def hf_model(args):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    cfg = GPT2Config(n_layer=args.n_layer, n_embd=args.d_model, n_head=args.n_head, n_inner=args.d_inner,
-                     vocab_size=args.vocab, n_positions=1024, resid_pdrop=0.0, embd_pdrop=0.0,
-                     attn_pdrop=0.0, tie_word_embeddings=True)
+    cfg = GPT2Config(
+        n_layer=args.n_layer,
+        n_embd=args.d_model,
+        n_head=args.n_head,
+        n_inner=args.d_inner,
+        vocab_size=args.vocab,
+        n_positions=1024,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        tie_word_embeddings=True,
+    )
     model = GPT2LMHeadModel(cfg)
 
     def loss(x):
@@ -80,8 +96,7 @@ def main() -> None:
     models = {"paretolm": paretolm_model(args), "hf_gpt2": hf_model(args)}
     n_params = {k: sum(p.numel() for p in m.parameters()) for k, (m, _) in models.items()}
     gen = torch.Generator().manual_seed(0)
-    batches = [torch.randint(0, args.vocab, (args.batch, args.seq_len), generator=gen)
-               for _ in range(args.steps)]
+    batches = [torch.randint(0, args.vocab, (args.batch, args.seq_len), generator=gen) for _ in range(args.steps)]
     for m, f in models.values():  # warm-up
         time_steps(m, f, batches[:2])
     tokens = args.steps * args.batch * args.seq_len
@@ -90,21 +105,25 @@ def main() -> None:
         for k, (m, f) in models.items():
             rates[k].append(tokens / time_steps(m, f, batches))
     result = {
-        "shape": {k: getattr(args, k) for k in ("n_layer", "d_model", "n_head", "d_inner", "vocab",
-                                                 "batch", "seq_len")},
-        "steps_per_repeat": args.steps, "repeats": args.repeats, "threads": args.threads,
-        "device": "cpu", "cpu": platform.processor() or platform.machine(),
+        "shape": {
+            k: getattr(args, k) for k in ("n_layer", "d_model", "n_head", "d_inner", "vocab", "batch", "seq_len")
+        },
+        "steps_per_repeat": args.steps,
+        "repeats": args.repeats,
+        "threads": args.threads,
+        "device": "cpu",
+        "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "parameters": n_params,
         "tokens_per_s_median": {k: statistics.median(v) for k, v in rates.items()},
         "tokens_per_s_all": rates,
     }
-    result["ratio_paretolm_over_hf"] = (result["tokens_per_s_median"]["paretolm"]
-                                        / result["tokens_per_s_median"]["hf_gpt2"])
+    result["ratio_paretolm_over_hf"] = (
+        result["tokens_per_s_median"]["paretolm"] / result["tokens_per_s_median"]["hf_gpt2"]
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("parameters", "tokens_per_s_median", "ratio_paretolm_over_hf")},
-                     indent=2))
+    print(json.dumps({k: result[k] for k in ("parameters", "tokens_per_s_median", "ratio_paretolm_over_hf")}, indent=2))
 
 
 if __name__ == "__main__":

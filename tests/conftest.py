@@ -58,8 +58,7 @@ def data_required() -> bool:
 
 def _missing(what: str, hint: str) -> NoReturn:
     if data_required():
-        pytest.fail(f"{what}; {hint} ({REQUIRE_ENV}=1 is set, so this is a failure, not a skip)",
-                    pytrace=False)
+        pytest.fail(f"{what}; {hint} ({REQUIRE_ENV}=1 is set, so this is a failure, not a skip)", pytrace=False)
     # allowed at module level too: a module-level call skips the whole module
     pytest.skip(f"{what}; {hint}", allow_module_level=True)
 
@@ -72,8 +71,10 @@ def data_path(*parts: str | os.PathLike) -> Path:
     fixture, only the tests that use it. With no ``parts`` it checks the data folder itself."""
     path = DATA.joinpath(*parts)
     if not path.exists():
-        _missing(f"offline data not found: {path}",
-                 f"set {DATA_ENV} to the folder holding it (default: <repo>/../shared/data)")
+        _missing(
+            f"offline data not found: {path}",
+            f"set {DATA_ENV} to the folder holding it (default: <repo>/../shared/data)",
+        )
     return path
 
 
@@ -81,8 +82,10 @@ def require_executable(name: str) -> str:
     """The full path of executable ``name`` on PATH; when absent, skips, or fails under the switch."""
     found = shutil.which(name)
     if found is None:
-        _missing(f"executable not found on PATH: {name}",
-                 "install the package (pip install -e '.[dev]') in the active environment or add it to PATH")
+        _missing(
+            f"executable not found on PATH: {name}",
+            "install the package (pip install -e '.[dev]') in the active environment or add it to PATH",
+        )
     return found
 
 
@@ -99,10 +102,15 @@ def needs_executable(*names: str) -> pytest.MarkDecorator:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "needs_data(*paths): skip (fail under PARETOLM_REQUIRE_DATA=1) "
-                                       "when an item of the offline data folder is missing")
-    config.addinivalue_line("markers", "needs_executable(*names): skip (fail under "
-                                       "PARETOLM_REQUIRE_DATA=1) when an executable is not on PATH")
+    config.addinivalue_line(
+        "markers",
+        "needs_data(*paths): skip (fail under PARETOLM_REQUIRE_DATA=1) "
+        "when an item of the offline data folder is missing",
+    )
+    config.addinivalue_line(
+        "markers",
+        "needs_executable(*names): skip (fail under PARETOLM_REQUIRE_DATA=1) when an executable is not on PATH",
+    )
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -14,8 +14,8 @@ import torch
 from paretolm.core.arch import ArchSpec
 from paretolm.core.backbones import BACKBONES
 from paretolm.core.counting import count
-from paretolm.models.flops import measured_flops
 from paretolm.models import build_model
+from paretolm.models.flops import measured_flops
 
 NAMES = BACKBONES.names()
 
@@ -35,8 +35,13 @@ def test_example_round_trips_and_rejects_foreign_genes(name: str) -> None:
     spec = example(name)
     assert ArchSpec.from_json(spec.to_json()) == spec
     assert json.loads(spec.to_json())["backbone"] == name
-    assert set(json.loads(spec.to_json())) == {"backbone", "vocab_size", "max_seq_len", "tie_weights",
-                                               *BACKBONES.get(name).genes}
+    assert set(json.loads(spec.to_json())) == {
+        "backbone",
+        "vocab_size",
+        "max_seq_len",
+        "tie_weights",
+        *BACKBONES.get(name).genes,
+    }
     with pytest.raises(ValueError, match="^colour: not a gene"):
         ArchSpec.from_dict({**BACKBONES.get(name).example, "colour": "red"})
 

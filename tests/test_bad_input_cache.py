@@ -25,16 +25,20 @@ def fake(latency: float = 2.0, memory: float = 5.0):
     return measure
 
 
-@pytest.mark.parametrize("damage", [
-    lambda e: "{not json",
-    lambda e: json.dumps({**e, "result": {**e["result"], "latency_ms": -1.0}}),
-    lambda e: json.dumps({**e, "result": {**e["result"], "latency_ms": float("nan")}}),
-    lambda e: json.dumps({**e, "result": {k: v for k, v in e["result"].items() if k != "peak_memory_mb"}}),
-    lambda e: json.dumps({**e, "result": {**e["result"], "peak_memory_mb": "lots"}}),
-    lambda e: json.dumps({**e, "result": None}),
-    lambda e: json.dumps([1, 2]),
-    lambda e: "\x00\xff binary",
-], ids=["not-json", "negative", "nan", "missing", "string", "null-result", "list", "binary"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda e: "{not json",
+        lambda e: json.dumps({**e, "result": {**e["result"], "latency_ms": -1.0}}),
+        lambda e: json.dumps({**e, "result": {**e["result"], "latency_ms": float("nan")}}),
+        lambda e: json.dumps({**e, "result": {k: v for k, v in e["result"].items() if k != "peak_memory_mb"}}),
+        lambda e: json.dumps({**e, "result": {**e["result"], "peak_memory_mb": "lots"}}),
+        lambda e: json.dumps({**e, "result": None}),
+        lambda e: json.dumps([1, 2]),
+        lambda e: "\x00\xff binary",
+    ],
+    ids=["not-json", "negative", "nan", "missing", "string", "null-result", "list", "binary"],
+)
 def test_bad_cache_entries_are_measured_again_and_reported(tmp_path, caplog, damage) -> None:
     first = Profiler("cpu", Settings(seq_len=16), tmp_path, measure_fn=fake())
     first(SPEC)
@@ -51,8 +55,9 @@ def test_bad_cache_entries_are_measured_again_and_reported(tmp_path, caplog, dam
     assert third(SPEC)["latency_ms"] == 3.0  # the replaced entry is good again
 
 
-@pytest.mark.parametrize("latency, memory", [(-1.0, 5.0), (float("nan"), 5.0), (0.0, 5.0), (2.0, -3.0),
-                                             (float("inf"), 5.0)])
+@pytest.mark.parametrize(
+    "latency, memory", [(-1.0, 5.0), (float("nan"), 5.0), (0.0, 5.0), (2.0, -3.0), (float("inf"), 5.0)]
+)
 def test_impossible_fresh_measurements_are_refused(tmp_path, latency, memory) -> None:
     prof = Profiler("cpu", Settings(seq_len=16), tmp_path, measure_fn=fake(latency, memory))
     with pytest.raises(ValueError, match=rf"measuring {SPEC.arch_id} gave (latency_ms|peak_memory_mb)="):
@@ -61,6 +66,5 @@ def test_impossible_fresh_measurements_are_refused(tmp_path, latency, memory) ->
 
 
 def test_missing_memory_is_fine_when_memory_is_off(tmp_path) -> None:
-    prof = Profiler("cpu", Settings(seq_len=16, memory=False), tmp_path,
-                    measure_fn=fake(memory=float("nan")))
+    prof = Profiler("cpu", Settings(seq_len=16, memory=False), tmp_path, measure_fn=fake(memory=float("nan")))
     assert prof(SPEC)["latency_ms"] == 2.0

@@ -7,12 +7,15 @@ import pytest
 from paretolm.data import DatasetSpec, load_split
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "is empty"),
-    (b"   \n\n", "is empty"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "is not a text file"),
-    (b"caf\xe9 au lait\n" * 3, "is not UTF-8 text"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "is empty"),
+        (b"   \n\n", "is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "is not a text file"),
+        (b"caf\xe9 au lait\n" * 3, "is not UTF-8 text"),
+    ],
+)
 def test_bad_text_files_name_dataset_and_file(tmp_path, content: bytes, message: str) -> None:
     path = tmp_path / "train.txt"
     path.write_bytes(content)

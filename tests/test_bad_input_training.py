@@ -17,8 +17,9 @@ from paretolm.training.trainer import train
 
 SPEC = ArchSpec("gpt2", n_layer=1, d_model=32, n_head=2, d_inner=32, vocab_size=64, max_seq_len=16)
 IDS = np.random.default_rng(0).integers(0, 64, 20_000)
-CFG = TrainConfig(optimizer="adamw", steps=6, batch_size=2, seq_len=16, warmup_steps=1, checkpoint_every=2,
-                  log_every=1, threads=1)
+CFG = TrainConfig(
+    optimizer="adamw", steps=6, batch_size=2, seq_len=16, warmup_steps=1, checkpoint_every=2, log_every=1, threads=1
+)
 
 
 def _interrupted(out, monkeypatch, at_step: int) -> None:
@@ -36,11 +37,15 @@ def _interrupted(out, monkeypatch, at_step: int) -> None:
     monkeypatch.setattr(training, "train_batch", real)
 
 
-@pytest.mark.parametrize("damage", [
-    lambda c: (c / "state.json").write_text("{truncated"),
-    lambda c: (c / "model.safetensors").write_bytes(b"\0" * 10),
-    lambda c: (c / "optimizer.pt").unlink(),
-], ids=["state", "weights", "missing-optimizer"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda c: (c / "state.json").write_text("{truncated"),
+        lambda c: (c / "model.safetensors").write_bytes(b"\0" * 10),
+        lambda c: (c / "optimizer.pt").unlink(),
+    ],
+    ids=["state", "weights", "missing-optimizer"],
+)
 def test_damaged_checkpoint_falls_back_and_ends_the_same(tmp_path, monkeypatch, caplog, damage) -> None:
     reference = train(SPEC, IDS, CFG, tmp_path / "reference", progress=False)
     out = tmp_path / "run"

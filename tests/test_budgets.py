@@ -11,10 +11,10 @@ from scipy import stats
 
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import read_table
-from paretolm.validation.correlation import bootstrap_ci, correlation_table, seed_noise
-from paretolm.validation.evaluation import score_stream
 from paretolm.training.recipe import TrainConfig
 from paretolm.training.trainer import load_model, train
+from paretolm.validation.correlation import bootstrap_ci, correlation_table, seed_noise
+from paretolm.validation.evaluation import score_stream
 
 SHAKES = DATA / "corpora/tinyshakespeare/input.txt"
 SPEC = ArchSpec(backbone="gpt2", n_layer=1, d_model=32, n_head=2, d_inner=64, vocab_size=256, max_seq_len=64)
@@ -40,8 +40,17 @@ def test_budget_fractions_are_checked_and_mapped_to_steps():
 @needs_data(SHAKES)
 def test_budgets_are_scored_on_the_same_windows_and_survive_a_resume(tmp_path, monkeypatch):
     train_ids, valid_ids = _ids()
-    cfg = TrainConfig(steps=40, batch_size=4, seq_len=32, warmup_steps=4, log_every=5, checkpoint_every=10,
-                      budgets=(0.25, 0.5, 1.0), budget_tokens=2000, seed=1)
+    cfg = TrainConfig(
+        steps=40,
+        batch_size=4,
+        seq_len=32,
+        warmup_steps=4,
+        log_every=5,
+        checkpoint_every=10,
+        budgets=(0.25, 0.5, 1.0),
+        budget_tokens=2000,
+        seed=1,
+    )
     with pytest.raises(ValueError, match="eval_ids"):
         train(SPEC, train_ids, cfg, tmp_path / "none", progress=False)
     summary = train(SPEC, train_ids, cfg, tmp_path / "ref", eval_ids=valid_ids, progress=False)
@@ -99,8 +108,9 @@ def test_seed_noise_separates_seed_spread_from_architecture_spread():
     rng = np.random.default_rng(0)
     archs = [f"a{i}" for i in range(16)]
     true = pd.Series(np.linspace(4.0, 5.5, 16), index=archs)
-    repeats = pd.DataFrame([{"arch_id": a, "loss": true[a] + rng.normal(0, 0.05)}
-                            for a in archs[::5] for _ in range(3)])
+    repeats = pd.DataFrame(
+        [{"arch_id": a, "loss": true[a] + rng.normal(0, 0.05)} for a in archs[::5] for _ in range(3)]
+    )
     quiet = seed_noise(true, repeats, seed=0)
     assert quiet["n_repeated"] == 4 and 0.02 < quiet["seed_sd"] < 0.1
     assert quiet["arch_sd"] == pytest.approx(true.std(ddof=1)) and quiet["noise_ratio"] < 0.2

@@ -9,18 +9,25 @@ from pathlib import Path
 
 import pytest
 
-from paretolm.core.arch import ArchSpec
 from paretolm.cli import main
+from paretolm.core.arch import ArchSpec
 from paretolm.core.counting import count
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER_GPT2 = {"backbone": "gpt2", "n_layer": 3, "d_model": 256, "n_head": [2, 2, 2],
-              "d_inner": [3072, 3776, 3904], "div_val": 1}
+PAPER_GPT2 = {
+    "backbone": "gpt2",
+    "n_layer": 3,
+    "d_model": 256,
+    "n_head": [2, 2, 2],
+    "d_inner": [3072, 3776, 3904],
+    "div_val": 1,
+}
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "paretolm.cli", *args], input=stdin, capture_output=True,
-                          text=True, cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "paretolm.cli", *args], input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
 
 
 def test_count_one_spec(capsys):
@@ -28,8 +35,13 @@ def test_count_one_spec(capsys):
     out = json.loads(capsys.readouterr().out)
     spec = ArchSpec.from_dict(PAPER_GPT2)
     c = count(spec, 192)
-    assert out == {"arch_id": spec.arch_id, "decoder_params": 6_309_632,
-                   "embedding_params": c.embedding_params, "total_params": c.total_params, "flops": c.flops}
+    assert out == {
+        "arch_id": spec.arch_id,
+        "decoder_params": 6_309_632,
+        "embedding_params": c.embedding_params,
+        "total_params": c.total_params,
+        "flops": c.flops,
+    }
     assert main(["arch", "count", "--json", json.dumps(PAPER_GPT2), "--seq-len", "64"]) == 0
     assert json.loads(capsys.readouterr().out)["flops"] == count(spec, 64).flops
 
@@ -43,8 +55,7 @@ def test_sample_then_count_stream_in_order():
     assert all(s.backbone == "transformer_xl" for s in specs)
     assert len({s.arch_id for s in specs}) == 25
     # same seed, same specs; the canonical JSON is printed
-    again = run("arch", "sample", "--space", "config/spaces/lts_transformer_xl.yaml", "-n", "25",
-                "--seed", "3")
+    again = run("arch", "sample", "--space", "config/spaces/lts_transformer_xl.yaml", "-n", "25", "--seed", "3")
     assert again.stdout == sampled.stdout
     assert all(line == s.to_json() for line, s in zip(lines, specs, strict=True))
     counted = run("arch", "count", "--json", "-", "--seq-len", "128", stdin=sampled.stdout + "\n")
@@ -57,15 +68,26 @@ def test_sample_then_count_stream_in_order():
         assert r["flops"] == c.flops
 
 
-@pytest.mark.parametrize(("args", "stdin", "message"), [
-    (["arch", "count", "--json", '{"backbone": "gpt2", "n_layer": 2, "d_model": 64, "n_head": [2, 3], '
-      '"d_inner": 128}'], None, "n_head[1]"),
-    (["arch", "count", "--json", "{not json"], None, "spec: not valid JSON"),
-    (["arch", "count", "--json", '{"backbone": "lstm"}'], None, "backbone"),
-    (["arch", "count", "--json", json.dumps(PAPER_GPT2), "--seq-len", "0"], None, "--seq-len"),
-    (["arch", "sample", "--space", "no_such_space", "-n", "2"], None, "--space"),
-    (["arch", "sample", "--space", "lts_gpt2", "-n", "0"], None, "-n"),
-])
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (
+            [
+                "arch",
+                "count",
+                "--json",
+                '{"backbone": "gpt2", "n_layer": 2, "d_model": 64, "n_head": [2, 3], "d_inner": 128}',
+            ],
+            None,
+            "n_head[1]",
+        ),
+        (["arch", "count", "--json", "{not json"], None, "spec: not valid JSON"),
+        (["arch", "count", "--json", '{"backbone": "lstm"}'], None, "backbone"),
+        (["arch", "count", "--json", json.dumps(PAPER_GPT2), "--seq-len", "0"], None, "--seq-len"),
+        (["arch", "sample", "--space", "no_such_space", "-n", "2"], None, "--space"),
+        (["arch", "sample", "--space", "lts_gpt2", "-n", "0"], None, "-n"),
+    ],
+)
 def test_errors_exit_nonzero_with_message(args, stdin, message):
     result = run(*args, stdin=stdin)
     assert result.returncode != 0
@@ -73,8 +95,14 @@ def test_errors_exit_nonzero_with_message(args, stdin, message):
 
 
 def test_a_bad_line_loses_no_other_line():
-    lines = [json.dumps(PAPER_GPT2), '{"backbone": "opt", "n_layer": 1}', "{not json", "",
-             json.dumps({**PAPER_GPT2, "max_seq_len": 100}), json.dumps({**PAPER_GPT2, "d_model": 512})]
+    lines = [
+        json.dumps(PAPER_GPT2),
+        '{"backbone": "opt", "n_layer": 1}',
+        "{not json",
+        "",
+        json.dumps({**PAPER_GPT2, "max_seq_len": 100}),
+        json.dumps({**PAPER_GPT2, "d_model": 512}),
+    ]
     result = run("arch", "count", "--json", "-", stdin="\n".join(lines) + "\n")
     assert result.returncode == 1 and "3 line(s) failed" in result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
@@ -86,7 +114,9 @@ def test_a_bad_line_loses_no_other_line():
 
 
 def test_counting_does_not_import_torch():
-    code = ("import sys, json; from paretolm.cli import main; "
-            f"main(['arch', 'count', '--json', json.dumps({PAPER_GPT2!r})]); print('torch' in sys.modules)")
+    code = (
+        "import sys, json; from paretolm.cli import main; "
+        f"main(['arch', 'count', '--json', json.dumps({PAPER_GPT2!r})]); print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.stdout.splitlines()[-1] == "False"

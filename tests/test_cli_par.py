@@ -6,8 +6,8 @@ import json
 
 from conftest import data_path
 
-from paretolm.core.arch import ArchSpec
 from paretolm.cli import main
+from paretolm.core.arch import ArchSpec
 
 
 def run(capsys, *argv: str) -> tuple[int, dict]:
@@ -32,8 +32,26 @@ def test_search_on_real_text_is_seeded(capsys, tmp_path):
     shakespeare = data_path("corpora/tinyshakespeare/input.txt")
     text = tmp_path / "shakespeare.txt"
     text.write_bytes(shakespeare.read_bytes()[:100_000])
-    argv = ["par", "search", "--text", str(text), "--positions", "4", "--d-model", "32", "--n-head", "2",
-            "--d-inner", "64", "--steps", "15", "--seq-len", "32", "--seed", "3"]
+    argv = [
+        "par",
+        "search",
+        "--text",
+        str(text),
+        "--positions",
+        "4",
+        "--d-model",
+        "32",
+        "--n-head",
+        "2",
+        "--d-inner",
+        "64",
+        "--steps",
+        "15",
+        "--seq-len",
+        "32",
+        "--seed",
+        "3",
+    ]
     code, first = run(capsys, *argv)
     assert code == 0
     spec = ArchSpec.from_dict(first["spec"])

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import data_path
 
-from paretolm.core.arch import ArchSpec
 from paretolm.cli import main
+from paretolm.core.arch import ArchSpec
 from paretolm.core.counting import count
 from paretolm.proxies.entropy import EntropySettings, network_entropy
 
@@ -43,9 +43,7 @@ def test_score_analytic_from_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pyte
         assert r["decoder_params"] == count(s).decoder_params
 
 
-
-def test_score_entropy_eps_reaches_the_scorer(monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture) -> None:
+def test_score_entropy_eps_reaches_the_scorer(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     _stdin(monkeypatch, SPECS)
     assert main(["proxy", "score", "--proxies", "merino_entropy", "--json", "-", "--entropy-eps", "0.5"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -63,8 +61,21 @@ def test_score_data_proxy_from_text_file(tmp_path: Path, capsys: pytest.CaptureF
     small.write_text(text.read_text()[:5000])
     specs = tmp_path / "specs.jsonl"
     specs.write_text(SPECS[0].to_json() + "\n")
-    args = ["proxy", "score", "--proxies", "relu_log_det,grad_norm", "--json", str(specs),
-            "--data", str(small), "--seq-len", "16", "--batch-size", "3", "--costs"]
+    args = [
+        "proxy",
+        "score",
+        "--proxies",
+        "relu_log_det,grad_norm",
+        "--json",
+        str(specs),
+        "--data",
+        str(small),
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "3",
+        "--costs",
+    ]
     assert main(args) == 0
     first = json.loads(capsys.readouterr().out)
     assert main(args) == 0
@@ -111,12 +122,27 @@ def test_nas_bench_bert_shapes_by_hand() -> None:
     from paretolm.analysis.nas_bench_bert import matrix_params, merino_entropy, representable, sublayers
 
     layers = [
-        {"operation_type": "SA", "operation_parameter": "SDP", "num_operation_heads": 2,
-         "feed_forward_dimension": 512, "num_feed_forward": 1},
-        {"operation_type": "LT", "operation_parameter": "DFT", "num_operation_heads": 2,
-         "feed_forward_dimension": 1024, "num_feed_forward": 3},
-        {"operation_type": "DSC", "operation_parameter": 5, "num_operation_heads": 2,
-         "feed_forward_dimension": 512, "num_feed_forward": 1},
+        {
+            "operation_type": "SA",
+            "operation_parameter": "SDP",
+            "num_operation_heads": 2,
+            "feed_forward_dimension": 512,
+            "num_feed_forward": 1,
+        },
+        {
+            "operation_type": "LT",
+            "operation_parameter": "DFT",
+            "num_operation_heads": 2,
+            "feed_forward_dimension": 1024,
+            "num_feed_forward": 3,
+        },
+        {
+            "operation_type": "DSC",
+            "operation_parameter": 5,
+            "num_operation_heads": 2,
+            "feed_forward_dimension": 512,
+            "num_feed_forward": 1,
+        },
     ]
     h = 128
     expected = (4 * h * h + 2 * h * 512) + 3 * 2 * h * 1024 + (h * h + 2 * h * 512)
@@ -130,8 +156,9 @@ def test_nas_bench_bert_shapes_by_hand() -> None:
     assert representable([layers[0], layers[0]])
 
 
-def test_data_batches_come_from_one_window_cutter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture) -> None:
+def test_data_batches_come_from_one_window_cutter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     import numpy as np
     import torch
     import yaml
@@ -155,8 +182,11 @@ def test_data_batches_come_from_one_window_cutter(tmp_path: Path, monkeypatch: p
 
     # a config YAML: its proxies.data block with the file's datasets/tokenizers sections
     block = {"dataset": "small", "tokenizer": "gpt2", "cache_dir": str(tmp_path / "cache")}
-    cfg = {"proxies": {"data": block}, "datasets": {"small": {"files": {"train": str(small)}}},
-           "tokenizers": {"gpt2": {"type": "gpt2", "path": str(tok)}}}
+    cfg = {
+        "proxies": {"data": block},
+        "datasets": {"small": {"files": {"train": str(small)}}},
+        "tokenizers": {"gpt2": {"type": "gpt2", "path": str(tok)}},
+    }
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
     full = dict(block, datasets=cfg["datasets"], tokenizers=cfg["tokenizers"])
@@ -168,8 +198,27 @@ def test_data_batches_come_from_one_window_cutter(tmp_path: Path, monkeypatch: p
     # the CLI scores that batch through the Scorer
     specs = tmp_path / "specs.jsonl"
     specs.write_text(SPECS[0].to_json() + "\n")
-    assert main(["proxy", "score", "--proxies", "relu_log_det", "--json", str(specs), "--data", str(config),
-                 "--seq-len", "16", "--batch-size", "3", "--seed", "5"]) == 0
+    assert (
+        main(
+            [
+                "proxy",
+                "score",
+                "--proxies",
+                "relu_log_det",
+                "--json",
+                str(specs),
+                "--data",
+                str(config),
+                "--seq-len",
+                "16",
+                "--batch-size",
+                "3",
+                "--seed",
+                "5",
+            ]
+        )
+        == 0
+    )
     row = json.loads(capsys.readouterr().out)
     value, _ = Scorer(["relu_log_det"], seq_len=16, seed=5, batch=from_yaml).score(SPECS[0], "relu_log_det")
     assert row == {"arch_id": SPECS[0].arch_id, "relu_log_det": value}

@@ -47,13 +47,25 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow, needs_executable("sbatch", 
 # two threads (if the node has two cores); `gpu` to partition gpu with one `gpu` GRES; `cpu` to the
 # default partition.
 TARGETS = {
-    "arm": {"device": "cpu", "threads": min(2, os.cpu_count() or 1), "arch": None,
-            "resources": {"mem_mb": 2500, "runtime": 15},
-            "slurm": {"partition": "arm", "constraint": platform.machine(), "gres": None}},
-    "gpu": {"device": "cpu", "threads": 1, "resources": {"mem_mb": 2000, "runtime": 12},
-            "slurm": {"partition": "gpu", "constraint": None, "gres": "gpu:1"}},
-    "cpu": {"device": "cpu", "threads": 1, "resources": {"mem_mb": 1500, "runtime": 10},
-            "slurm": {"partition": None, "constraint": None, "gres": None}},
+    "arm": {
+        "device": "cpu",
+        "threads": min(2, os.cpu_count() or 1),
+        "arch": None,
+        "resources": {"mem_mb": 2500, "runtime": 15},
+        "slurm": {"partition": "arm", "constraint": platform.machine(), "gres": None},
+    },
+    "gpu": {
+        "device": "cpu",
+        "threads": 1,
+        "resources": {"mem_mb": 2000, "runtime": 12},
+        "slurm": {"partition": "gpu", "constraint": None, "gres": "gpu:1"},
+    },
+    "cpu": {
+        "device": "cpu",
+        "threads": 1,
+        "resources": {"mem_mb": 1500, "runtime": 10},
+        "slurm": {"partition": None, "constraint": None, "gres": None},
+    },
 }
 
 
@@ -66,11 +78,14 @@ def cluster_config(**overrides) -> dict:
         "spaces_dir": "config/spaces",
         "sample": {"spaces": ["tiny"], "n": 4, "seed": 0},
         "proxies": {"names": ["decoder_params", "total_params", "flops"], "seq_len": 16},
-        "profile": {"batch": 1, "seq_len": 16, "warmup": 1, "min_repeats": 10, "max_repeats": 10,
-                    "rel_iqr_max": 0.5},
+        "profile": {"batch": 1, "seq_len": 16, "warmup": 1, "min_repeats": 10, "max_repeats": 10, "rel_iqr_max": 0.5},
         "hardware": TARGETS,
-        "search": {"method": "lts", "space": "tiny", "seed": 0,
-                   "lts": {"iterations": 1, "population": 4, "parents": 2, "mutations": 2, "crossovers": 2}},
+        "search": {
+            "method": "lts",
+            "space": "tiny",
+            "seed": 0,
+            "lts": {"iterations": 1, "population": 4, "parents": 2, "mutations": 2, "crossovers": 2},
+        },
     }
     return configuration.merge(configuration.merge(shipped, tiny), overrides)
 
@@ -132,8 +147,9 @@ def run_id(text: str) -> str:
 def start(workdir: Path, *args: str) -> tuple[subprocess.Popen, Path]:
     """A cluster run in the background, in a process group of its own, writing to a file."""
     log = workdir / "snakemake.out"
-    proc = subprocess.Popen(on_cluster(*args), cwd=workdir, env=ENV, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        on_cluster(*args), cwd=workdir, env=ENV, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
     return proc, log
 
 
@@ -144,8 +160,7 @@ def kill(proc: subprocess.Popen):
     proc.wait()
 
 
-def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None,
-               log: Path | None = None):
+def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
     """Poll ``predicate`` until it returns something true, and return that; fail naming ``what``
     after ``timeout`` seconds, or at once when ``proc`` (the run being watched) has ended."""
     deadline = time.time() + timeout
@@ -154,16 +169,22 @@ def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | No
         if value:
             return value
         if proc is not None and proc.poll() is not None:
-            pytest.fail(f"snakemake ended (exit {proc.returncode}) before {what}:\n"
-                        f"{log.read_text()[-4000:] if log else ''}")
+            pytest.fail(
+                f"snakemake ended (exit {proc.returncode}) before {what}:\n{log.read_text()[-4000:] if log else ''}"
+            )
         time.sleep(0.2)
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}:\n{log.read_text()[-4000:] if log else ''}")
 
 
 def started_run(proc: subprocess.Popen, log: Path) -> str:
     """The SLURM run ID of a background run, once it has printed it."""
-    return wait_until(lambda: (m := re.search(r"SLURM run ID: (\S+)", log.read_text())) and m.group(1),
-                      120, "the run to start", proc, log)
+    return wait_until(
+        lambda: (m := re.search(r"SLURM run ID: (\S+)", log.read_text())) and m.group(1),
+        120,
+        "the run to start",
+        proc,
+        log,
+    )
 
 
 # -- asking SLURM ---------------------------------------------------------------------------------
@@ -171,15 +192,29 @@ def slurm(*args: str) -> str:
     return subprocess.run(list(args), capture_output=True, text=True, check=True, timeout=60).stdout
 
 
-SACCT_FIELDS = ("JobID", "JobName", "Comment", "Account", "Partition", "ReqCPUS", "ReqMem", "Timelimit",
-                "Constraints", "AllocTRES", "State", "Start", "End")
+SACCT_FIELDS = (
+    "JobID",
+    "JobName",
+    "Comment",
+    "Account",
+    "Partition",
+    "ReqCPUS",
+    "ReqMem",
+    "Timelimit",
+    "Constraints",
+    "AllocTRES",
+    "State",
+    "Start",
+    "End",
+)
 
 
 def jobs_of_run(run: str) -> list[dict]:
     """Every job of a Snakemake run as SLURM's accounting recorded it (job names are the run ID)."""
     since = (datetime.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
-    out = slurm("sacct", "-X", "--parsable2", "--noheader", "--name", run, "-S", since,
-                "--format", ",".join(SACCT_FIELDS))
+    out = slurm(
+        "sacct", "-X", "--parsable2", "--noheader", "--name", run, "-S", since, "--format", ",".join(SACCT_FIELDS)
+    )
     return [dict(zip(SACCT_FIELDS, line.split("|"), strict=True)) for line in out.splitlines() if line]
 
 
@@ -220,8 +255,10 @@ def cluster():
     """A controller must answer (sbatch and sacct on PATH are not enough)."""
     ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True)
     if ping.returncode != 0 or "UP" not in ping.stdout:
-        message = (f"no SLURM controller answers ({ping.stdout.strip() or ping.stderr.strip()}); "
-                   "start the test cluster with `sudo scripts/dev/slurm.sh up`")
+        message = (
+            f"no SLURM controller answers ({ping.stdout.strip() or ping.stderr.strip()}); "
+            "start the test cluster with `sudo scripts/dev/slurm.sh up`"
+        )
         if data_required():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
@@ -235,13 +272,24 @@ def asked_for(job: dict, config: dict) -> dict:
     target = next((w for w in wildcards if w in config["hardware"]), None)
     if rule in ("profile", "profile_shard", "search"):
         hw = config["hardware"][target]
-        return {"partition": hw["slurm"]["partition"], "threads": hw["threads"], "mem_mb": hw["resources"]["mem_mb"],
-                "runtime": hw["resources"]["runtime"], "constraint": hw["slurm"]["constraint"],
-                "gres": hw["slurm"]["gres"]}
+        return {
+            "partition": hw["slurm"]["partition"],
+            "threads": hw["threads"],
+            "mem_mb": hw["resources"]["mem_mb"],
+            "runtime": hw["resources"]["runtime"],
+            "constraint": hw["slurm"]["constraint"],
+            "gres": hw["slurm"]["gres"],
+        }
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
     resources = {**profile["default-resources"], **profile["set-resources"].get(rule, {})}
-    return {"partition": resources.get("slurm_partition"), "threads": profile["set-threads"].get(rule, 1),
-            "mem_mb": resources["mem_mb"], "runtime": resources["runtime"], "constraint": None, "gres": None}
+    return {
+        "partition": resources.get("slurm_partition"),
+        "threads": profile["set-threads"].get(rule, 1),
+        "mem_mb": resources["mem_mb"],
+        "runtime": resources["runtime"],
+        "constraint": None,
+        "gres": None,
+    }
 
 
 def tables(workdir: Path) -> dict[str, pd.DataFrame]:
@@ -289,8 +337,10 @@ def test_search_dag_on_cluster_lands_where_asked_and_matches_a_local_run(tmp_pat
     # samples, proxies, measurements, archives and frontiers.
     proc, local_seconds = run(here, [*SNAKEMAKE, "--cores", "2"])
     check(proc)
-    print(f"\ncluster run: {len(jobs)} jobs submitted, {cluster_seconds:.0f} s; "
-          f"local run of the same config, measurements from the cluster's cache: {local_seconds:.0f} s")
+    print(
+        f"\ncluster run: {len(jobs)} jobs submitted, {cluster_seconds:.0f} s; "
+        f"local run of the same config, measurements from the cluster's cache: {local_seconds:.0f} s"
+    )
     cluster_tables, local_tables = tables(on_slurm), tables(here)
     assert list(cluster_tables) == list(local_tables)
     assert {f"results/pareto_{hw}.parquet" for hw in config["targets"]} <= set(cluster_tables)
@@ -337,8 +387,9 @@ def test_sharded_profile_waits_out_a_drained_node_and_a_shard_cancelled_midway_i
     try:
         # Drained: both shards are submitted and wait in the queue, and the run waits with them.
         this_run = started_run(proc, log)
-        waiting = wait_until(lambda: len(queued(this_run)) == 2 and queued(this_run), 120, "two queued shards",
-                             proc, log)
+        waiting = wait_until(
+            lambda: len(queued(this_run)) == 2 and queued(this_run), 120, "two queued shards", proc, log
+        )
         time.sleep(3)
         assert [j["State"] for j in queued(this_run)] == ["PENDING"] * 2, waiting
         assert all(re.search(r"ReqNodeNotAvail|DRAIN|Nodes required", j["Reason"]) for j in waiting), waiting
@@ -438,7 +489,7 @@ def test_job_over_its_memory_fails_naming_the_rule_and_the_limit(prepared, over_
     text = text_of(proc)
     assert proc.returncode != 0 and not (wd / PROFILED).exists()
     # The error names the rule, SLURM's verdict and the job's SLURM log, which names the limit.
-    error = text[text.index("Error in rule profile:"):]
+    error = text[text.index("Error in rule profile:") :]
     assert re.search(r"SLURM status is: '(FAILED|OUT_OF_MEMORY)'", error), error[:2000]
     slurm_log = re.search(r"log: .*?(\S+/slurm_logs/rule_profile/\S+\.log)", error).group(1)
     assert re.search(r"exceeded memory limit \(\d+ > 314572800\)", Path(slurm_log).read_text())
@@ -448,9 +499,12 @@ def test_job_over_its_memory_fails_naming_the_rule_and_the_limit(prepared, over_
     assert not queued(run_id(text))
     # After the errors, one line names the rule, its wildcards, the limit and the config key to
     # raise (the workflow's onerror handler, paretolm.ops.cluster).
-    explained = re.search(r"rule profile \(hardware=cpu, space=tiny\) was killed by SLURM for exceeding its memory "
-                          r"\(mem_mb=300; \d+ MB in use when killed\): "
-                          r"raise hardware\.cpu\.resources\.mem_mb in the config", text)
+    explained = re.search(
+        r"rule profile \(hardware=cpu, space=tiny\) was killed by SLURM for exceeding its memory "
+        r"\(mem_mb=300; \d+ MB in use when killed\): "
+        r"raise hardware\.cpu\.resources\.mem_mb in the config",
+        text,
+    )
     assert explained and explained.start() > text.rindex("Error in rule profile:"), text[-3000:]
 
 
@@ -458,13 +512,15 @@ def test_job_over_its_time_fails_naming_the_rule_and_what_to_raise(over_time):
     proc, log, wd = over_time
     assert proc.wait(timeout=300) != 0 and not (wd / PROFILED).exists()
     text = log.read_text()
-    error = text[text.index("Error in rule profile:"):]
+    error = text[text.index("Error in rule profile:") :]
     assert "SLURM status is: 'TIMEOUT'" in error, error[:2000]
     slurm_log = re.search(r"log: .*?(\S+/slurm_logs/rule_profile/\S+\.log)", error).group(1)
     assert re.search(r"CANCELLED AT \S+ DUE TO TIME LIMIT", Path(slurm_log).read_text())
     jobs = jobs_of_run(run_id(text))
     assert [(rule_of(j)[0], j["Timelimit"], j["State"]) for j in jobs] == [("profile", "00:01:00", "TIMEOUT")], jobs
-    explained = ("rule profile (hardware=cpu, space=tiny) was killed by SLURM for exceeding its time (runtime=1): "
-                 "raise hardware.cpu.resources.runtime (minutes) in the config")
+    explained = (
+        "rule profile (hardware=cpu, space=tiny) was killed by SLURM for exceeding its time (runtime=1): "
+        "raise hardware.cpu.resources.runtime (minutes) in the config"
+    )
     assert explained in error, text[-3000:]
     assert not queued(run_id(text))

@@ -14,8 +14,10 @@ import pytest
 from paretolm.ops import cluster
 
 # What the SLURM executor adds to its error message under slurm-status-command: squeue.
-UNAVAILABLE = (" Detailed failure reason unavailable (status command is not 'sacct').For further error details see the "
-               "cluster/cloud log and the log files of the involved rule(s).")
+UNAVAILABLE = (
+    " Detailed failure reason unavailable (status command is not 'sacct').For further error details see the "
+    "cluster/cloud log and the log files of the involved rule(s)."
+)
 # The Snakemake log of a run whose profile job went over its memory (mem_mb=300), retried once
 # (retries: 1 in profiles/slurm), shortened to the blocks that matter. {logs}: the SLURM log folder,
 # {unavailable}: UNAVAILABLE.
@@ -76,10 +78,14 @@ slurmstepd-vm: error: Exceeded job memory limit
 slurmstepd-vm: error: *** JOB 2 ON vm CANCELLED AT 2026-12-01T21:42:10 ***
 """
 # With cgroups (v2, then v1), where the kernel's OOM killer ends the step.
-CGROUP_OOM = ("slurmstepd: error: Detected 1 oom_kill event in StepId=45791123.batch. Some of the step tasks have "
-              "been OOM Killed.\n")
-CGROUP_V1_OOM = ("slurmstepd: error: Detected 1 oom-kill event(s) in StepId=1042215.batch cgroup. Some of your "
-                 "processes may have been killed by the cgroup out-of-memory handler.\n")
+CGROUP_OOM = (
+    "slurmstepd: error: Detected 1 oom_kill event in StepId=45791123.batch. Some of the step tasks have "
+    "been OOM Killed.\n"
+)
+CGROUP_V1_OOM = (
+    "slurmstepd: error: Detected 1 oom-kill event(s) in StepId=1042215.batch cgroup. Some of your "
+    "processes may have been killed by the cgroup out-of-memory handler.\n"
+)
 SRUN_OOM = "srun: error: nic5-w052: task 13: Out Of Memory\n"
 # The end of the SLURM log of a profile job over its time (runtime=1), on the test cluster.
 TIME_LIMIT = """\
@@ -93,9 +99,11 @@ Will exit after finishing currently running jobs (scheduler).
 # Failures that are not over a limit: a job cancelled with scancel, and a job's own allocation
 # failure (its traceback is in the SLURM log too, but SLURM did not kill it).
 CANCELLED = "slurmstepd-vm: error: *** JOB 7 ON vm CANCELLED AT 2026-12-01T21:50:02 ***\n"
-OWN_OOM = ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.\n"
-           "Command 'set -euo pipefail;  python3 .snakemake/scripts/tmpabc.profile.py' returned non-zero exit "
-           "status 1.\n")
+OWN_OOM = (
+    "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.\n"
+    "Command 'set -euo pipefail;  python3 .snakemake/scripts/tmpabc.profile.py' returned non-zero exit "
+    "status 1.\n"
+)
 
 CONFIG = {"hardware": {"cpu": {"resources": {"mem_mb": 300, "runtime": 10}}}, "train": {"mem_mb": 8000, "runtime": 240}}
 
@@ -112,8 +120,9 @@ def write_run(tmp_path: Path, slurm_log: str, run: str = OVER_MEMORY_RUN) -> Pat
     return main
 
 
-def job(rule: str, wildcards: dict[str, str], log: Path | None = None, message: str = "FAILED",
-        **resources: str) -> cluster.FailedJob:
+def job(
+    rule: str, wildcards: dict[str, str], log: Path | None = None, message: str = "FAILED", **resources: str
+) -> cluster.FailedJob:
     return cluster.FailedJob(rule, wildcards, resources, f"SLURM-job '9' failed, SLURM status is: '{message}'.", log)
 
 
@@ -128,8 +137,10 @@ def test_the_last_attempt_of_a_retried_job_is_the_failure_with_its_wildcards_res
 
 def test_a_job_over_its_memory_names_the_rule_the_limit_and_the_hardware_key(tmp_path):
     lines = cluster.report([str(write_run(tmp_path, POLLED_OOM))], CONFIG, emit=lambda line: None)
-    assert lines == ["rule profile (hardware=cpu, space=tiny) was killed by SLURM for exceeding its memory "
-                     "(mem_mb=300; 325 MB in use when killed): raise hardware.cpu.resources.mem_mb in the config"]
+    assert lines == [
+        "rule profile (hardware=cpu, space=tiny) was killed by SLURM for exceeding its memory "
+        "(mem_mb=300; 325 MB in use when killed): raise hardware.cpu.resources.mem_mb in the config"
+    ]
 
 
 @pytest.mark.parametrize("slurm_log", [CGROUP_OOM, CGROUP_V1_OOM, SRUN_OOM], ids=["cgroup-v2", "cgroup-v1", "srun"])
@@ -159,17 +170,25 @@ def test_a_job_over_its_time_names_the_runtime_key_in_minutes(tmp_path):
     failed = job("profile", {"hardware": "cpu", "space": "tiny"}, log, "TIMEOUT", mem_mb="1500", runtime="10")
     assert cluster.explain([failed], CONFIG) == [
         "rule profile (hardware=cpu, space=tiny) was killed by SLURM for exceeding its time (runtime=10): "
-        "raise hardware.cpu.resources.runtime (minutes) in the config"]
+        "raise hardware.cpu.resources.runtime (minutes) in the config"
+    ]
 
 
-@pytest.mark.parametrize(("rule", "wildcards", "key", "where"), [
-    ("profile_shard", {"hardware": "cpu", "space": "tiny", "shard": "1", "shards": "2"},
-     "hardware.cpu.resources.mem_mb", "in the config"),
-    ("search", {"method": "lts", "hardware": "cpu"}, "hardware.cpu.resources.mem_mb", "in the config"),
-    ("train", {"arch_id": "a1b2"}, "train.mem_mb", "in the config"),
-    ("proxies", {"space": "tiny"}, "set-resources: proxies: mem_mb", "in the workflow profile"),
-    ("evaluate", {"arch_id": "a1b2"}, "set-resources: evaluate: mem_mb", "in the workflow profile"),
-])
+@pytest.mark.parametrize(
+    ("rule", "wildcards", "key", "where"),
+    [
+        (
+            "profile_shard",
+            {"hardware": "cpu", "space": "tiny", "shard": "1", "shards": "2"},
+            "hardware.cpu.resources.mem_mb",
+            "in the config",
+        ),
+        ("search", {"method": "lts", "hardware": "cpu"}, "hardware.cpu.resources.mem_mb", "in the config"),
+        ("train", {"arch_id": "a1b2"}, "train.mem_mb", "in the config"),
+        ("proxies", {"space": "tiny"}, "set-resources: proxies: mem_mb", "in the workflow profile"),
+        ("evaluate", {"arch_id": "a1b2"}, "set-resources: evaluate: mem_mb", "in the workflow profile"),
+    ],
+)
 def test_the_key_to_raise_comes_from_where_the_rule_takes_its_resources(rule, wildcards, key, where):
     assert cluster.setting(job(rule, wildcards), "mem_mb") == (key, where)
 
@@ -186,7 +205,8 @@ def test_a_job_whose_resource_is_not_the_configs_is_sent_to_set_resources():
 
 def test_a_retry_that_succeeded_leaves_no_failure(tmp_path):
     run = OVER_MEMORY_RUN.split("Logfile logs/profile/cpu/tiny.log not found.")[0] + (
-        "Trying to restart job 0.\n[Tue Dec  1 21:42:19 2026]\nFinished jobid: 0 (Rule: profile)\n")
+        "Trying to restart job 0.\n[Tue Dec  1 21:42:19 2026]\nFinished jobid: 0 (Rule: profile)\n"
+    )
     assert cluster.failed_jobs(write_run(tmp_path, POLLED_OOM, run).read_text()) == []
 
 

@@ -92,8 +92,14 @@ def _inner_pytest(tmp_path: Path, data: Path, require: str | None) -> subprocess
     env["PARETOLM_DATA"] = str(data)
     if require is not None:
         env[REQUIRE_ENV] = require
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "test_inner.py"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "test_inner.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_in_a_pytest_run_items_skip_without_the_switch(tmp_path):

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paretolm.validation import correlation as C
 from paretolm.core.pareto import hypervolume, non_dominated
+from paretolm.validation import correlation as C
 
 
 def test_spearman_and_kendall_known_values():
@@ -31,14 +31,15 @@ def test_top_k_overlap():
 def test_correlation_table_sign_and_bins():
     rng = np.random.default_rng(0)
     params = np.arange(1, 13, dtype=float) * 1e6
-    df = pd.DataFrame({
-        "decoder_params": params,
-        "noise": rng.permutation(12).astype(float),
-        "valid_ppl": 100 - params / 1e6,            # more params -> lower ppl
-        "accuracy": params / 1e8,
-    })
-    t = C.correlation_table(df, ["decoder_params", "noise"], {"valid_ppl": True, "accuracy": False},
-                            n_bins=3)
+    df = pd.DataFrame(
+        {
+            "decoder_params": params,
+            "noise": rng.permutation(12).astype(float),
+            "valid_ppl": 100 - params / 1e6,  # more params -> lower ppl
+            "accuracy": params / 1e8,
+        }
+    )
+    t = C.correlation_table(df, ["decoder_params", "noise"], {"valid_ppl": True, "accuracy": False}, n_bins=3)
     row = t[(t.target == "valid_ppl") & (t.bin == "all") & (t.proxy == "decoder_params")].iloc[0]
     assert row.src == pytest.approx(-1.0) and row.kendall == pytest.approx(-1.0) and row.n == 12
     assert row.top10 == 1.0 and row.top50 == 1.0
@@ -76,11 +77,13 @@ def test_d_avg_known_answer():
 
 
 def test_frontier_comparison_perfect_and_imperfect_proxy():
-    df = pd.DataFrame({
-        "latency_ms": [1.0, 2.0, 3.0, 4.0, 2.4],
-        "valid_ppl": [50.0, 40.0, 30.0, 20.0, 45.0],
-        "decoder_params": [1.0, 2.0, 3.0, 4.0, 1.5],
-    })
+    df = pd.DataFrame(
+        {
+            "latency_ms": [1.0, 2.0, 3.0, 4.0, 2.4],
+            "valid_ppl": [50.0, 40.0, 30.0, 20.0, 45.0],
+            "decoder_params": [1.0, 2.0, 3.0, 4.0, 1.5],
+        }
+    )
     # the proxy's frontier (min latency, max params) is rows 0-3, the same as the true frontier
     out = C.frontier_comparison(df)
     assert out["d_avg"] == 0.0 and out["gt_mask"].tolist() == [True, True, True, True, False]

@@ -9,10 +9,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from paretolm.core.arch import ArchSpec
-from paretolm.core.counting import count
 from paretolm.core.backbones.par import Par
-from paretolm.models import build_model
+from paretolm.core.counting import count
 from paretolm.core.spaces import load_space
+from paretolm.models import build_model
 
 SPACES = Path(__file__).resolve().parents[1] / "config" / "spaces"
 DECODER_PREFIXES = {"merino": ("blocks.", "ln_f."), "par": ("sublayers.", "ln_f."), "bert": ("layers.",)}
@@ -73,23 +73,36 @@ def test_bert_count_matches_transformers_bert_for_masked_lm() -> None:
         cfg = BertConfig(num_hidden_layers=e, hidden_size=h, num_attention_heads=n_head, intermediate_size=f)
         with torch.device("meta"):
             hf = BertForMaskedLM(cfg)
-        spec = ArchSpec(backbone="bert", n_layer=e, d_model=h, n_head=n_head, d_inner=f,
-                        vocab_size=cfg.vocab_size, max_seq_len=cfg.max_position_embeddings)
+        spec = ArchSpec(
+            backbone="bert",
+            n_layer=e,
+            d_model=h,
+            n_head=n_head,
+            d_inner=f,
+            vocab_size=cfg.vocab_size,
+            max_seq_len=cfg.max_position_embeddings,
+        )
         hf_total = sum(p.numel() for p in hf.parameters())
         hf_encoder = sum(p.numel() for p in hf.bert.encoder.parameters())
         assert count(spec).total_params == hf_total
         assert count(spec).decoder_params == hf_encoder
-    base = ArchSpec(backbone="bert", n_layer=12, d_model=768, n_head=12, d_inner=3072, vocab_size=30522,
-                    max_seq_len=512)
+    base = ArchSpec(
+        backbone="bert", n_layer=12, d_model=768, n_head=12, d_inner=3072, vocab_size=30522, max_seq_len=512
+    )
     assert count(base).total_params == 109_514_298
 
 
 def test_merino_depth_costs_flops_but_not_parameters() -> None:
     def spec(depth: int) -> ArchSpec:
-        return ArchSpec.from_dict({"backbone": "merino", "blocks": [
-            {"d_model": 128, "ffn_ratio": 2.0, "n_layer": 1},
-            {"d_model": 256, "ffn_ratio": 3.0, "n_layer": depth},
-        ]})
+        return ArchSpec.from_dict(
+            {
+                "backbone": "merino",
+                "blocks": [
+                    {"d_model": 128, "ffn_ratio": 2.0, "n_layer": 1},
+                    {"d_model": 256, "ffn_ratio": 3.0, "n_layer": depth},
+                ],
+            }
+        )
 
     shallow, deep = count(spec(1), 64), count(spec(3), 64)
     assert deep.total_params == shallow.total_params
@@ -101,8 +114,17 @@ def test_merino_depth_costs_flops_but_not_parameters() -> None:
 
 def test_merino_hand_count() -> None:
     """Widths 64 -> 128 with a tied head, written out term by term."""
-    spec = ArchSpec.from_dict({"backbone": "merino", "vocab_size": 100, "max_seq_len": 16, "blocks": [
-        {"d_model": 64, "ffn_ratio": 1.5, "n_layer": 2}, {"d_model": 128, "ffn_ratio": 1.0, "n_layer": 1}]})
+    spec = ArchSpec.from_dict(
+        {
+            "backbone": "merino",
+            "vocab_size": 100,
+            "max_seq_len": 16,
+            "blocks": [
+                {"d_model": 64, "ffn_ratio": 1.5, "n_layer": 2},
+                {"d_model": 128, "ffn_ratio": 1.0, "n_layer": 1},
+            ],
+        }
+    )
 
     def layer(d: int, di: int) -> int:
         return (d * 3 * d + 3 * d) + (d * d + d) + (d * di + di) + (di * d + d) + 4 * d

@@ -11,15 +11,17 @@ from conftest import needs_data
 
 from paretolm.analysis.lts_archai import iter_lts_archs
 from paretolm.core.arch import ArchSpec
-from paretolm.core.counting import count
-from paretolm.core.counting import breakdown
-from paretolm.models.flops import measured_flops
-from paretolm.models import build_model
+from paretolm.core.counting import breakdown, count
 from paretolm.core.spaces import load_space
+from paretolm.models import build_model
+from paretolm.models.flops import measured_flops
 
 SPACES = Path(__file__).resolve().parents[1] / "config" / "spaces"
 PROPERTY_SPACES = {
-    "lts_gpt2": 100, "lts_transformer_xl": 90, "lts_transformer_xl_homogeneous": 50, "opt_350m": 60,
+    "lts_gpt2": 100,
+    "lts_transformer_xl": 90,
+    "lts_transformer_xl_homogeneous": 50,
+    "opt_350m": 60,
     "gpt2_cpu_small": 100,
 }
 
@@ -52,14 +54,26 @@ EMBEDDING_VARIANTS = [
 ]
 
 
-@pytest.mark.parametrize(("backbone", "extra"), [("opt", {}), ("opt", {"tie_weights": False})] + [
-    (b, e) for b in ("gpt2", "transformer_xl") for e in EMBEDDING_VARIANTS
-])
+@pytest.mark.parametrize(
+    ("backbone", "extra"),
+    [("opt", {}), ("opt", {"tie_weights": False})]
+    + [(b, e) for b in ("gpt2", "transformer_xl") for e in EMBEDDING_VARIANTS],
+)
 def test_counts_of_embedding_variants(backbone, extra):
     if backbone == "gpt2" and extra.get("div_val", 1) == 1:
         extra = {k: v for k, v in extra.items() if k != "cutoffs"}
-    spec = ArchSpec.from_dict({"backbone": backbone, "n_layer": 3, "d_model": 64, "n_head": [2, 4, 8],
-                               "d_inner": [128, 192, 64], "vocab_size": 1000, "max_seq_len": 64, **extra})
+    spec = ArchSpec.from_dict(
+        {
+            "backbone": backbone,
+            "n_layer": 3,
+            "d_model": 64,
+            "n_head": [2, 4, 8],
+            "d_inner": [128, 192, 64],
+            "vocab_size": 1000,
+            "max_seq_len": 64,
+            **extra,
+        }
+    )
     decoder, total = model_counts(spec)
     c = count(spec)
     assert (c.decoder_params, c.total_params) == (decoder, total)
@@ -67,17 +81,54 @@ def test_counts_of_embedding_variants(backbone, extra):
 
 SMALL_FLOP_SPECS = [
     {"backbone": "gpt2", "n_layer": 2, "d_model": 64, "n_head": [2, 4], "d_inner": [128, 256]},
-    {"backbone": "gpt2", "n_layer": 2, "d_model": 64, "n_head": [2, 4], "d_inner": [128, 256], "div_val": 2,
-     "cutoffs": [100, 400], "d_embed": 128},
-    {"backbone": "gpt2", "n_layer": 1, "d_model": 128, "n_head": 8, "d_inner": 384, "d_embed": 64,
-     "tie_weights": False},
+    {
+        "backbone": "gpt2",
+        "n_layer": 2,
+        "d_model": 64,
+        "n_head": [2, 4],
+        "d_inner": [128, 256],
+        "div_val": 2,
+        "cutoffs": [100, 400],
+        "d_embed": 128,
+    },
+    {
+        "backbone": "gpt2",
+        "n_layer": 1,
+        "d_model": 128,
+        "n_head": 8,
+        "d_inner": 384,
+        "d_embed": 64,
+        "tie_weights": False,
+    },
     {"backbone": "opt", "n_layer": 3, "d_model": 64, "n_head": [2, 4, 8], "d_inner": [64, 128, 320]},
-    {"backbone": "transformer_xl", "n_layer": 2, "d_model": 64, "n_head": [2, 4], "d_inner": [128, 256],
-     "cutoffs": [100, 400]},
-    {"backbone": "transformer_xl", "n_layer": 2, "d_model": 64, "n_head": [2, 4], "d_inner": [128, 256],
-     "cutoffs": [100, 400], "div_val": 4, "d_head": [16, 24], "pre_lnorm": True},
-    {"backbone": "transformer_xl", "n_layer": 1, "d_model": 64, "n_head": 2, "d_inner": 128, "cutoffs": [],
-     "d_embed": 32},
+    {
+        "backbone": "transformer_xl",
+        "n_layer": 2,
+        "d_model": 64,
+        "n_head": [2, 4],
+        "d_inner": [128, 256],
+        "cutoffs": [100, 400],
+    },
+    {
+        "backbone": "transformer_xl",
+        "n_layer": 2,
+        "d_model": 64,
+        "n_head": [2, 4],
+        "d_inner": [128, 256],
+        "cutoffs": [100, 400],
+        "div_val": 4,
+        "d_head": [16, 24],
+        "pre_lnorm": True,
+    },
+    {
+        "backbone": "transformer_xl",
+        "n_layer": 1,
+        "d_model": 64,
+        "n_head": 2,
+        "d_inner": 128,
+        "cutoffs": [],
+        "d_embed": 32,
+    },
 ]
 
 
@@ -96,15 +147,33 @@ def test_flops_match_flop_counter_mode(raw, seq_len):
 
 
 def test_paper_figures():
-    gpt2 = ArchSpec.from_dict({"backbone": "gpt2", "n_layer": 3, "d_model": 256, "n_head": [2, 2, 2],
-                               "d_inner": [3072, 3776, 3904], "div_val": 1})
+    gpt2 = ArchSpec.from_dict(
+        {
+            "backbone": "gpt2",
+            "n_layer": 3,
+            "d_model": 256,
+            "n_head": [2, 2, 2],
+            "d_inner": [3072, 3776, 3904],
+            "div_val": 1,
+        }
+    )
     assert round(count(gpt2).decoder_params / 1e6, 1) == 6.3
     assert count(gpt2).decoder_params == 6_309_632
-    txl = ArchSpec.from_dict({"backbone": "transformer_xl", "n_layer": 2, "d_model": 512, "n_head": [2, 2],
-                              "d_inner": [1216, 1280]})
+    txl = ArchSpec.from_dict(
+        {"backbone": "transformer_xl", "n_layer": 2, "d_model": 512, "n_head": [2, 2], "d_inner": [1216, 1280]}
+    )
     assert round(count(txl).decoder_params / 1e6, 1) == 5.2
-    opt = ArchSpec.from_dict({"backbone": "opt", "n_layer": 24, "d_model": 1024, "n_head": 16,
-                              "d_inner": 4096, "vocab_size": 50272, "max_seq_len": 2050})
+    opt = ArchSpec.from_dict(
+        {
+            "backbone": "opt",
+            "n_layer": 24,
+            "d_model": 1024,
+            "n_head": 16,
+            "d_inner": 4096,
+            "vocab_size": 50272,
+            "max_seq_len": 2050,
+        }
+    )
     c = count(opt)
     assert round(c.decoder_params / 1e6, 1) == 302.3
     # the paper's 304.4 M adds the 2050 x 1024 learned positions
@@ -123,14 +192,11 @@ def test_counts_depend_on_seq_len_only_through_flops():
 
 def test_bad_specs_name_the_field():
     with pytest.raises(ValueError, match=r"n_head\[1\]"):
-        ArchSpec.from_dict({"backbone": "gpt2", "n_layer": 2, "d_model": 64, "n_head": [2, 3],
-                            "d_inner": 128})
+        ArchSpec.from_dict({"backbone": "gpt2", "n_layer": 2, "d_model": 64, "n_head": [2, 3], "d_inner": 128})
     with pytest.raises(ValueError, match="d_inner"):
-        ArchSpec.from_dict({"backbone": "transformer_xl", "n_layer": 2, "d_model": 64, "n_head": 2,
-                            "d_inner": [128]})
+        ArchSpec.from_dict({"backbone": "transformer_xl", "n_layer": 2, "d_model": 64, "n_head": 2, "d_inner": [128]})
     with pytest.raises(ValueError, match="div_val"):
-        ArchSpec.from_dict({"backbone": "opt", "n_layer": 2, "d_model": 64, "n_head": 2, "d_inner": 128,
-                            "div_val": 2})
+        ArchSpec.from_dict({"backbone": "opt", "n_layer": 2, "d_model": 64, "n_head": 2, "d_inner": 128, "div_val": 2})
 
 
 # -- LTS's own counts -------------------------------------------------------------------------------

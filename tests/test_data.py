@@ -59,8 +59,10 @@ def test_tokenized_split_is_memory_mapped_and_decodes_back(tmp_path):
     s = dc.split("validation")
     assert isinstance(s.ids, np.memmap) and s.ids.dtype == np.uint16
     text = "".join(data.split_text(dc.dataset, "validation"))
-    assert dc.load_tokenizer().decode(np.asarray(s.ids[:2000]).tolist()) == text[: len(
-        dc.load_tokenizer().decode(np.asarray(s.ids[:2000]).tolist()))]
+    assert (
+        dc.load_tokenizer().decode(np.asarray(s.ids[:2000]).tolist())
+        == text[: len(dc.load_tokenizer().decode(np.asarray(s.ids[:2000]).tolist()))]
+    )
     assert s.n_bytes == len(text.encode()) and s.n_words == len(text.split())
     mtime = s.path.stat().st_mtime_ns
     assert dc.split("validation").path.stat().st_mtime_ns == mtime  # cached, not rewritten
@@ -91,7 +93,7 @@ def test_load_batch_deterministic_and_in_range(tmp_path):
     row = a[0].numpy()
     # each row is a contiguous window of the train split
     starts = np.flatnonzero(np.asarray(ids[:-32]) == row[0])
-    assert any(np.array_equal(np.asarray(ids[s:s + 32]), row) for s in starts)
+    assert any(np.array_equal(np.asarray(ids[s : s + 32]), row) for s in starts)
 
 
 def test_train_batch_depends_on_step_only(tmp_path):

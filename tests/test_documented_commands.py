@@ -15,9 +15,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "config" / "README.md",
-        *sorted((ROOT / "config" / "presets").glob("*.yaml")), ROOT / "workflow" / "Snakefile",
-        *sorted((ROOT / "profiles").glob("*/config.yaml"))]
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    ROOT / "config" / "README.md",
+    *sorted((ROOT / "config" / "presets").glob("*.yaml")),
+    ROOT / "workflow" / "Snakefile",
+    *sorted((ROOT / "profiles").glob("*/config.yaml")),
+]
 COMMAND = re.compile(r"(?<![\w-])snakemake\s+(?:-[-\w]|[\w/.]+\.parquet)[^`\n#|]*")
 # Commands that are not runs of a target: they need a finished run or act on the lock.
 NOT_RUNS = ("--unlock", "--report", "--lint", "-n ", "...", "…")
@@ -54,6 +59,12 @@ def checkout(tmp_path_factory) -> Path:
 def test_documented_command_dry_runs(command: str, checkout: Path) -> None:
     args = shlex.split(command)[1:]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "snakemake", *args, "-n"], cwd=checkout, env=env,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args, "-n"],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, f"{command}\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"

@@ -74,18 +74,24 @@ def _stories():
 
     stories = data_path("models/stories260K-hf")
     model = AutoModelForCausalLM.from_pretrained(stories)
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(stories / "tokenizer.json"), bos_token="<s>",
-                                  eos_token="</s>", unk_token="<unk>")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_file=str(stories / "tokenizer.json"), bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
     return model, tok
 
 
-@needs_data("models/stories260K-hf", "zero-shot", "corpora/wikitext-2/wikitext2_valid_docs.jsonl",
-            "corpora/tinyshakespeare/input.txt")
+@needs_data(
+    "models/stories260K-hf",
+    "zero-shot",
+    "corpora/wikitext-2/wikitext2_valid_docs.jsonl",
+    "corpora/tinyshakespeare/input.txt",
+)
 @pytest.mark.parametrize("seq_len", [96])
 def test_stories260k_perplexity_agrees_with_lm_eval(tmp_path, seq_len):
     model, tok = _stories()
-    docs = [json.loads(line)["page"][:4000]
-            for line in (DATA / "corpora/wikitext-2/wikitext2_valid_docs.jsonl").open()][:2]
+    docs = [
+        json.loads(line)["page"][:4000] for line in (DATA / "corpora/wikitext-2/wikitext2_valid_docs.jsonl").open()
+    ][:2]
     docs.append((DATA / "corpora/tinyshakespeare/input.txt").read_text()[:4000])
     mine = E.docs_perplexity(model, tok, docs, seq_len=seq_len)
     jsonl = tmp_path / "docs.jsonl"
@@ -102,7 +108,7 @@ def _loglik(model, tok, context: str, continuation: str) -> float:
     """Log-likelihood of continuation after context, split as lm-eval splits the pair."""
     whole = tok(context + continuation, add_special_tokens=False)["input_ids"]
     ctx = tok(context, add_special_tokens=False)["input_ids"]
-    cont = whole[len(ctx):]
+    cont = whole[len(ctx) :]
     x = torch.tensor([whole[:-1]])
     with torch.no_grad():
         logp = F.log_softmax(model(x).logits.float(), -1)[0]
@@ -115,12 +121,13 @@ def test_zero_shot_items_match_hand_scoring():
     table = E.zero_shot(model, tok, ["copa", "winogrande", "lambada_openai"], ZS, limit=6, batch_size=4)
     by = {(r.task, r.metric): r.value for r in table.itertuples()}
     rows = [json.loads(line) for line in (ZS / "copa.jsonl").open()][:6]
-    hits = [int(np.argmax([_loglik(model, tok, r["query"], " " + c) for c in r["choices"]])) == r["gold"]
-            for r in rows]
+    hits = [int(np.argmax([_loglik(model, tok, r["query"], " " + c) for c in r["choices"]])) == r["gold"] for r in rows]
     assert by[("copa", "acc")] == pytest.approx(np.mean(hits))
     wrows = [json.loads(line) for line in (ZS / "winogrande.jsonl").open()][:6]
-    whits = [int(np.argmax([_loglik(model, tok, c, " " + r["continuation"]) for c in r["context_options"]]))
-             == r["gold"] for r in wrows]
+    whits = [
+        int(np.argmax([_loglik(model, tok, c, " " + r["continuation"]) for c in r["context_options"]])) == r["gold"]
+        for r in wrows
+    ]
     assert by[("winogrande", "acc")] == pytest.approx(np.mean(whits))
     assert 0 <= by[("lambada_openai", "acc")] <= 1 and by[("lambada_openai", "perplexity")] > 1
     assert 0 <= E.mean_accuracy(table) <= 1
@@ -132,8 +139,17 @@ def test_write_tasks_rejects_unknown_set(tmp_path):
 
 
 # -- Transformer-XL: the memory carried across segments -------------------------------------------
-TXL = {"backbone": "transformer_xl", "n_layer": 2, "d_model": 32, "n_head": [2, 4], "d_inner": [48, 64],
-       "div_val": 2, "vocab_size": 300, "cutoffs": [100, 200], "max_seq_len": 64}
+TXL = {
+    "backbone": "transformer_xl",
+    "n_layer": 2,
+    "d_model": 32,
+    "n_head": [2, 4],
+    "d_inner": [48, 64],
+    "div_val": 2,
+    "vocab_size": 300,
+    "cutoffs": [100, 200],
+    "max_seq_len": 64,
+}
 
 
 def _txl(mem_len: int, pre_lnorm: bool = False):
@@ -146,8 +162,10 @@ def _txl(mem_len: int, pre_lnorm: bool = False):
     model = hf.from_spec(ArchSpec.from_dict(dict(TXL, mem_len=mem_len, pre_lnorm=pre_lnorm))).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
-            p.copy_(torch.randn_like(p) * (0.3 if p.dim() >= 2 else 0.5)
-                    + (1.0 if name.endswith("layer_norm.weight") else 0.0))
+            p.copy_(
+                torch.randn_like(p) * (0.3 if p.dim() >= 2 else 0.5)
+                + (1.0 if name.endswith("layer_norm.weight") else 0.0)
+            )
     return model
 
 
@@ -161,7 +179,7 @@ def _segments_by_hand(backbone, stream: torch.Tensor, seq_len: int) -> float:
     total, mems = 0.0, None
     with torch.no_grad():
         for k in range(0, stream.numel() - 1, seq_len):
-            seg = stream[k:k + seq_len + 1]
+            seg = stream[k : k + seq_len + 1]
             out = backbone(seg[None, :-1], mems=mems)
             total -= float(F.log_softmax(out.logits.float(), -1)[0].gather(-1, seg[1:, None]).sum())
             mems = out.mems
@@ -192,7 +210,8 @@ def test_transformer_xl_perplexity_carries_memory_across_segments():
     no_mem = _txl(mem_len=0)
     assert E.memory_module(no_mem) is None
     assert E.score_stream(no_mem, ids, 16, prefix_token=1)[0] == pytest.approx(
-        E.score_stream(no_mem, ids, 16, prefix_token=1, memory=False)[0])
+        E.score_stream(no_mem, ids, 16, prefix_token=1, memory=False)[0]
+    )
 
 
 @pytest.mark.parametrize("pre_lnorm", [False, True])
@@ -215,7 +234,7 @@ def test_left_truncate_keeps_the_last_tokens_as_lm_eval():
     ctx, cont = list(range(10)), [10, 11, 12]
     assert E.left_truncate(ctx, cont, 4) == (ctx, cont)  # HFLM cuts the context itself
     assert E.left_truncate([0, 1], list(range(2, 12)), 4) == ([7], [8, 9, 10, 11])
-    window = ([0, 1] + list(range(2, 12)))[-(4 + 1):]
+    window = ([0, 1] + list(range(2, 12)))[-(4 + 1) :]
     assert E.left_truncate([0, 1], list(range(2, 12)), 4) == (window[:1], window[1:])
 
 
@@ -231,13 +250,18 @@ def test_lm_eval_requests_longer_than_the_context_are_cut_from_the_left():
     tok = load_tokenizer(TokenizerSpec.from_config("gpt2", {"type": "gpt2", "path": str(DATA / "tokenizers/gpt2")}))
     context = 8
     torch.manual_seed(0)
-    model = hf.from_spec(ArchSpec.from_dict(dict(backbone="gpt2", n_layer=1, d_model=16, n_head=[2], d_inner=[32],
-                                                 div_val=1, max_seq_len=context))).eval()
+    model = hf.from_spec(
+        ArchSpec.from_dict(
+            dict(backbone="gpt2", n_layer=1, d_model=16, n_head=[2], d_inner=[32], div_val=1, max_seq_len=context)
+        )
+    ).eval()
     seen: list[int] = []
     model.backbone.register_forward_pre_hook(lambda mod, args: seen.append(args[0].size(1)))
-    pairs = [("In the beginning God created the heaven and the earth, and the earth was", " without form"),
-             ("And God said", " Let there be light: and there was light, and God saw the light, that it was good"),
-             ("Amen", " so")]
+    pairs = [
+        ("In the beginning God created the heaven and the earth, and the earth was", " without form"),
+        ("And God said", " Let there be light: and there was light, and God saw the light, that it was good"),
+        ("Amen", " so"),
+    ]
     lm = E.lm_eval_model(model, tok, batch_size=2, max_length=1024)  # more than the model takes
     assert lm.max_length == context
     got = lm.loglikelihood([Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(pairs)])
@@ -245,7 +269,7 @@ def test_lm_eval_requests_longer_than_the_context_are_cut_from_the_left():
     for (ctx_text, cont_text), (ll, _) in zip(pairs, got, strict=True):
         whole = tok(ctx_text + cont_text, add_special_tokens=False)["input_ids"]
         n_ctx = len(tok(ctx_text, add_special_tokens=False)["input_ids"])
-        window = whole[-(context + 1):]  # lm-eval's cut: the model reads window[:-1]
+        window = whole[-(context + 1) :]  # lm-eval's cut: the model reads window[:-1]
         k = min(len(whole) - n_ctx, context)  # continuation tokens left in the window
         with torch.no_grad():
             logp = F.log_softmax(model(torch.tensor([window[:-1]])).logits.float(), -1)[0]
@@ -254,8 +278,10 @@ def test_lm_eval_requests_longer_than_the_context_are_cut_from_the_left():
     assert len(tok(pairs[1][1], add_special_tokens=False)["input_ids"]) > context  # the long continuation
     # stock HFLM refuses both: a length beyond the positions, a continuation beyond its max_length
     with pytest.raises(ValueError, match="exceed max_seq_len"):
-        HFLM(pretrained=model, tokenizer=tok, batch_size=2, max_length=1024, add_bos_token=False,
-             device="cpu").loglikelihood([Instance("loglikelihood", {}, pairs[0], 0)])
+        HFLM(
+            pretrained=model, tokenizer=tok, batch_size=2, max_length=1024, add_bos_token=False, device="cpu"
+        ).loglikelihood([Instance("loglikelihood", {}, pairs[0], 0)])
     with pytest.raises(AssertionError):
-        HFLM(pretrained=model, tokenizer=tok, batch_size=2, add_bos_token=False,
-             device="cpu").loglikelihood([Instance("loglikelihood", {}, pairs[1], 0)])
+        HFLM(pretrained=model, tokenizer=tok, batch_size=2, add_bos_token=False, device="cpu").loglikelihood(
+            [Instance("loglikelihood", {}, pairs[1], 0)]
+        )

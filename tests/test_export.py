@@ -27,10 +27,24 @@ from paretolm.training.trainer import save_model
 
 CAUSAL = [name for name in BACKBONES.names() if BACKBONES.get(name).causal]
 HOMOGENEOUS = {
-    "gpt2": {"backbone": "gpt2", "n_layer": 2, "d_model": 32, "n_head": 4, "d_inner": 48, "vocab_size": 300,
-             "max_seq_len": 64},
-    "opt": {"backbone": "opt", "n_layer": 2, "d_model": 32, "n_head": 4, "d_inner": 48, "vocab_size": 300,
-            "max_seq_len": 64},
+    "gpt2": {
+        "backbone": "gpt2",
+        "n_layer": 2,
+        "d_model": 32,
+        "n_head": 4,
+        "d_inner": 48,
+        "vocab_size": 300,
+        "max_seq_len": 64,
+    },
+    "opt": {
+        "backbone": "opt",
+        "n_layer": 2,
+        "d_model": 32,
+        "n_head": 4,
+        "d_inner": 48,
+        "vocab_size": 300,
+        "max_seq_len": 64,
+    },
 }
 STOCK = {"gpt2": GPT2LMHeadModel, "opt": OPTForCausalLM}
 
@@ -111,21 +125,26 @@ def test_stock_exports_load_without_paretolm(tmp_path):
             print(name, type(model).__name__)
         assert not any(m.startswith("paretolm.") for m in sys.modules)
     """)
-    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
-                         timeout=120, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "gpt2 GPT2LMHeadModel" in out.stdout and "opt OPTForCausalLM" in out.stdout
 
 
 def _frontier(tmp_path: Path, spec: ArchSpec) -> Path:
     other = spec.with_(n_layer=1, n_head=[4], d_inner=[48])
-    table = __import__("pandas").DataFrame([
-        {"arch_id": other.arch_id, "spec": other.to_json(), "latency_ms": 0.5, "peak_memory_mb": 3.0},
-        {"arch_id": spec.arch_id, "spec": spec.to_json(), "latency_ms": 1.25, "peak_memory_mb": 7.5},
-    ])
-    part = {"search": {"method": "lts", "measure": "all", "space": "tiny", "seed": 0},
-            "hardware": {"device": "cpu", "runtime": "torch", "dtype": "float32", "threads": 1},
-            "profile": {"batch": 1, "seq_len": 32, "latency": "prefill"}}
+    table = __import__("pandas").DataFrame(
+        [
+            {"arch_id": other.arch_id, "spec": other.to_json(), "latency_ms": 0.5, "peak_memory_mb": 3.0},
+            {"arch_id": spec.arch_id, "spec": spec.to_json(), "latency_ms": 1.25, "peak_memory_mb": 7.5},
+        ]
+    )
+    part = {
+        "search": {"method": "lts", "measure": "all", "space": "tiny", "seed": 0},
+        "hardware": {"device": "cpu", "runtime": "torch", "dtype": "float32", "threads": 1},
+        "profile": {"batch": 1, "seq_len": 32, "latency": "prefill"},
+    }
     path = tmp_path / "pareto_cpu.parquet"
     write_table(table, path, provenance("search", part, wildcards={"hardware": "cpu", "method": "lts"}))
     return path
@@ -145,24 +164,60 @@ def test_model_card_states_what_was_measured(tmp_path):
     front = _frontier(tmp_path, spec)
     table = pd.read_parquet(front)
     assert frontier_row(table, 0)["latency_ms"] == 0.5 and frontier_row(table, 1)["arch_id"] == spec.arch_id
-    evaluation = pd.Series({"arch_id": spec.arch_id, "spec": spec.to_json(), "valid_ppl": 41.5, "test_ppl": 43.25,
-                            "0shot_copa_acc": 0.55, "latency_ms": 1.5, "peak_memory_mb": 8.0})
-    export_model(tmp_path / "run/model", tmp_path / "out", frontier=table.sort_values("latency_ms"),
-                 frontier_prov=read_provenance(front), evaluation=evaluation, rank=1)
+    evaluation = pd.Series(
+        {
+            "arch_id": spec.arch_id,
+            "spec": spec.to_json(),
+            "valid_ppl": 41.5,
+            "test_ppl": 43.25,
+            "0shot_copa_acc": 0.55,
+            "latency_ms": 1.5,
+            "peak_memory_mb": 8.0,
+        }
+    )
+    export_model(
+        tmp_path / "run/model",
+        tmp_path / "out",
+        frontier=table.sort_values("latency_ms"),
+        frontier_prov=read_provenance(front),
+        evaluation=evaluation,
+        rank=1,
+    )
     card = (tmp_path / "out/README.md").read_text()
-    for text in ("1.25 ms", "7.5 MB", "1.5 ms", "8 MB", "`valid_ppl` | 41.5", "`0shot_copa_acc` | 0.55",
-                 "search method: `lts`", "rank 1 by `latency_ms`", "runtime torch", "seq_len 32",
-                 "config hash: `", f"{count(spec, 64).decoder_params:,} decoder", "GPT2LMHeadModel"):
+    for text in (
+        "1.25 ms",
+        "7.5 MB",
+        "1.5 ms",
+        "8 MB",
+        "`valid_ppl` | 41.5",
+        "`0shot_copa_acc` | 0.55",
+        "search method: `lts`",
+        "rank 1 by `latency_ms`",
+        "runtime torch",
+        "seq_len 32",
+        "config hash: `",
+        f"{count(spec, 64).decoder_params:,} decoder",
+        "GPT2LMHeadModel",
+    ):
         assert text in card, text
     assert "not measured" not in card
 
 
 TRAIN_CONFIG = {
-    "datasets": {"shakespeare": {"files": str(DATA / "corpora/tinyshakespeare/input.txt"),
-                                 "split": {"train": 0.9, "validation": 0.1}}},
+    "datasets": {
+        "shakespeare": {
+            "files": str(DATA / "corpora/tinyshakespeare/input.txt"),
+            "split": {"train": 0.9, "validation": 0.1},
+        }
+    },
     "tokenizers": {"sh_bpe": {"type": "bpe", "vocab_size": 300, "train_on": "shakespeare"}},
-    "train": {"preset": "cpu-tiny", "dataset": "shakespeare", "tokenizer": "sh_bpe",
-              "cache_dir": "cache", "budgets": []},
+    "train": {
+        "preset": "cpu-tiny",
+        "dataset": "shakespeare",
+        "tokenizer": "sh_bpe",
+        "cache_dir": "cache",
+        "budgets": [],
+    },
 }
 
 
@@ -173,8 +228,24 @@ def test_train_then_export_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(TRAIN_CONFIG))
     spec = {"backbone": "gpt2", "n_layer": 1, "d_model": 32, "n_head": 2, "d_inner": 64, "max_seq_len": 48}
-    args = ["train", "--config", "config.yaml", "--spec", json.dumps(spec), "--out", "run", "--steps", "12",
-            "--checkpoint-every", "4", "--log-every", "2", "--seq-len", "32", "--no-progress"]
+    args = [
+        "train",
+        "--config",
+        "config.yaml",
+        "--spec",
+        json.dumps(spec),
+        "--out",
+        "run",
+        "--steps",
+        "12",
+        "--checkpoint-every",
+        "4",
+        "--log-every",
+        "2",
+        "--seq-len",
+        "32",
+        "--no-progress",
+    ]
 
     # killed after its first checkpoint, then started again: it resumes from step 4
     real_save = training.save_checkpoint
@@ -236,15 +307,27 @@ def test_export_stage_writes_the_trained_frontier(tmp_path, monkeypatch):
     from paretolm.stages.select import select_archs
 
     monkeypatch.chdir(tmp_path)
-    searched = [ArchSpec.from_dict({**HOMOGENEOUS["gpt2"], "vocab_size": 512, "max_seq_len": 16, "n_layer": n})
-                for n in (2, 1)]
+    searched = [
+        ArchSpec.from_dict({**HOMOGENEOUS["gpt2"], "vocab_size": 512, "max_seq_len": 16, "n_layer": n}) for n in (2, 1)
+    ]
     frontier = tmp_path / "pareto_cpu.parquet"
-    write_table(pd.DataFrame([{"arch_id": s.arch_id, "spec": s.to_json(), "latency_ms": 2.0 - i,
-                               "peak_memory_mb": 5.0} for i, s in enumerate(searched)]), frontier,
-                provenance("search", {"search": {"method": "lts"}}, wildcards={"hardware": "cpu"}))
-    part = {**TRAIN_CONFIG, "train": {**TRAIN_CONFIG["train"], "seq_len": 32}, "spaces_dir": "spaces",
-            "validation": {"sources": [{"kind": "frontier", "hardware": "cpu"}], "repeats": {}},
-            "export": {"sort_by": "latency_ms", "stock": True}}
+    write_table(
+        pd.DataFrame(
+            [
+                {"arch_id": s.arch_id, "spec": s.to_json(), "latency_ms": 2.0 - i, "peak_memory_mb": 5.0}
+                for i, s in enumerate(searched)
+            ]
+        ),
+        frontier,
+        provenance("search", {"search": {"method": "lts"}}, wildcards={"hardware": "cpu"}),
+    )
+    part = {
+        **TRAIN_CONFIG,
+        "train": {**TRAIN_CONFIG["train"], "seq_len": 32},
+        "spaces_dir": "spaces",
+        "validation": {"sources": [{"kind": "frontier", "hardware": "cpu"}], "repeats": {}},
+        "export": {"sort_by": "latency_ms", "stock": True},
+    }
     archs = tmp_path / "archs.parquet"
     write_table(select_archs(part, {"frontier_cpu": str(frontier)}), archs, provenance("select", {}))
     runs = export_stage.runs(part, frontier, archs)
@@ -256,10 +339,14 @@ def test_export_stage_writes_the_trained_frontier(tmp_path, monkeypatch):
         _trained(spec, tmp_path / f"train/{r['run']}/model")
         models.append(tmp_path / f"train/{r['run']}/model")
         evals.append(tmp_path / f"eval/{r['run']}.parquet")
-        write_table(pd.DataFrame([{"arch_id": r["run"], "spec": spec.to_json(), "valid_ppl": 12.5 + r["rank"]}]),
-                    evals[-1], provenance("evaluate", {}))
-    export_stage.run(part, hardware="cpu", frontier=frontier, archs=archs, models=models, evals=evals,
-                     out=tmp_path / "export/cpu")
+        write_table(
+            pd.DataFrame([{"arch_id": r["run"], "spec": spec.to_json(), "valid_ppl": 12.5 + r["rank"]}]),
+            evals[-1],
+            provenance("evaluate", {}),
+        )
+    export_stage.run(
+        part, hardware="cpu", frontier=frontier, archs=archs, models=models, evals=evals, out=tmp_path / "export/cpu"
+    )
     index = json.loads((tmp_path / "export/cpu/index.json").read_text())["models"]
     assert [m["folder"] for m in index] == [f"{r['rank']:02d}-{r['run']}" for r in runs]
     first = tmp_path / "export/cpu" / index[0]["folder"]

@@ -14,20 +14,45 @@ from transformers import AutoConfig, AutoModelForCausalLM, GPT2TokenizerFast
 from paretolm.models.hf import ParetoLMConfig, ParetoLMForCausalLM, from_spec
 
 SPECS = {
-    "gpt2_tied": {"backbone": "gpt2", "n_layer": 2, "d_model": 64, "n_head": [2, 4], "d_inner": [128, 256],
-                  "max_seq_len": 64},
-    "gpt2_adaptive": {"backbone": "gpt2", "n_layer": 2, "d_model": 64, "n_head": [2, 4],
-                      "d_inner": [128, 256], "max_seq_len": 64, "div_val": 2},
+    "gpt2_tied": {
+        "backbone": "gpt2",
+        "n_layer": 2,
+        "d_model": 64,
+        "n_head": [2, 4],
+        "d_inner": [128, 256],
+        "max_seq_len": 64,
+    },
+    "gpt2_adaptive": {
+        "backbone": "gpt2",
+        "n_layer": 2,
+        "d_model": 64,
+        "n_head": [2, 4],
+        "d_inner": [128, 256],
+        "max_seq_len": 64,
+        "div_val": 2,
+    },
     "opt": {"backbone": "opt", "n_layer": 1, "d_model": 64, "n_head": 4, "d_inner": 128, "max_seq_len": 64},
-    "transformer_xl": {"backbone": "transformer_xl", "n_layer": 2, "d_model": 64, "n_head": [2, 4],
-                       "d_inner": [128, 256], "div_val": 4, "mem_len": 16},
-    "merino_tied": {"backbone": "merino", "blocks": [{"d_model": 64, "ffn_ratio": 2.0, "n_layer": 2},
-                                                     {"d_model": 128, "ffn_ratio": 1.5, "n_layer": 1}],
-                    "max_seq_len": 64},
-    "merino_untied": {"backbone": "merino", "blocks": [{"d_model": 64, "ffn_ratio": 2.0, "n_layer": 1}],
-                      "max_seq_len": 64, "tie_weights": False},
-    "par": {"backbone": "par", "layers": "(sff)x2 i", "d_model": 64, "n_head": 4, "d_inner": 128,
-            "max_seq_len": 64},
+    "transformer_xl": {
+        "backbone": "transformer_xl",
+        "n_layer": 2,
+        "d_model": 64,
+        "n_head": [2, 4],
+        "d_inner": [128, 256],
+        "div_val": 4,
+        "mem_len": 16,
+    },
+    "merino_tied": {
+        "backbone": "merino",
+        "blocks": [{"d_model": 64, "ffn_ratio": 2.0, "n_layer": 2}, {"d_model": 128, "ffn_ratio": 1.5, "n_layer": 1}],
+        "max_seq_len": 64,
+    },
+    "merino_untied": {
+        "backbone": "merino",
+        "blocks": [{"d_model": 64, "ffn_ratio": 2.0, "n_layer": 1}],
+        "max_seq_len": 64,
+        "tie_weights": False,
+    },
+    "par": {"backbone": "par", "layers": "(sff)x2 i", "d_model": 64, "n_head": 4, "d_inner": 128, "max_seq_len": 64},
 }
 
 
@@ -101,8 +126,7 @@ def test_lm_eval_hflm_loglikelihood(name, tokenizer):
     model = from_spec(SPECS[name]).eval()
     lm = HFLM(pretrained=model, tokenizer=tokenizer, backend="causal", batch_size=2, max_length=64)
     pairs = [("The cat sat on the", " mat"), ("Hello", " world"), ("One two three", " four five")]
-    requests = [Instance(request_type="loglikelihood", doc={}, arguments=p, idx=i)
-                for i, p in enumerate(pairs)]
+    requests = [Instance(request_type="loglikelihood", doc={}, arguments=p, idx=i) for i, p in enumerate(pairs)]
     results = lm.loglikelihood(requests)
     assert len(results) == 3
     for (context, continuation), (ll, greedy) in zip(pairs, results, strict=True):

@@ -22,7 +22,7 @@ def cached_logits(model: torch.nn.Module, ids: torch.Tensor, prefill: int) -> to
     out = model(ids[:, :prefill], use_cache=True)
     logits, past = [out.logits], out.past
     for i in range(prefill, ids.size(1)):
-        out = model(ids[:, i:i + 1], past=past, use_cache=True)
+        out = model(ids[:, i : i + 1], past=past, use_cache=True)
         logits.append(out.logits)
         past = out.past
     return torch.cat(logits, dim=1)

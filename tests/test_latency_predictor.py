@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from conftest import DATA, needs_data
 
+from paretolm.cli import main
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import provenance, read_table, write_table
-from paretolm.cli import main
 from paretolm.core.counting import count
+from paretolm.core.spaces import load_space
 from paretolm.hardware.predictors.mlp import (
     LatencyPredictor,
     evaluate,
@@ -24,15 +25,21 @@ from paretolm.hardware.predictors.mlp import (
     spec_features,
     split,
 )
-from paretolm.core.spaces import load_space
 
 HAT = DATA / "ground-truth" / "hat-latency"
 needs_hat = needs_data("ground-truth/hat-latency")
 
 
 def test_features_of_merino_expand_blocks_and_pad():
-    spec = ArchSpec.from_dict({"backbone": "merino", "blocks": [
-        {"d_model": 128, "ffn_ratio": 2.0, "n_layer": 2}, {"d_model": 256, "ffn_ratio": 1.5, "n_layer": 1}]})
+    spec = ArchSpec.from_dict(
+        {
+            "backbone": "merino",
+            "blocks": [
+                {"d_model": 128, "ffn_ratio": 2.0, "n_layer": 2},
+                {"d_model": 256, "ffn_ratio": 1.5, "n_layer": 1},
+            ],
+        }
+    )
     widths, inner, heads = layer_genes(spec)
     assert widths == [128, 128, 256] and inner == [256, 256, 384] and heads == [2, 2, 4]
     f = spec_features(spec, seq_len=64, positions=5)
@@ -63,10 +70,10 @@ def _synthetic_profile(n: int = 60, seed: int = 0) -> pd.DataFrame:
     """Specs of the SpeedLimit space with a latency that is a known function of their shape."""
     specs = load_space("config/spaces/speedlimit_bert.yaml").sample(n, seed=seed)
     rng = np.random.default_rng(seed)
-    lat = [0.5 + 2e-8 * count(s, 128).flops * (1 + 0.15 * s.n_layer) * rng.uniform(0.97, 1.03)
-           for s in specs]
-    return pd.DataFrame({"arch_id": [s.arch_id for s in specs], "spec": [s.to_json() for s in specs],
-                         "latency_ms": lat})
+    lat = [0.5 + 2e-8 * count(s, 128).flops * (1 + 0.15 * s.n_layer) * rng.uniform(0.97, 1.03) for s in specs]
+    return pd.DataFrame(
+        {"arch_id": [s.arch_id for s in specs], "spec": [s.to_json() for s in specs], "latency_ms": lat}
+    )
 
 
 def test_fit_predict_is_deterministic_and_round_trips_through_safetensors(tmp_path):
@@ -109,18 +116,19 @@ def test_predictor_beats_params_only_on_hat_heldout(name):
 @needs_hat
 def test_cli_evaluate_hat_and_fit_predictor(tmp_path, capsys):
     out = tmp_path / "hat.parquet"
-    assert main(["speedlimit", "evaluate-hat", str(HAT / "wmt14ende_gpu_titanxp_all.csv"),
-                 "--out", str(out)]) == 0
+    assert main(["speedlimit", "evaluate-hat", str(HAT / "wmt14ende_gpu_titanxp_all.csv"), "--out", str(out)]) == 0
     t = read_table(out)
     assert set(t["model"]) == {"predictor", "params_only"} and (t["n"] == 400).all()
     assert "predictor" in capsys.readouterr().out
     profile = tmp_path / "profile.parquet"
     write_table(_synthetic_profile(40), profile, provenance("profile", {"profile": {"seq_len": 128}}))
     pred_path = tmp_path / "pred.safetensors"
-    assert main(["speedlimit", "fit-predictor", "--profile", str(profile), "--out", str(pred_path),
-                 "--folds", "4"]) == 0
+    assert (
+        main(["speedlimit", "fit-predictor", "--profile", str(profile), "--out", str(pred_path), "--folds", "4"]) == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["seq_len"] == 128 and report["metrics"]["rows"] == 40
     assert LatencyPredictor.load(pred_path).meta["heldout"]["folds"] == 4
-    assert main(["speedlimit", "fit-predictor", "--profile", str(tmp_path / "none.parquet"),
-                 "--out", str(pred_path)]) == 2
+    assert (
+        main(["speedlimit", "fit-predictor", "--profile", str(tmp_path / "none.parquet"), "--out", str(pred_path)]) == 2
+    )

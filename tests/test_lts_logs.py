@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import DATA, needs_data
 
-from paretolm.core.artifacts import read_provenance, read_table
 from paretolm.cli import main
+from paretolm.core.artifacts import read_provenance, read_table
 
 LTS = DATA / "ground-truth" / "lts-archai"
 pytestmark = needs_data(LTS)
@@ -50,8 +50,22 @@ def test_pareto_sets_get_d_avg_and_hypervolume(table):
 
 
 def test_cli_prints_rows_and_rejects_bad_dir(table, capsys, tmp_path):
-    assert main(["analyze", "lts-logs", str(LTS), "--sets", "random_GPT2_wt103", "--proxies",
-                 "decoder_params", "--out", str(tmp_path / "one.parquet")]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                "lts-logs",
+                str(LTS),
+                "--sets",
+                "random_GPT2_wt103",
+                "--proxies",
+                "decoder_params",
+                "--out",
+                str(tmp_path / "one.parquet"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["set", "proxy", "n", "src", "kendall"]
     assert out[1].split()[:3] == ["random_GPT2_wt103", "decoder_params", "200"]
@@ -64,8 +78,10 @@ def test_module_api_gives_the_cli_table(table):
 
     direct = analyze_lts(LTS, sets=["pareto_GPT2_lm1b_arm"], proxies=["decoder_params", "merino_entropy"])
     via_cli = read_table(table)
-    via_cli = via_cli[(via_cli.set == "pareto_GPT2_lm1b_arm")
-                      & via_cli.proxy.isin(["decoder_params", "merino_entropy", "lts_nonembedding"])]
+    via_cli = via_cli[
+        (via_cli.set == "pareto_GPT2_lm1b_arm")
+        & via_cli.proxy.isin(["decoder_params", "merino_entropy", "lts_nonembedding"])
+    ]
     assert list(direct.proxy) == ["decoder_params", "merino_entropy", "lts_nonembedding"]
     cols = ["src", "kendall", "d_avg_latency", "hypervolume_gt_latency", "hypervolume_proxy_latency"]
     assert np.allclose(direct.set_index("proxy")[cols], via_cli.set_index("proxy").loc[direct.proxy, cols])

@@ -22,13 +22,13 @@ from test_workflow import tiny_config as _tiny_config
 from paretolm import config as configuration
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import hardware_fingerprint, provenance, read_provenance, read_table, write_table
+from paretolm.hardware.profiling import Settings, _machine
 from paretolm.hardware.sources import MissingMeasurements, check_target, source_for, target_source
 from paretolm.hardware.sources.imported import ImportSource
-from paretolm.hardware.profiling import Settings, _machine
 
 # Installed at interpreter start (sitecustomize): importing a workflow extra fails, and the attempt
 # is written to $BLOCKED_LOG, so a caught ImportError cannot hide it either.
-SITECUSTOMIZE = '''
+SITECUSTOMIZE = """
 import importlib.abc, os, sys
 
 EXTRAS = {"snakemake", "lm_eval", "datasets", "accelerate", "matplotlib"}
@@ -42,14 +42,16 @@ class BlockWorkflowExtras(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, BlockWorkflowExtras())
-'''
+"""
 
 
 def tiny_config(**overrides) -> dict:
     """The workflow tests' tiny config, with the validation half's dataset and tokenizer names that
     the config check resolves before any job (these tests never train)."""
-    names = {"datasets": {"kjv": {"files": "kjv.txt", "split": {"train": 0.9, "validation": 0.1}}},
-             "tokenizers": {"kjv_bpe": {"type": "word", "vocab_size": 64, "train_on": "kjv"}}}
+    names = {
+        "datasets": {"kjv": {"files": "kjv.txt", "split": {"train": 0.9, "validation": 0.1}}},
+        "tokenizers": {"kjv_bpe": {"type": "word", "vocab_size": 64, "train_on": "kjv"}},
+    }
     return configuration.merge(configuration.merge(names, _tiny_config()), overrides)
 
 
@@ -66,8 +68,7 @@ def core_env(tmp_path: Path) -> dict[str, str]:
     hook = tmp_path / "core-site"
     hook.mkdir(exist_ok=True)
     (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    return {**os.environ, "PYTHONPATH": str(hook), "BLOCKED_LOG": str(tmp_path / "blocked.log"),
-            "OMP_NUM_THREADS": "1"}
+    return {**os.environ, "PYTHONPATH": str(hook), "BLOCKED_LOG": str(tmp_path / "blocked.log"), "OMP_NUM_THREADS": "1"}
 
 
 def paretolm_cmd(command: str) -> list[str]:
@@ -84,17 +85,30 @@ def blocked(tmp_path: Path) -> list[str]:
 
 # -- fast: the import source ----------------------------------------------------------------------
 SETTINGS = Settings(seq_len=16, warmup=1, min_repeats=10, max_repeats=10)
-SPECS = [ArchSpec("gpt2", n_layer=1, d_model=32 * k, n_head=[1], d_inner=[64], vocab_size=512, max_seq_len=64)
-         for k in (1, 2, 3)]
+SPECS = [
+    ArchSpec("gpt2", n_layer=1, d_model=32 * k, n_head=[1], d_inner=[64], vocab_size=512, max_seq_len=64)
+    for k in (1, 2, 3)
+]
 
 
 def measured_file(path: Path, specs=SPECS, settings=SETTINGS, device=None) -> Path:
     """A table as `paretolm measure` writes it, with made-up numbers."""
     device = device or hardware_fingerprint()
-    df = pd.DataFrame([{"arch_id": s.arch_id, "spec": s.to_json(), "latency_ms": 1.0 + i, "latency_iqr_ms": 0.1,
-                        "peak_memory_mb": 2.0} for i, s in enumerate(specs)])
-    return write_table(df, path, provenance("measure", {}, [], settings=settings.to_dict(), device=device,
-                                            device_torch="2.x"))
+    df = pd.DataFrame(
+        [
+            {
+                "arch_id": s.arch_id,
+                "spec": s.to_json(),
+                "latency_ms": 1.0 + i,
+                "latency_iqr_ms": 0.1,
+                "peak_memory_mb": 2.0,
+            }
+            for i, s in enumerate(specs)
+        ]
+    )
+    return write_table(
+        df, path, provenance("measure", {}, [], settings=settings.to_dict(), device=device, device_torch="2.x")
+    )
 
 
 def test_import_source_reads_and_refuses(tmp_path):
@@ -111,8 +125,10 @@ def test_import_source_reads_and_refuses(tmp_path):
     other = SPECS[0].with_(d_model=128)
     with pytest.raises(MissingMeasurements, match=other.arch_id) as e:
         src.require([*SPECS, other], "results/samples/tiny.parquet")
-    assert ("paretolm measure --archs results/samples/tiny.parquet --hardware board --config config/config.yaml "
-            "--out tiny.parquet") in str(e.value)
+    assert (
+        "paretolm measure --archs results/samples/tiny.parquet --hardware board --config config/config.yaml "
+        "--out tiny.parquet"
+    ) in str(e.value)
     with pytest.raises(MissingMeasurements, match="can only use architectures measured on the device"):
         src(other)
 
@@ -125,12 +141,18 @@ def test_import_source_reads_and_refuses(tmp_path):
             ImportSource("board", kw.get("target", target), SETTINGS, bad)
 
     other_settings = Settings(seq_len=16, warmup=2, min_repeats=10, max_repeats=10)
-    refused(r"refusing .*c.parquet: measured with other settings: warmup=2 \(target: 1\)",
-            write=lambda: measured_file(tmp_path / "bad/c.parquet", settings=other_settings))
-    refused(r"refusing .*c.parquet: measured on another machine",
-            write=lambda: measured_file(tmp_path / "bad/c.parquet", device={**hardware_fingerprint(), "cpu": "x"}))
-    refused(r"refusing .*c.parquet: it was not written by `paretolm measure`",
-            write=lambda: pd.DataFrame({"arch_id": ["x"]}).to_parquet(tmp_path / "bad/c.parquet"))
+    refused(
+        r"refusing .*c.parquet: measured with other settings: warmup=2 \(target: 1\)",
+        write=lambda: measured_file(tmp_path / "bad/c.parquet", settings=other_settings),
+    )
+    refused(
+        r"refusing .*c.parquet: measured on another machine",
+        write=lambda: measured_file(tmp_path / "bad/c.parquet", device={**hardware_fingerprint(), "cpu": "x"}),
+    )
+    refused(
+        r"refusing .*c.parquet: it was not written by `paretolm measure`",
+        write=lambda: pd.DataFrame({"arch_id": ["x"]}).to_parquet(tmp_path / "bad/c.parquet"),
+    )
     foreign = "x86_64" if _machine() == "aarch64" else "aarch64"
     refused(f"needs {foreign}", target={**target, "arch": foreign})
     refused("the target pins 'Cortex-A76'", target={**target, "fingerprint": {"cpu": "Cortex-A76"}})
@@ -147,8 +169,10 @@ def test_source_keys_are_checked_and_leave_old_parts_alone(tmp_path):
     # configs without the new keys keep their config parts; shards never change a measurement
     cfg = {"hardware": {"cpu": {"device": "cpu"}}, "profile": {"seq_len": 16, "cache": "c", "shards": 1}}
     sharded = configuration.merge(cfg, {"profile": {"shards": 4, "cache": "elsewhere"}})
-    assert configuration.measurement_settings(sharded, "cpu") == {"hardware": {"device": "cpu"},
-                                                                  "profile": {"seq_len": 16}}
+    assert configuration.measurement_settings(sharded, "cpu") == {
+        "hardware": {"device": "cpu"},
+        "profile": {"seq_len": 16},
+    }
     hardware = configuration.load_schema(REPO)["properties"]["hardware"]
     jsonschema.validate({"b": {"device": "cpu", "remote": {"url": "http://127.0.0.1:8750"}}}, hardware)
     with pytest.raises(jsonschema.ValidationError, match="ftp://x"):
@@ -162,8 +186,10 @@ def test_source_keys_are_checked_and_leave_old_parts_alone(tmp_path):
         check_target("arm", {**foreign, "remote": {"url": "http://127.0.0.1:1", "token_env": "NOPE_TOKEN"}})
     # the stages get an import target's numbers without measuring
     folder = tmp_path / "measurements/arm"
-    part = {"hardware": {**foreign, "source": "import", "import_dir": str(folder)},
-            "profile": {"seq_len": 16, "warmup": 1, "min_repeats": 10, "max_repeats": 10}}
+    part = {
+        "hardware": {**foreign, "source": "import", "import_dir": str(folder)},
+        "profile": {"seq_len": 16, "warmup": 1, "min_repeats": 10, "max_repeats": 10},
+    }
     settings = Settings.from_parts(part["hardware"], part["profile"])
     board = {**hardware_fingerprint(), "machine": foreign["arch"]}
     measured_file(folder / "a.parquet", settings=settings, device=board)
@@ -173,17 +199,32 @@ def test_source_keys_are_checked_and_leave_old_parts_alone(tmp_path):
 # -- slow: on the device, and through the workflow --------------------------------------------------
 @pytest.mark.slow
 def test_measure_runs_on_a_core_install_and_resumes_after_a_kill(tmp_path):
-    board = make_workdir(tmp_path / "board", tiny_config(hardware={"board": {"device": "cpu", "threads": 1}},
-                                                         profile={"min_repeats": 20, "max_repeats": 20}))
+    board = make_workdir(
+        tmp_path / "board",
+        tiny_config(
+            hardware={"board": {"device": "cpu", "threads": 1}}, profile={"min_repeats": 20, "max_repeats": 20}
+        ),
+    )
     shutil.rmtree(board / "workflow")  # the device has the config, not the workflow
     specs = [SPECS[0].with_(d_model=32 * k, d_inner=[64 * k]) for k in range(1, 7)]
     (board / "archs.jsonl").write_text("".join(s.to_json() + "\n" for s in specs))
-    cmd = [sys.executable, "-m", "paretolm.cli", "measure", "--archs", "archs.jsonl", "--hardware", "board",
-           "--out", "board.parquet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "paretolm.cli",
+        "measure",
+        "--archs",
+        "archs.jsonl",
+        "--hardware",
+        "board",
+        "--out",
+        "board.parquet",
+    ]
     env = core_env(tmp_path)
     cache = board / "results/cache/measurements/board"
-    proc = subprocess.Popen(cmd, cwd=board, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=board, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 120
     try:
         while len(list(cache.glob("*.json"))) < 2 and time.time() < deadline and proc.poll() is None:
@@ -207,9 +248,16 @@ def test_measure_runs_on_a_core_install_and_resumes_after_a_kill(tmp_path):
 @pytest.mark.slow
 def test_import_target_through_the_workflow(tmp_path):
     foreign = "x86_64" if _machine() == "aarch64" else "aarch64"
-    cfg = with_iterations(tiny_config(hardware={"board": {"device": "cpu", "threads": 1, "source": "import"},
-                                                "arm_board": {"device": "cpu", "arch": foreign, "source": "import"}},
-                                      targets=["board"]), 0)
+    cfg = with_iterations(
+        tiny_config(
+            hardware={
+                "board": {"device": "cpu", "threads": 1, "source": "import"},
+                "arm_board": {"device": "cpu", "arch": foreign, "source": "import"},
+            },
+            targets=["board"],
+        ),
+        0,
+    )
     wd = make_workdir(tmp_path / "laptop", cfg)
 
     # 1. nothing measured yet: the profile jobs (not the check of this machine's CPU) stop, naming
@@ -219,15 +267,19 @@ def test_import_target_through_the_workflow(tmp_path):
     for hw in ("board", "arm_board"):
         log = (wd / f"logs/profile/{hw}/tiny.log").read_text()
         assert "8 architecture(s) not measured on the device yet" in log
-    command = next(line.strip() for line in (wd / "logs/profile/board/tiny.log").read_text().splitlines()
-                   if line.strip().startswith("paretolm measure "))
+    command = next(
+        line.strip()
+        for line in (wd / "logs/profile/board/tiny.log").read_text().splitlines()
+        if line.strip().startswith("paretolm measure ")
+    )
 
     # 2. on the device (core install): the config and the samples, then the printed command
     board = tmp_path / "board"
     shutil.copytree(wd / "config", board / "config")
     shutil.copytree(wd / "results/samples", board / "results/samples")
-    run = subprocess.run(paretolm_cmd(command), cwd=board, env=core_env(tmp_path), capture_output=True, text=True,
-                         timeout=300)
+    run = subprocess.run(
+        paretolm_cmd(command), cwd=board, env=core_env(tmp_path), capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert blocked(tmp_path) == []
 

@@ -7,12 +7,12 @@ import json
 import pandas as pd
 import pytest
 
+from paretolm.cli import main
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import read_provenance, read_table
-from paretolm.cli import main
 from paretolm.core.counting import count
-from paretolm.search.methods.merino import MerinoConfig, merino_search, random_search
 from paretolm.core.spaces import load_space
+from paretolm.search.methods.merino import MerinoConfig, merino_search, random_search
 
 SPACE = "config/spaces/merino.yaml"
 
@@ -26,8 +26,7 @@ def decoder_params_proxy(spec: ArchSpec, seq_len: int = 192) -> float:
     return float(count(spec, seq_len).decoder_params)
 
 
-@pytest.mark.parametrize("budget", [{"max_flops": 15e9}, {"max_params": 12e6},
-                                    {"max_flops": 30e9, "max_params": 20e6}])
+@pytest.mark.parametrize("budget", [{"max_flops": 15e9}, {"max_params": 12e6}, {"max_flops": 30e9, "max_params": 20e6}])
 def test_every_feasible_candidate_respects_the_budget(space, budget):
     r = merino_search(space, iterations=600, population=32, seed=1, **budget)
     a = r.archive
@@ -41,7 +40,8 @@ def test_every_feasible_candidate_respects_the_budget(space, budget):
     infeasible = a[~a["feasible"]]
     assert infeasible["score"].isna().all()
     over = (infeasible["flops"] > budget.get("max_flops", float("inf"))) | (
-        infeasible["params"] > budget.get("max_params", float("inf")))
+        infeasible["params"] > budget.get("max_params", float("inf"))
+    )
     assert over.all()
     best = count(r.best, 192)
     assert best.flops <= budget.get("max_flops", float("inf"))
@@ -59,8 +59,16 @@ def test_deterministic_with_seed(space):
 
 
 def test_archive_is_unique_and_children_name_evaluated_parents(space):
-    r = merino_search(space, iterations=500, population=16, seed=3, max_params=15e6,
-                      crossover_prob=0.3, parent_selection="tournament", tournament_size=4)
+    r = merino_search(
+        space,
+        iterations=500,
+        population=16,
+        seed=3,
+        max_params=15e6,
+        crossover_prob=0.3,
+        parent_selection="tournament",
+        tournament_size=4,
+    )
     a = r.archive
     assert a["arch_id"].is_unique
     index = {aid: i for i, aid in enumerate(a["arch_id"])}
@@ -84,8 +92,7 @@ def test_entropy_search_beats_random_sampling_at_equal_budget(space, budget):
 
 def test_custom_proxy_is_maximised(space):
     r = merino_search(space, decoder_params_proxy, iterations=1500, population=32, seed=0, max_flops=20e9)
-    base = random_search(space, len(r.archive) + r.stats["duplicates"], decoder_params_proxy,
-                         seed=0, max_flops=20e9)
+    base = random_search(space, len(r.archive) + r.stats["duplicates"], decoder_params_proxy, seed=0, max_flops=20e9)
     assert r.best_score >= base.best_score
     assert r.best_score == count(r.best, 192).decoder_params
     assert r.stats["proxy"] == "decoder_params_proxy"
@@ -101,11 +108,16 @@ def test_tiny_budget_falls_back_to_the_smallest_architecture_or_fails(space):
         merino_search(space, iterations=5, max_flops=c.flops - 1)
 
 
-@pytest.mark.parametrize("bad, field", [({"population": 0}, "population"),
-                                        ({"parent_selection": "best"}, "parent_selection"),
-                                        ({"mutation_prob": 1.5}, "mutation_prob"),
-                                        ({"max_flops": -1}, "max_flops"),
-                                        ({"param_field": "flops"}, "param_field")])
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        ({"population": 0}, "population"),
+        ({"parent_selection": "best"}, "parent_selection"),
+        ({"mutation_prob": 1.5}, "mutation_prob"),
+        ({"max_flops": -1}, "max_flops"),
+        ({"param_field": "flops"}, "param_field"),
+    ],
+)
 def test_bad_settings_name_the_field(bad, field):
     with pytest.raises(ValueError, match=field):
         MerinoConfig(**bad)
@@ -120,8 +132,24 @@ def test_no_budget_and_data_proxy_are_rejected(space):
 
 def test_cli_writes_archive_with_provenance(tmp_path, capsys):
     out = tmp_path / "archive.parquet"
-    rc = main(["merino", "search", "--space", SPACE, "--max-flops", "2e10", "--iterations", "200",
-               "--population", "16", "--seed", "5", "--out", str(out)])
+    rc = main(
+        [
+            "merino",
+            "search",
+            "--space",
+            SPACE,
+            "--max-flops",
+            "2e10",
+            "--iterations",
+            "200",
+            "--population",
+            "16",
+            "--seed",
+            "5",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = json.loads(capsys.readouterr().out)
     table = read_table(out)

@@ -9,28 +9,42 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from paretolm.core import pareto
 from paretolm.config import load_config
-from paretolm.search.methods import COLUMNS, METHODS, SearchProblem, common_table, measure_each, search
-from paretolm.hardware.profiling import Settings
-from paretolm.proxies import Scorer
-from paretolm.hardware.replay import ReplayDevice
+from paretolm.core import pareto
 from paretolm.core.spaces import SearchSpace
+from paretolm.hardware.profiling import Settings
+from paretolm.hardware.replay import ReplayDevice
+from paretolm.proxies import Scorer
+from paretolm.search.driver import search
+from paretolm.search.methods import COLUMNS, METHODS, SearchProblem, common_table, measure_each
 from paretolm.stages.search import section
 
 SEQ = 16
 SPACES = {
-    "gpt2": {"backbone": "gpt2", "fixed": {"vocab_size": 512, "max_seq_len": 32},
-             "genes": {"n_layer": {"min": 1, "max": 4}, "d_model": {"min": 32, "max": 128, "step": 32},
-                       "n_head": {"choices": [1, 2, 4], "per": "layer"},
-                       "d_inner": {"min": 64, "max": 512, "step": 64, "per": "layer"}}},
-    "merino": {"backbone": "merino", "fixed": {"vocab_size": 512, "max_seq_len": 64, "n_block": 2, "d_head": 16},
-               "genes": {"d_model": {"choices": [16, 32, 48, 64], "per": "block"},
-                         "ffn_ratio": {"choices": [1.0, 2.0, 3.0], "per": "block"},
-                         "n_layer": {"min": 1, "max": 3, "per": "block"}}},
-    "par": {"backbone": "par", "fixed": {"vocab_size": 64, "max_seq_len": 32, "n_sublayer": 4, "d_model": 16,
-                                         "n_head": 2, "d_inner": 32},
-            "genes": {"layers": {"choices": ["s", "f", "i"], "per": "sublayer"}}},
+    "gpt2": {
+        "backbone": "gpt2",
+        "fixed": {"vocab_size": 512, "max_seq_len": 32},
+        "genes": {
+            "n_layer": {"min": 1, "max": 4},
+            "d_model": {"min": 32, "max": 128, "step": 32},
+            "n_head": {"choices": [1, 2, 4], "per": "layer"},
+            "d_inner": {"min": 64, "max": 512, "step": 64, "per": "layer"},
+        },
+    },
+    "merino": {
+        "backbone": "merino",
+        "fixed": {"vocab_size": 512, "max_seq_len": 64, "n_block": 2, "d_head": 16},
+        "genes": {
+            "d_model": {"choices": [16, 32, 48, 64], "per": "block"},
+            "ffn_ratio": {"choices": [1.0, 2.0, 3.0], "per": "block"},
+            "n_layer": {"min": 1, "max": 3, "per": "block"},
+        },
+    },
+    "par": {
+        "backbone": "par",
+        "fixed": {"vocab_size": 64, "max_seq_len": 32, "n_sublayer": 4, "d_model": 16, "n_head": 2, "d_inner": 32},
+        "genes": {"layers": {"choices": ["s", "f", "i"], "per": "sublayer"}},
+    },
 }
 
 
@@ -53,9 +67,12 @@ class Counted:
 
 def problem(method: str, measure: str = "all", n: int = 10, **search_over) -> tuple[SearchProblem, Counted]:
     block = {**METHODS.get(method).test_settings, **search_over.pop(method, {})}
-    cfg = load_config(overrides={"search": {"method": method, "measure": measure, method: block, **search_over},
-                                 "proxies": {"names": ["decoder_params", "total_params", "flops", "merino_entropy"],
-                                             "seq_len": SEQ}})
+    cfg = load_config(
+        overrides={
+            "search": {"method": method, "measure": measure, method: block, **search_over},
+            "proxies": {"names": ["decoder_params", "total_params", "flops", "merino_entropy"], "seq_len": SEQ},
+        }
+    )
     settings = section(cfg, method)
     space = SearchSpace.from_dict(SPACES[space_of(method)], name=space_of(method))
     scorer = Scorer.from_part(cfg["proxies"])
@@ -65,8 +82,15 @@ def problem(method: str, measure: str = "all", n: int = 10, **search_over) -> tu
     table = table.merge(scorer.table(specs, costs=False), on="arch_id")
     table.insert(1, "spec", [s.to_json() for s in specs])
     data = np.random.default_rng(0).integers(0, 64, 4000)  # tokens for a method that trains (par)
-    return SearchProblem(space=space, settings=settings, hardware=measure_each(device), scorer=scorer,
-                         initial=table, data=data, seq_len=SEQ), device
+    return SearchProblem(
+        space=space,
+        settings=settings,
+        hardware=measure_each(device),
+        scorer=scorer,
+        initial=table,
+        data=data,
+        seq_len=SEQ,
+    ), device
 
 
 def speedlimit_bound(p: SearchProblem) -> float:
@@ -89,7 +113,7 @@ def test_every_method_writes_the_common_tables_and_repeats_them(method: str) -> 
     pd.testing.assert_frame_equal(result.frontier, again.frontier)
     archive, front = result.archive, result.frontier
     objectives = {"decoder_params": "max", "latency_ms": "min", "peak_memory_mb": "min"}
-    assert list(archive.columns[:len(COLUMNS)]) == list(COLUMNS)
+    assert list(archive.columns[: len(COLUMNS)]) == list(COLUMNS)
     assert list(front.columns) == list(archive.columns)
     assert archive["arch_id"].is_unique and len(front) >= 1
     for col in ("in_bounds", "feasible", "measured", "on_front"):
@@ -162,8 +186,9 @@ def test_nsga2_bounds_are_constraints() -> None:
 def test_verify_keeps_predicted_numbers_off_the_frontier(method: str) -> None:
     more = {"random": {"candidates": 80}, "lts": {}, "nsga2": {}}[method]
     predictor = "auto" if method == "lts" else "roofline"  # one run chooses among every kind
-    result, device = run(method, "verify", verify={"initial": 4, "batch": 4, "explore": 1, "predictor": predictor},
-                         **{method: more})
+    result, device = run(
+        method, "verify", verify={"initial": 4, "batch": 4, "explore": 1, "predictor": predictor}, **{method: more}
+    )
     archive = result.archive
     assert (~archive["measured"]).any() and archive["measured"].any()
     assert result.frontier["measured"].all()
@@ -177,39 +202,65 @@ def test_verify_keeps_predicted_numbers_off_the_frontier(method: str) -> None:
 
 
 def test_common_table_normalises_any_archive() -> None:
-    raw = pd.DataFrame({"arch_id": ["a", "b", "a"], "spec": ["{}", "{}", "{}"], "parents": ["x,y", None, ""],
-                        "latency_ms": [1.0, 2.0, 3.0], "score": [1, 2, 3]})
+    raw = pd.DataFrame(
+        {
+            "arch_id": ["a", "b", "a"],
+            "spec": ["{}", "{}", "{}"],
+            "parents": ["x,y", None, ""],
+            "latency_ms": [1.0, 2.0, 3.0],
+            "score": [1, 2, 3],
+        }
+    )
     table = common_table(raw, {"latency_ms": "min", "decoder_params": "max"})
-    assert list(table.columns[:len(COLUMNS)]) == list(COLUMNS) and len(table) == 2
+    assert list(table.columns[: len(COLUMNS)]) == list(COLUMNS) and len(table) == 2
     assert table["parents"].tolist() == [["x", "y"], []]
     assert not table["measured"].any() and table["feasible"].all() and table["decoder_params"].isna().all()
 
 
-@pytest.mark.parametrize("over, message", [
-    ({"search": {"method": "merino", "merino": {"space": "gpt2_cpu_small"}}},
-     r"search.merino.space: merino searches a merino space; 'gpt2_cpu_small' is a gpt2 space"),
-    ({"search": {"method": "merino", "space": "merino", "merino": {"max_flops": None}}},
-     r"search.merino.max_flops: give a FLOPs"),
-    ({"search": {"method": "par", "par": {"space": "par"}}}, r"search.par.data: par trains a supernet"),
-    ({"search": {"method": "par", "par": {"space": "gpt2_cpu_small", "data": {"dataset": "kjv", "tokenizer": "gpt2"}}}},
-     r"search.par.space: par searches a par space; 'gpt2_cpu_small' is a gpt2 space"),
-    ({"search": {"method": "par", "par": {"space": "par", "data": {"dataset": "nope", "tokenizer": "gpt2"}}}},
-     r"search.par.data.dataset: unknown dataset 'nope'"),
-    ({"search": {"method": "speedlimit"}}, r"search.bounds.latency_ms_max: speedlimit searches under"),
-    ({"search": {"method": "lts", "lts": {"parents": 50, "population": 10}}}, r"search.lts.parents"),
-    ({"search": {"reference": {"latency_ms": 1.0}}}, r"search.reference: needs exactly one value"),
-    ({"search": {"iterations": 3}}, r"search.*iterations"),
-    ({"search": {"nsga2": {"algorithm": "tpe"}}}, r"search.nsga2.algorithm"),
-])
+@pytest.mark.parametrize(
+    "over, message",
+    [
+        (
+            {"search": {"method": "merino", "merino": {"space": "gpt2_cpu_small"}}},
+            r"search.merino.space: merino searches a merino space; 'gpt2_cpu_small' is a gpt2 space",
+        ),
+        (
+            {"search": {"method": "merino", "space": "merino", "merino": {"max_flops": None}}},
+            r"search.merino.max_flops: give a FLOPs",
+        ),
+        ({"search": {"method": "par", "par": {"space": "par"}}}, r"search.par.data: par trains a supernet"),
+        (
+            {
+                "search": {
+                    "method": "par",
+                    "par": {"space": "gpt2_cpu_small", "data": {"dataset": "kjv", "tokenizer": "gpt2"}},
+                }
+            },
+            r"search.par.space: par searches a par space; 'gpt2_cpu_small' is a gpt2 space",
+        ),
+        (
+            {"search": {"method": "par", "par": {"space": "par", "data": {"dataset": "nope", "tokenizer": "gpt2"}}}},
+            r"search.par.data.dataset: unknown dataset 'nope'",
+        ),
+        ({"search": {"method": "speedlimit"}}, r"search.bounds.latency_ms_max: speedlimit searches under"),
+        ({"search": {"method": "lts", "lts": {"parents": 50, "population": 10}}}, r"search.lts.parents"),
+        ({"search": {"reference": {"latency_ms": 1.0}}}, r"search.reference: needs exactly one value"),
+        ({"search": {"iterations": 3}}, r"search.*iterations"),
+        ({"search": {"nsga2": {"algorithm": "tpe"}}}, r"search.nsga2.algorithm"),
+    ],
+)
 def test_each_method_gets_what_it_needs_before_the_first_job(over: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         load_config(overrides=over)
 
 
-@pytest.mark.parametrize("over, message", [
-    ({"search": {"lts": {"population": 1}}}, r"search.lts.population: 1 is less than the minimum of 2"),
-    ({"search": {"merino": {"parent_selection": "best"}}}, r"search.merino.parent_selection: expected one of"),
-])
+@pytest.mark.parametrize(
+    "over, message",
+    [
+        ({"search": {"lts": {"population": 1}}}, r"search.lts.population: 1 is less than the minimum of 2"),
+        ({"search": {"merino": {"parent_selection": "best"}}}, r"search.merino.parent_selection: expected one of"),
+    ],
+)
 def test_a_method_block_is_validated_against_its_settings_class(over: dict, message: str) -> None:
     """The schema's search.<method> blocks are generated from the settings dataclasses."""
     with pytest.raises(ValueError, match=message):

@@ -44,11 +44,15 @@ def byte_ids() -> torch.Tensor:
     return torch.tensor(list(data_path(SHAKESPEARE).read_bytes()[:100_000]), dtype=torch.long)
 
 
-@pytest.mark.parametrize("spec", [
-    merino([(64, 2.0, 2), (128, 1.5, 3)]),
-    par("(sfff)x2 (f)x2"),
-    bert(vocab_size=50257),
-], ids=["merino", "par", "bert"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        merino([(64, 2.0, 2), (128, 1.5, 3)]),
+        par("(sfff)x2 (f)x2"),
+        bert(vocab_size=50257),
+    ],
+    ids=["merino", "par", "bert"],
+)
 def test_initial_loss_is_about_ln_vocab(spec: ArchSpec, gpt2_ids: torch.Tensor) -> None:
     torch.manual_seed(0)
     model = build_model(spec).eval()
@@ -107,16 +111,24 @@ def test_decoders_are_causal(spec: ArchSpec) -> None:
 
 def test_par_identity_holds_no_parameters_and_passes_through() -> None:
     m = build_model(par("isif"))
-    assert [type(s).__name__ for s in m.sublayers] == ["Identity", "AttentionSublayer", "Identity",
-                                                       "FeedForwardSublayer"]
+    assert [type(s).__name__ for s in m.sublayers] == [
+        "Identity",
+        "AttentionSublayer",
+        "Identity",
+        "FeedForwardSublayer",
+    ]
     assert sum(p.numel() for p in m.sublayers[0].parameters()) == 0
     torch.manual_seed(1)
     a = build_model(par("isif")).eval()
     torch.manual_seed(1)
     b = build_model(par("sf")).eval()
     # same parameter shapes in the same order; copy to compare outputs
-    b.load_state_dict({k.replace("sublayers.1.", "sublayers.0.").replace("sublayers.3.", "sublayers.1."): v
-                       for k, v in a.state_dict().items()})
+    b.load_state_dict(
+        {
+            k.replace("sublayers.1.", "sublayers.0.").replace("sublayers.3.", "sublayers.1."): v
+            for k, v in a.state_dict().items()
+        }
+    )
     ids = torch.randint(0, 1000, (2, 12))
     with torch.no_grad():
         assert torch.allclose(a(ids).logits, b(ids).logits, atol=1e-6)
@@ -136,7 +148,8 @@ def test_bert_is_bidirectional_and_loss_is_masked_cross_entropy() -> None:
         out, out2 = m(ids, labels=labels), m(changed)
     assert not torch.allclose(out.logits[:, :10], out2.logits[:, :10])  # earlier positions see later ones
     manual = torch.nn.functional.cross_entropy(
-        torch.stack([out.logits[0, 3], out.logits[1, 7]]), torch.stack([ids[0, 3], ids[1, 7]]))
+        torch.stack([out.logits[0, 3], out.logits[1, 7]]), torch.stack([ids[0, 3], ids[1, 7]])
+    )
     assert torch.allclose(out.loss, manual)
 
 
@@ -181,17 +194,21 @@ def test_mask_tokens_follows_80_10_10() -> None:
         mask_tokens(ids, mask_id, vocab, torch.Generator(), p=1.5)
 
 
-@pytest.mark.parametrize("spec", [
-    merino([(32, 2.0, 2), (64, 2.0, 1)], vocab_size=256),
-    par("(sff)x2", vocab_size=256),
-    bert(vocab_size=257),
-], ids=["merino", "par", "bert"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        merino([(32, 2.0, 2), (64, 2.0, 1)], vocab_size=256),
+        par("(sff)x2", vocab_size=256),
+        bert(vocab_size=257),
+    ],
+    ids=["merino", "par", "bert"],
+)
 def test_a_few_steps_of_training_lower_the_loss_on_real_text(spec: ArchSpec, byte_ids: torch.Tensor) -> None:
     torch.manual_seed(0)
     model = build_model(spec)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     gen = torch.Generator().manual_seed(0)
-    batch = torch.stack([byte_ids[s:s + 48] for s in torch.randint(0, 90_000, (8,), generator=gen).tolist()])
+    batch = torch.stack([byte_ids[s : s + 48] for s in torch.randint(0, 90_000, (8,), generator=gen).tolist()])
     losses = []
     for _ in range(15):
         if spec.backbone == "bert":

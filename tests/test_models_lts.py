@@ -12,8 +12,7 @@ from paretolm.models import build_model
 from paretolm.models.adaptive import AdaptiveEmbedding, AdaptiveLogSoftmax
 
 V = 1000
-BASE = {"n_layer": 2, "d_model": 64, "n_head": [2, 4], "d_inner": [128, 256], "vocab_size": V,
-        "max_seq_len": 32}
+BASE = {"n_layer": 2, "d_model": 64, "n_head": [2, 4], "d_inner": [128, 256], "vocab_size": V, "max_seq_len": 32}
 VARIANTS = [
     {"backbone": "gpt2"},
     {"backbone": "gpt2", "div_val": 2, "cutoffs": [100, 400]},
@@ -68,8 +67,7 @@ def test_tied_weights_share_storage_and_are_counted_once():
     model = build_model(spec_of({"backbone": "gpt2", "div_val": 2, "cutoffs": [100, 400]}))
     names = dict(model.named_parameters())
     assert not any(n.startswith("head.out_weights") for n in names)  # read from the embedding
-    untied = build_model(spec_of({"backbone": "gpt2", "div_val": 2, "cutoffs": [100, 400],
-                                  "tie_weights": False}))
+    untied = build_model(spec_of({"backbone": "gpt2", "div_val": 2, "cutoffs": [100, 400], "tie_weights": False}))
     n_tied = sum(p.numel() for p in model.parameters())
     n_untied = sum(p.numel() for p in untied.parameters())
     emb = sum(p.numel() for p in model.wte.parameters())
@@ -94,8 +92,7 @@ def test_causal_masking():
 @pytest.mark.parametrize("pre_lnorm", [False, True])
 def test_transformer_xl_memory_continues_the_sequence(pre_lnorm):
     """With memory covering the first segment, the second segment sees exactly the full context."""
-    spec = spec_of({"backbone": "transformer_xl", "cutoffs": [100, 400], "mem_len": 16,
-                    "pre_lnorm": pre_lnorm})
+    spec = spec_of({"backbone": "transformer_xl", "cutoffs": [100, 400], "mem_len": 16, "pre_lnorm": pre_lnorm})
     model = build_model(spec).eval()
     x = torch.randint(0, V, (2, 16))
     full = model(x).logits
@@ -131,8 +128,7 @@ def test_opt_uses_relu_and_gpt2_gelu():
 
 
 def test_dropout_settings_reach_the_layers():
-    model = build_model(spec_of({"backbone": "transformer_xl", "cutoffs": [100]}), dropout=0.3,
-                        attn_dropout=0.2)
+    model = build_model(spec_of({"backbone": "transformer_xl", "cutoffs": [100]}), dropout=0.3, attn_dropout=0.2)
     assert model.layers[0].attn.attn_dropout == 0.2 and model.drop.p == 0.3
     g = build_model(spec_of({"backbone": "gpt2"}), dropout=0.1, attn_dropout=0.05)
     assert g.layers[1].attn.attn_dropout == 0.05 and g.drop.p == 0.1
@@ -144,11 +140,16 @@ def test_adaptive_embedding_clusters_and_widths():
     assert [p.shape for p in emb.emb_projs] == [(32, 64), (32, 32), (32, 16)]
     ids = torch.tensor([[0, 99, 100, 399, 400, 999]])
     out = emb(ids)
-    expect = torch.stack([
-        emb.emb_layers[0].weight[0] @ emb.emb_projs[0].T, emb.emb_layers[0].weight[99] @ emb.emb_projs[0].T,
-        emb.emb_layers[1].weight[0] @ emb.emb_projs[1].T, emb.emb_layers[1].weight[299] @ emb.emb_projs[1].T,
-        emb.emb_layers[2].weight[0] @ emb.emb_projs[2].T, emb.emb_layers[2].weight[599] @ emb.emb_projs[2].T,
-    ])
+    expect = torch.stack(
+        [
+            emb.emb_layers[0].weight[0] @ emb.emb_projs[0].T,
+            emb.emb_layers[0].weight[99] @ emb.emb_projs[0].T,
+            emb.emb_layers[1].weight[0] @ emb.emb_projs[1].T,
+            emb.emb_layers[1].weight[299] @ emb.emb_projs[1].T,
+            emb.emb_layers[2].weight[0] @ emb.emb_projs[2].T,
+            emb.emb_layers[2].weight[599] @ emb.emb_projs[2].T,
+        ]
+    )
     assert torch.allclose(out[0], expect, atol=1e-6)
     with pytest.raises(ValueError, match="tie_weights"):
         AdaptiveLogSoftmax(1000, 64, 32, cutoffs=(100,), div_val=2, embedding=emb)

@@ -7,9 +7,9 @@ import torch
 from conftest import data_path
 
 from paretolm.core.arch import ArchSpec
+from paretolm.models.par import token_batches
 from paretolm.search.methods.par import par_design_rules
 from paretolm.search.methods.par.search import gumbel_par_search
-from paretolm.models.par import token_batches
 
 SMALL = dict(n_sublayer=6, d_model=32, n_head=2, d_inner=64, vocab_size=256, max_seq_len=32)
 

@@ -100,8 +100,10 @@ def test_init_distributions_match(kjv):
 def test_mean_validation_loss_within_seed_spread(kjv):
     train_split, valid, vocab = kjv
     spec = bench.gpt2_spec(1, 64, 2, 128, vocab, SEQ)
-    runs = [bench.run_pair(spec, bench.train_config(60, BATCH, SEQ, seed), train_split.ids, valid, 4096)
-            for seed in (0, 1, 2)]
+    runs = [
+        bench.run_pair(spec, bench.train_config(60, BATCH, SEQ, seed), train_split.ids, valid, 4096)
+        for seed in (0, 1, 2)
+    ]
     ours = [r["paretolm"]["val_loss"] for r in runs]
     theirs = [r["hf_gpt2"]["val_loss"] for r in runs]
     v = bench.spread_verdict(ours, theirs)

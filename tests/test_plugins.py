@@ -14,10 +14,11 @@ import torch
 from paretolm.core.arch import ArchSpec
 from paretolm.core.backbones import BACKBONES
 from paretolm.core.counting import count
-from paretolm.search.methods import SearchProblem, measure_each, search
+from paretolm.core.spaces import SearchSpace
 from paretolm.models import build_model
 from paretolm.proxies import PROXIES, Scorer
-from paretolm.core.spaces import SearchSpace
+from paretolm.search.driver import search
+from paretolm.search.methods import SearchProblem, measure_each
 
 TOY_BACKBONE = '''
 """A toy backbone: residual feed-forward layers, no attention."""
@@ -121,28 +122,59 @@ def test_a_toy_backbone_and_proxy_count_build_score_and_search(toy_plugins) -> N
     ids = torch.randint(0, 50, (2, 8))
     assert model(ids, labels=ids).loss.item() > 0
 
-    scorer = Scorer(["toy_width", "decoder_params", "merino_entropy", "grad_norm"], seq_len=8, batch=ids,
-                    settings={"toy_width": {"power": 2.0}})
+    scorer = Scorer(
+        ["toy_width", "decoder_params", "merino_entropy", "grad_norm"],
+        seq_len=8,
+        batch=ids,
+        settings={"toy_width": {"power": 2.0}},
+    )
     row = scorer.table([spec]).iloc[0]
     assert row["toy_width"] == 24.0**2 + 32.0**2
     assert row["decoder_params"] == count(spec).decoder_params
     assert row["merino_entropy"] > 0 and row["grad_norm"] > 0  # FFN-only layers: entropy and gradients
 
-    space = SearchSpace.from_dict({"backbone": "toy_mlp", "fixed": {"vocab_size": 50, "max_seq_len": 32},
-                                   "genes": {"n_layer": {"min": 1, "max": 3}, "d_model": [8, 16],
-                                             "d_inner": {"choices": [8, 16, 32], "per": "layer"}}}, name="toy")
-    settings = {"method": "lts", "seed": 0, "measure": "all",
-                "lts": {"iterations": 2, "population": 6, "parents": 3, "mutations": 3, "mutation_prob": 0.5,
-                        "crossovers": 3, "max_attempts": 20},
-                "objectives": {"proxy": "toy_width", "latency": True, "memory": False},
-                "bounds": {"params": {"column": "decoder_params", "min": None, "max": None},
-                           "latency_ms_max": None}}
+    space = SearchSpace.from_dict(
+        {
+            "backbone": "toy_mlp",
+            "fixed": {"vocab_size": 50, "max_seq_len": 32},
+            "genes": {
+                "n_layer": {"min": 1, "max": 3},
+                "d_model": [8, 16],
+                "d_inner": {"choices": [8, 16, 32], "per": "layer"},
+            },
+        },
+        name="toy",
+    )
+    settings = {
+        "method": "lts",
+        "seed": 0,
+        "measure": "all",
+        "lts": {
+            "iterations": 2,
+            "population": 6,
+            "parents": 3,
+            "mutations": 3,
+            "mutation_prob": 0.5,
+            "crossovers": 3,
+            "max_attempts": 20,
+        },
+        "objectives": {"proxy": "toy_width", "latency": True, "memory": False},
+        "bounds": {"params": {"column": "decoder_params", "min": None, "max": None}, "latency_ms_max": None},
+    }
 
     def measure(s: ArchSpec) -> dict:  # a stand-in device: latency grows with the FLOPs
         return {"latency_ms": count(s, 8).flops / 1e4, "peak_memory_mb": 1.0}
 
-    result = search(SearchProblem(space=space, settings=settings, hardware=measure_each(measure),
-                                  scorer=Scorer(["toy_width", "decoder_params"]), initial=None), measure)
+    result = search(
+        SearchProblem(
+            space=space,
+            settings=settings,
+            hardware=measure_each(measure),
+            scorer=Scorer(["toy_width", "decoder_params"]),
+            initial=None,
+        ),
+        measure,
+    )
     archive, front = result.archive, result.frontier
     assert len(archive) >= 6 and set(archive["iteration"]) == {0, 1, 2}
     assert all(ArchSpec.from_json(s).backbone == "toy_mlp" for s in archive["spec"])

@@ -8,14 +8,15 @@ import time
 import pytest
 import torch
 
-from paretolm.hardware import profiling
 from paretolm.core.arch import ArchSpec
+from paretolm.hardware import profiling
 from paretolm.hardware.profiling import Profiler, Settings
 from paretolm.hardware.runtimes import pytorch as torch_runtime
 from paretolm.hardware.runtimes import pytorch_int8 as int8_runtime
 
-SPEC = ArchSpec(backbone="gpt2", n_layer=2, d_model=64, n_head=[2, 4], d_inner=[128, 256],
-                vocab_size=1000, max_seq_len=64)
+SPEC = ArchSpec(
+    backbone="gpt2", n_layer=2, d_model=64, n_head=[2, 4], d_inner=[128, 256], vocab_size=1000, max_seq_len=64
+)
 FAST = dict(seq_len=32, warmup=1, min_repeats=10, max_repeats=12, rel_iqr_max=1.0)
 
 
@@ -31,8 +32,13 @@ def test_measure_real_model():
     assert r["peak_memory_mb"] > r["weights_mb"] + r["activation_peak_mb"] - 1e-9
     # prefill is the objective by default; decode is recorded beside it, with the protocol
     assert r["latency_ms"] == r["prefill_ms"] and r["decode_ms_per_token"] > 0 and r["decode_repeats"] >= 10
-    assert (r["runtime"], r["dtype"], r["latency_kind"], r["seq_len"], r["context"]) == ("torch", "float32", "prefill",
-                                                                                  32, 16)
+    assert (r["runtime"], r["dtype"], r["latency_kind"], r["seq_len"], r["context"]) == (
+        "torch",
+        "float32",
+        "prefill",
+        32,
+        16,
+    )
     assert r["torch_version"] == torch.__version__
 
 
@@ -112,8 +118,9 @@ def test_adaptive_repeats():
     s = Settings(warmup=0, min_repeats=10, max_repeats=30, rel_iqr_max=0.05)
     times = profiling.time_repeats(lambda: time.sleep(next(noisy)), s)
     assert len(times) == 30  # spread stays high: repeats up to the cap
-    steady = profiling.time_repeats(lambda: time.sleep(0.002), s.__class__(
-        warmup=0, min_repeats=10, max_repeats=30, rel_iqr_max=0.5))
+    steady = profiling.time_repeats(
+        lambda: time.sleep(0.002), s.__class__(warmup=0, min_repeats=10, max_repeats=30, rel_iqr_max=0.5)
+    )
     assert len(steady) == 10
 
 

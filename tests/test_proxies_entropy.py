@@ -10,13 +10,23 @@ import pytest
 
 from paretolm.core.arch import ArchSpec
 from paretolm.core.blocks import depth
+from paretolm.core.spaces import SearchSpace
 from paretolm.proxies import entropy, get
 from paretolm.proxies.entropy import EntropySettings, entropy_mp, entropy_svd, network_entropy
-from paretolm.core.spaces import SearchSpace
 
 # Shapes the spaces use: d_model 64..1024 against d_model, 3-4x FFN widths, SpeedLimit's 120/128.
-GRID = [(64, 64), (64, 128), (128, 64), (120, 128), (128, 384), (384, 1536), (512, 512), (512, 2048),
-        (1024, 1024), (1024, 4096)]
+GRID = [
+    (64, 64),
+    (64, 128),
+    (128, 64),
+    (120, 128),
+    (128, 384),
+    (384, 1536),
+    (512, 512),
+    (512, 2048),
+    (1024, 1024),
+    (1024, 4096),
+]
 
 
 @pytest.mark.parametrize("m,n", GRID)
@@ -85,8 +95,9 @@ def test_exact_svd_route_agrees_with_fast_route_on_a_spec() -> None:
     assert exact == pytest.approx(fast, rel=0.01)
 
 
-@pytest.mark.parametrize("space", ["gpt2_cpu_small", "lts_gpt2", "lts_transformer_xl", "merino", "opt_350m",
-                                   "par", "speedlimit_bert"])
+@pytest.mark.parametrize(
+    "space", ["gpt2_cpu_small", "lts_gpt2", "lts_transformer_xl", "merino", "opt_350m", "par", "speedlimit_bert"]
+)
 def test_every_backbone_scores_from_the_spec_alone(space: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import paretolm.models as models
 

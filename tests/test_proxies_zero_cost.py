@@ -108,7 +108,7 @@ def test_grasp_by_explicit_hessian() -> None:
     def loss_of(flat: torch.Tensor) -> torch.Tensor:
         params, i = dict(base), 0
         for n, s in zip(names, shapes, strict=True):
-            params[n] = flat[i:i + s.numel()].reshape(s)
+            params[n] = flat[i : i + s.numel()].reshape(s)
             i += s.numel()
         return torch.func.functional_call(m, params, (BATCH,), {"labels": BATCH}).loss
 
@@ -188,8 +188,9 @@ def test_flops_of_a_forward_only_proxy_match_the_matmuls() -> None:
 
 DATA_PROXIES = [name for name, p in PROXIES.items() if p.needs_data]
 
-SMALL = ArchSpec(backbone="gpt2", n_layer=2, d_model=64, n_head=2, d_inner=128, vocab_size=300,
-                 max_seq_len=32, div_val=1)
+SMALL = ArchSpec(
+    backbone="gpt2", n_layer=2, d_model=64, n_head=2, d_inner=128, vocab_size=300, max_seq_len=32, div_val=1
+)
 
 
 def _batch(spec: ArchSpec, b: int = 4, t: int = 16, seed: int = 0) -> torch.Tensor:
@@ -216,8 +217,9 @@ def test_every_data_proxy_runs_on_every_backbone(backbone: str, name: str) -> No
 
 
 def test_synflow_float64_survives_a_deep_wide_stack_and_orders_by_width() -> None:
-    deep = ArchSpec(backbone="gpt2", n_layer=6, d_model=256, n_head=4, d_inner=1024, vocab_size=300,
-                    max_seq_len=32, div_val=1)
+    deep = ArchSpec(
+        backbone="gpt2", n_layer=6, d_model=256, n_head=4, d_inner=1024, vocab_size=300, max_seq_len=32, div_val=1
+    )
     batch = _batch(deep, b=2, t=16)
     v_deep, _ = zc.run_data_proxy("synflow", deep, batch)
     assert math.isfinite(v_deep)
@@ -227,8 +229,7 @@ def test_synflow_float64_survives_a_deep_wide_stack_and_orders_by_width() -> Non
 
 def test_every_registered_proxy_states_its_sign_and_data_needs() -> None:
     reg = registry()
-    assert set(DATA_PROXIES) == {"synflow", "snip", "grad_norm", "fisher", "grasp", "jacob_cov",
-                                 "relu_log_det", "dss"}
+    assert set(DATA_PROXIES) == {"synflow", "snip", "grad_norm", "fisher", "grasp", "jacob_cov", "relu_log_det", "dss"}
     for name in DATA_PROXIES:
         assert reg[name].needs_data
         assert "higher" in reg[name].doc.lower()

@@ -39,9 +39,9 @@ def test_lazy_entries_load_on_first_use() -> None:
 
 def test_package_registries_find_their_modules() -> None:
     from paretolm.core.backbones import BACKBONES
-    from paretolm.search.methods import METHODS
-    from paretolm.proxies import PROXIES
     from paretolm.hardware.runtimes import RUNTIMES
+    from paretolm.proxies import PROXIES
+    from paretolm.search.methods import METHODS
 
     assert {"gpt2", "opt", "transformer_xl", "merino", "par", "bert"} <= set(BACKBONES.names())
     assert {"decoder_params", "merino_entropy", "synflow", "jacob_cov"} <= set(PROXIES.names())

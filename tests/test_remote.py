@@ -25,10 +25,10 @@ from test_workflow import make_workdir, snakemake
 from paretolm import config as configuration
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import read_provenance, read_table
+from paretolm.hardware.profiling import Settings
 from paretolm.hardware.sources import source_for
 from paretolm.hardware.sources.remote import Client, RemoteError
 from paretolm.hardware.sources.server import Limits, make_server
-from paretolm.hardware.profiling import Settings
 
 TOKEN = secrets.token_urlsafe(24)
 LOOPBACK = "127.0.0.1"
@@ -52,11 +52,25 @@ class Server:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Server:
-        cmd = [sys.executable, "-m", "paretolm.cli", "serve", "--hardware", self.hardware, "--host", LOOPBACK,
-               "--port", str(self.port), "--cache", str(self.cache), *self.extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "paretolm.cli",
+            "serve",
+            "--hardware",
+            self.hardware,
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(self.port),
+            "--cache",
+            str(self.cache),
+            *self.extra,
+        ]
         env = {**core_env(self.workdir), "PARETOLM_TOKEN": TOKEN}  # a core install: no workflow extras
-        self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=env, stdout=subprocess.PIPE,
-                                     stderr=open(self.log, "a"), text=True)  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            cmd, cwd=self.workdir, env=env, stdout=subprocess.PIPE, stderr=open(self.log, "a"), text=True
+        )  # noqa: SIM115
         ready, _, _ = select.select([self.proc.stdout], [], [], 60)
         line = self.proc.stdout.readline() if ready else ""
         if "paretolm serve: measuring" not in line:
@@ -118,15 +132,21 @@ def test_bad_requests_are_refused_with_clear_errors(server):
 
     refused(b"{not json", 400, "the body is not JSON")
     refused(b"[1, 2]", 400, 'expected a JSON object {"spec"')
-    refused(json.dumps({"spec": {"backbone": "gpt2", "n_layer": 1, "nope": 3}}).encode(), 400,
-            "invalid spec: nope: not a gene of backbone 'gpt2'")
+    refused(
+        json.dumps({"spec": {"backbone": "gpt2", "n_layer": 1, "nope": 3}}).encode(),
+        400,
+        "invalid spec: nope: not a gene of backbone 'gpt2'",
+    )
     refused(json.dumps({"spec": {**SPEC.to_dict(), "n_layer": 10**9}}).encode(), 400, "invalid spec: n_layer")
     refused(json.dumps({"spec": {**SPEC.to_dict(), "backbone": "os.system"}}).encode(), 400, "invalid spec: ")
     refused(json.dumps({"spec": SPEC.to_dict(), "pad": "x" * 100_000}).encode(), 413, "over the cap of 65,536")
     big = SPEC.with_(d_model=512, n_head=[8], d_inner=[2048])
     refused(json.dumps({"spec": big.to_dict()}).encode(), 400, "over this server's cap of 2,000,000")
-    refused(json.dumps({"spec": SPEC.to_dict(), "settings": {**settings_of(server), "warmup": 7}}).encode(), 400,
-            "other settings: warmup=7")
+    refused(
+        json.dumps({"spec": SPEC.to_dict(), "settings": {**settings_of(server), "warmup": 7}}).encode(),
+        400,
+        "other settings: warmup=7",
+    )
     assert request(url, "/nothing-here")[0] == 404
     # the client raises the server's message; nothing was built, let alone measured
     with pytest.raises(RemoteError, match="HTTP 401: missing or wrong token") as e:
@@ -146,8 +166,14 @@ def test_rate_limit_and_one_measurement_at_a_time(tmp_path):
         client = Client(srv.url, TOKEN, retries=0)
         specs = [SPEC, SPEC.with_(d_model=64)]
         answers = []
-        threads = [threading.Thread(target=lambda s=s: answers.append(client._request(
-            "POST", "/measure", {"spec": s.to_dict(), "settings": settings.to_dict()}))) for s in specs]
+        threads = [
+            threading.Thread(
+                target=lambda s=s: answers.append(
+                    client._request("POST", "/measure", {"spec": s.to_dict(), "settings": settings.to_dict()})
+                )
+            )
+            for s in specs
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -155,8 +181,9 @@ def test_rate_limit_and_one_measurement_at_a_time(tmp_path):
         (a, b) = sorted((x["started"], x["finished"]) for x in answers)
         assert a[1] <= b[0], "two measurements overlapped"
         again = client._request("POST", "/measure", {"spec": SPEC.to_dict()})
-        assert again["cached"] and again["result"] == next(x["result"] for x in answers
-                                                           if x["result"]["arch_id"] == SPEC.arch_id)
+        assert again["cached"] and again["result"] == next(
+            x["result"] for x in answers if x["result"]["arch_id"] == SPEC.arch_id
+        )
         for _ in range(3):
             client.info()
         status, answer = request(srv.url, "/info")
@@ -172,8 +199,10 @@ def test_cached_on_both_sides_and_a_server_killed_mid_request(tmp_path, monkeypa
     wd = make_workdir(tmp_path, cfg)
     srv = Server(wd, "board", free_port()).start()
     monkeypatch.setenv("PARETOLM_TOKEN", TOKEN)
-    part = {"hardware": {"device": "cpu", "threads": 1, "remote": {"url": srv.url, "retries": 8}},
-            "profile": cfg["profile"]}
+    part = {
+        "hardware": {"device": "cpu", "threads": 1, "remote": {"url": srv.url, "retries": 8}},
+        "profile": cfg["profile"],
+    }
     try:
         remote = source_for("board", part, tmp_path / "client-cache")
         spec = SPEC.with_(d_model=128, d_inner=[512])
@@ -203,8 +232,9 @@ def test_cached_on_both_sides_and_a_server_killed_mid_request(tmp_path, monkeypa
 def test_search_measures_through_the_server(tmp_path, monkeypatch):
     monkeypatch.setenv("PARETOLM_TOKEN", TOKEN)
     port = free_port()
-    cfg = with_iterations(board_config(targets=["board"],
-                                       hardware={"board": {"remote": {"url": f"http://{LOOPBACK}:{port}"}}}), 1)
+    cfg = with_iterations(
+        board_config(targets=["board"], hardware={"board": {"remote": {"url": f"http://{LOOPBACK}:{port}"}}}), 1
+    )
     device = make_workdir(tmp_path / "device", cfg)
     laptop = make_workdir(tmp_path / "laptop", cfg)
     srv = Server(device, "board", port).start()
@@ -216,8 +246,11 @@ def test_search_measures_through_the_server(tmp_path, monkeypatch):
     assert prov["source"] == "remote" and prov["measurements"]["measured"] == 8
     archive = read_table(laptop / "results/search/lts/board/archive.parquet")
     client_cache = laptop / "results/cache/measurements/board"
-    assert srv.cached() == len(archive) == len([p for p in client_cache.glob("*.json")
-                                                if not p.name.startswith("server-")])
+    assert (
+        srv.cached()
+        == len(archive)
+        == len([p for p in client_cache.glob("*.json") if not p.name.startswith("server-")])
+    )
     # with the server gone, the search reruns from this side's cache alone
     for path in ("results/search", "results/pareto_board.parquet", "results/pareto_board.png"):
         shutil.rmtree(laptop / path) if (laptop / path).is_dir() else (laptop / path).unlink()

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from paretolm.hardware import profiling
 from paretolm.core.arch import ArchSpec
 from paretolm.core.backbones import BACKBONES
+from paretolm.hardware import profiling
 from paretolm.hardware.profiling import Settings
 from paretolm.hardware.runtimes import RUNTIMES, resolve
 from paretolm.hardware.runtimes import ort as ort_runtime
@@ -48,13 +48,14 @@ def test_onnxruntime_matches_pytorch_on_every_backbone(name: str) -> None:
         logits, past = session.step(session.inputs(ids[:, :7]), None)
         parts = [session.logits(logits)]
         for i in range(7, 10):
-            logits, past = session.step(session.inputs(ids[:, i:i + 1]), past)
+            logits, past = session.step(session.inputs(ids[:, i : i + 1]), past)
             parts.append(session.logits(logits))
         np.testing.assert_allclose(np.concatenate(parts, axis=1), want, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize(("runtime", "dtype"), [("onnxruntime", "float32"), ("onnxruntime", "int8"),
-                                                ("torch_int8", "float32")])
+@pytest.mark.parametrize(
+    ("runtime", "dtype"), [("onnxruntime", "float32"), ("onnxruntime", "int8"), ("torch_int8", "float32")]
+)
 def test_measure_on_each_runtime(runtime: str, dtype: str) -> None:
     spec = ArchSpec(backbone="gpt2", n_layer=2, d_model=64, n_head=4, d_inner=256, vocab_size=500, max_seq_len=64)
     r = profiling.measure(spec, Settings(runtime=runtime, dtype=dtype, **FAST))

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from paretolm.config import load_config, load_schema
 from paretolm.core import pareto
 from paretolm.core.arch import ArchSpec
-from paretolm.config import load_config, load_schema
+from paretolm.core.spaces import SearchSpace
+from paretolm.hardware.profiling import Profiler, Settings
 from paretolm.search.methods import measure_each
 from paretolm.search.methods.lts import EvolutionarySearch, SearchConfig
-from paretolm.hardware.profiling import Profiler, Settings
-from paretolm.core.spaces import SearchSpace
 
 SPACE = SearchSpace.from_dict(
     {
@@ -43,8 +43,12 @@ class Counter:
 
     def __call__(self, spec: ArchSpec) -> dict:
         self.calls.append(spec.arch_id)
-        return {"arch_id": spec.arch_id, "latency_ms": fake_latency(spec), "latency_iqr_ms": 0.0,
-                "peak_memory_mb": spec.d_model * spec.n_layer / 10 + max(spec.d_inner) / 50}
+        return {
+            "arch_id": spec.arch_id,
+            "latency_ms": fake_latency(spec),
+            "latency_iqr_ms": 0.0,
+            "peak_memory_mb": spec.d_model * spec.n_layer / 10 + max(spec.d_inner) / 50,
+        }
 
 
 def score(specs) -> pd.DataFrame:
@@ -53,8 +57,14 @@ def score(specs) -> pd.DataFrame:
 
 def small_cfg(**kw) -> SearchConfig:
     """The schema's defaults with a small budget, then ``kw`` (fields of SearchConfig)."""
-    section = load_config(overrides={"search": {"seed": 3, "lts": {"iterations": 4, "population": 12, "parents": 4,
-                                                                   "mutations": 6, "crossovers": 6}}})["search"]
+    section = load_config(
+        overrides={
+            "search": {
+                "seed": 3,
+                "lts": {"iterations": 4, "population": 12, "parents": 4, "mutations": 6, "crossovers": 6},
+            }
+        }
+    )["search"]
     cfg = SearchConfig.from_config(section)
     return SearchConfig(**{**cfg.__dict__, **kw})
 
@@ -133,20 +143,29 @@ def test_initial_population_starts_from_the_profiled_samples():
 
 
 def test_config_from_section_and_bad_values():
-    section = {"lts": {"iterations": 2, "population": 10, "parents": 3},
-               "objectives": {"proxy": "flops", "memory": False},
-               "bounds": {"params": {"column": "total_params", "max": 5e6}, "latency_ms_max": 20}}
+    section = {
+        "lts": {"iterations": 2, "population": 10, "parents": 3},
+        "objectives": {"proxy": "flops", "memory": False},
+        "bounds": {"params": {"column": "total_params", "max": 5e6}, "latency_ms_max": 20},
+    }
     config = load_config(overrides={"search": section, "proxies": {"names": ["flops", "total_params"]}})
     cfg = SearchConfig.from_config(config["search"])
     assert cfg.objectives() == {"flops": "max", "latency_ms": "min"}
     assert cfg.params_column == "total_params" and cfg.params_max == 5e6 and cfg.latency_ms_max == 20
     with pytest.raises(ValueError, match="search.lts.parents"):
-        SearchConfig.from_config({**config["search"], "lts": {**config["search"]["lts"], "population": 5,
-                                                              "parents": 6}})
+        SearchConfig.from_config(
+            {**config["search"], "lts": {**config["search"]["lts"], "population": 5, "parents": 6}}
+        )
     schema = load_schema()["properties"]["search"]["properties"]["lts"]["properties"]
     defaults = SearchConfig.from_config({**config["search"], "lts": {k: v["default"] for k, v in schema.items()}})
-    assert (defaults.iterations, defaults.population, defaults.parents, defaults.mutations,
-            defaults.mutation_prob, defaults.crossovers) == (30, 100, 20, 40, 0.3, 40)  # the schema: LTS's
+    assert (
+        defaults.iterations,
+        defaults.population,
+        defaults.parents,
+        defaults.mutations,
+        defaults.mutation_prob,
+        defaults.crossovers,
+    ) == (30, 100, 20, 40, 0.3, 40)  # the schema: LTS's
 
 
 def test_search_through_cache_reuses_measurements(tmp_path):

@@ -15,21 +15,27 @@ import pandas as pd
 import pytest
 import yaml
 
+from paretolm.config import load_config
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import provenance, read_provenance, read_table, write_table
-from paretolm.config import load_config
-from paretolm.hardware.profiling import Settings
-from paretolm.proxies import Scorer
-from paretolm.hardware.replay import ReplayDevice
 from paretolm.core.spaces import SearchSpace
+from paretolm.hardware.profiling import Settings
+from paretolm.hardware.replay import ReplayDevice
+from paretolm.proxies import Scorer
 from paretolm.stages import config_part
 from paretolm.stages import search as search_stage
 
 SEQ = 16
-SPACE = {"backbone": "gpt2", "fixed": {"vocab_size": 512, "max_seq_len": 32},
-         "genes": {"n_layer": {"min": 1, "max": 4}, "d_model": {"min": 32, "max": 128, "step": 32},
-                   "n_head": {"choices": [1, 2, 4], "per": "layer"},
-                   "d_inner": {"min": 64, "max": 512, "step": 64, "per": "layer"}}}
+SPACE = {
+    "backbone": "gpt2",
+    "fixed": {"vocab_size": 512, "max_seq_len": 32},
+    "genes": {
+        "n_layer": {"min": 1, "max": 4},
+        "d_model": {"min": 32, "max": 128, "step": 32},
+        "n_head": {"choices": [1, 2, 4], "per": "layer"},
+        "d_inner": {"min": 64, "max": 512, "step": 64, "per": "layer"},
+    },
+}
 LTS = {"iterations": 6, "population": 12, "parents": 4, "mutations": 6, "crossovers": 6}
 
 # What a workflow job runs, as a separate process: the search stage with the replay device, slowed
@@ -49,13 +55,23 @@ def setup(root: Path, measure: str, **search_over) -> dict:
     """A tiny space, its profile table (measured by the replay device) and the search's config part."""
     (root / "spaces").mkdir(parents=True)
     (root / "spaces/tiny.yaml").write_text(yaml.safe_dump(SPACE))
-    cfg = load_config(overrides={
-        "spaces_dir": str(root / "spaces"), "sample": {"spaces": ["tiny"], "n": 10},
-        "proxies": {"names": ["decoder_params", "total_params", "flops"], "seq_len": SEQ},
-        "profile": {"seq_len": SEQ},
-        "search": {"method": "lts", "space": "tiny", "measure": measure, "lts": LTS,
-                   # the roofline predictor alone keeps the rounds quick (tests/test_methods.py covers auto)
-                   "verify": {"initial": 4, "batch": 4, "explore": 1, "predictor": "roofline"}, **search_over}})
+    cfg = load_config(
+        overrides={
+            "spaces_dir": str(root / "spaces"),
+            "sample": {"spaces": ["tiny"], "n": 10},
+            "proxies": {"names": ["decoder_params", "total_params", "flops"], "seq_len": SEQ},
+            "profile": {"seq_len": SEQ},
+            "search": {
+                "method": "lts",
+                "space": "tiny",
+                "measure": measure,
+                "lts": LTS,
+                # the roofline predictor alone keeps the rounds quick (tests/test_methods.py covers auto)
+                "verify": {"initial": 4, "batch": 4, "explore": 1, "predictor": "roofline"},
+                **search_over,
+            },
+        }
+    )
     part = config_part("search", cfg, method="lts", hardware="cpu")
     (root / "part.json").write_text(json.dumps(part))
     specs = SearchSpace.from_dict(SPACE, name="tiny").sample(10, seed=0)
@@ -69,16 +85,27 @@ def setup(root: Path, measure: str, **search_over) -> dict:
 
 def job(setup_: dict, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    return {"profile": str(setup_["profile"]), "space_file": str(setup_["space_file"]),
-            "cache_dir": str(out / "cache"), "archive": str(out / "archive.parquet"),
-            "frontier": str(out / "frontier.parquet"), "report": str(out / "report.json")}
+    return {
+        "profile": str(setup_["profile"]),
+        "space_file": str(setup_["space_file"]),
+        "cache_dir": str(out / "cache"),
+        "archive": str(out / "archive.parquet"),
+        "frontier": str(out / "frontier.parquet"),
+        "report": str(out / "report.json"),
+    }
 
 
 def launch(root: Path, setup_: dict, out: Path, delay: float) -> subprocess.Popen:
     args = {**job(setup_, out), "part": str(root / "part.json"), "delay": delay, "log": str(out / "measured.log")}
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, json.dumps(args)], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, json.dumps(args)],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def cached(out: Path) -> set[str]:
@@ -130,9 +157,15 @@ def test_verify_measures_a_fraction_and_keeps_the_frontier(tmp_path: Path) -> No
     for measure in ("all", "verify"):
         s = setup(tmp_path / measure, measure, lts={**LTS, "iterations": 10, "population": 20})
         out = tmp_path / measure / "out"
-        search_stage.run(s["part"], method="lts", hardware="cpu", measure_fn=ReplayDevice(),
-                         convergence=out / "hypervolume.png", plot=out / "frontier.png", **{
-                             k: v for k, v in job(s, out).items()})
+        search_stage.run(
+            s["part"],
+            method="lts",
+            hardware="cpu",
+            measure_fn=ReplayDevice(),
+            convergence=out / "hypervolume.png",
+            plot=out / "frontier.png",
+            **{k: v for k, v in job(s, out).items()},
+        )
         runs[measure] = json.loads((out / "report.json").read_text())
         assert (out / "hypervolume.png").stat().st_size > 5_000 and (out / "frontier.png").stat().st_size > 5_000
     full, verify = runs["all"], runs["verify"]
@@ -162,5 +195,8 @@ def test_predictions_never_reach_the_frontier_and_rows_say_which_they_are(tmp_pa
         again = device(ArchSpec.from_json(row.spec), Settings(seq_len=SEQ))
         assert row.latency_ms == pytest.approx(again["latency_ms"])
     prov = read_provenance(out / "frontier.parquet")
-    assert prov["measure"] == "verify" and prov["source"] == "injected" and prov["wildcards"] == {
-        "method": "lts", "hardware": "cpu"}
+    assert (
+        prov["measure"] == "verify"
+        and prov["source"] == "injected"
+        and prov["wildcards"] == {"method": "lts", "hardware": "cpu"}
+    )

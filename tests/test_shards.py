@@ -28,12 +28,18 @@ def test_sharded_profile_equals_the_unsharded_one(tmp_path):
     samples = read_table(wd / "results/samples/tiny.parquet")["arch_id"].tolist()
     for k in (1, 2):  # shard k measures samples k-1, k-1+2, ...
         shard = read_table(wd / f"results/profile/cpu/shards/tiny.{k}of2.parquet")
-        assert shard["arch_id"].tolist() == samples[k - 1::2]
+        assert shard["arch_id"].tolist() == samples[k - 1 :: 2]
 
     # the same target unsharded: every number comes from the cache, and the table is the same
-    unsharded = profile.run(prov["config"], hardware="cpu", space="tiny", samples=wd / "results/samples/tiny.parquet",
-                            proxies=wd / "results/proxies/tiny.parquet", cache_dir=wd / "results/cache/measurements",
-                            out=tmp_path / "unsharded.parquet")
+    unsharded = profile.run(
+        prov["config"],
+        hardware="cpu",
+        space="tiny",
+        samples=wd / "results/samples/tiny.parquet",
+        proxies=wd / "results/proxies/tiny.parquet",
+        cache_dir=wd / "results/cache/measurements",
+        out=tmp_path / "unsharded.parquet",
+    )
     again = read_provenance(tmp_path / "unsharded.parquet")
     assert again["measurements"]["measured"] == 0 and again["measurements"]["cache_hits"] == 5
     pd.testing.assert_frame_equal(unsharded, sharded)

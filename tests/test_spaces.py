@@ -21,8 +21,9 @@ def space(name: str) -> SearchSpace:
 
 
 def test_the_issue_spaces_are_shipped() -> None:
-    assert {"lts_gpt2", "lts_transformer_xl", "opt_350m", "merino", "par", "speedlimit_bert",
-            "gpt2_cpu_small"} <= set(SPACE_NAMES)
+    assert {"lts_gpt2", "lts_transformer_xl", "opt_350m", "merino", "par", "speedlimit_bert", "gpt2_cpu_small"} <= set(
+        SPACE_NAMES
+    )
     gpt2 = space("lts_gpt2")
     assert gpt2.genes["n_layer"].choices == tuple(range(2, 17))
     assert gpt2.genes["d_model"].choices == tuple(range(128, 1025, 64))
@@ -130,10 +131,17 @@ def test_mutation_changes_about_p_of_the_genes() -> None:
 
 
 def test_decoder_parameter_bounds_constraint() -> None:
-    data = {"backbone": "bert", "fixed": {"vocab_size": 30522, "max_seq_len": 128},
-            "genes": {"n_layer": {"min": 1, "max": 5}, "d_model": {"min": 120, "max": 528, "step": 12},
-                      "n_head": [1, 2, 3, 4, 6, 12], "d_inner": {"min": 128, "max": 1016, "step": 12}},
-            "constraints": {"decoder_params": {"min": 1_000_000, "max": 2_000_000}}}
+    data = {
+        "backbone": "bert",
+        "fixed": {"vocab_size": 30522, "max_seq_len": 128},
+        "genes": {
+            "n_layer": {"min": 1, "max": 5},
+            "d_model": {"min": 120, "max": 528, "step": 12},
+            "n_head": [1, 2, 3, 4, 6, 12],
+            "d_inner": {"min": 128, "max": 1016, "step": 12},
+        },
+        "constraints": {"decoder_params": {"min": 1_000_000, "max": 2_000_000}},
+    }
     sp = SearchSpace.from_dict(data, name="bounded")
     for spec in sp.sample(50, seed=0):
         assert 1_000_000 <= count(spec).decoder_params <= 2_000_000
@@ -143,17 +151,20 @@ def test_decoder_parameter_bounds_constraint() -> None:
         impossible.sample(1, seed=0)
 
 
-@pytest.mark.parametrize("data, field", [
-    ({"genes": {}}, "backbone"),
-    ({"backbone": "gpt2"}, "genes"),
-    ({"backbone": "gpt2", "genes": {"d_model": {"min": 2, "max": 1}}}, r"genes\.d_model"),
-    ({"backbone": "gpt2", "genes": {"d_model": {"step": 2}}}, r"genes\.d_model"),
-    ({"backbone": "gpt2", "genes": {"d_model": "big"}}, r"genes\.d_model"),
-    ({"backbone": "gpt2", "genes": {"n_head": {"choices": [2], "per": "row"}}}, r"genes\.n_head\.per"),
-    ({"backbone": "gpt2", "genes": {"n_head": {"choices": [2], "per": "layer"}}}, r"genes\.n_head"),
-    ({"backbone": "merino", "genes": {"d_model": {"choices": [64], "per": "block"}}}, r"genes\.d_model"),
-    ({"backbone": "gpt2", "genes": {"n_layer": [1]}, "constraints": {"speed": 1}}, r"constraints\.speed"),
-])
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        ({"genes": {}}, "backbone"),
+        ({"backbone": "gpt2"}, "genes"),
+        ({"backbone": "gpt2", "genes": {"d_model": {"min": 2, "max": 1}}}, r"genes\.d_model"),
+        ({"backbone": "gpt2", "genes": {"d_model": {"step": 2}}}, r"genes\.d_model"),
+        ({"backbone": "gpt2", "genes": {"d_model": "big"}}, r"genes\.d_model"),
+        ({"backbone": "gpt2", "genes": {"n_head": {"choices": [2], "per": "row"}}}, r"genes\.n_head\.per"),
+        ({"backbone": "gpt2", "genes": {"n_head": {"choices": [2], "per": "layer"}}}, r"genes\.n_head"),
+        ({"backbone": "merino", "genes": {"d_model": {"choices": [64], "per": "block"}}}, r"genes\.d_model"),
+        ({"backbone": "gpt2", "genes": {"n_layer": [1]}, "constraints": {"speed": 1}}, r"constraints\.speed"),
+    ],
+)
 def test_bad_space_files_name_their_field(data: dict, field: str) -> None:
     with pytest.raises(ValueError, match=rf"^{field}"):
         SearchSpace.from_dict(data, name="bad")
@@ -173,8 +184,18 @@ def test_load_space_by_name_and_path(tmp_path: Path) -> None:
 
 def test_encode_fills_the_tail_with_first_choices() -> None:
     sp = space("lts_gpt2")
-    spec = ArchSpec.from_dict({"backbone": "gpt2", "n_layer": 2, "d_model": 256, "n_head": [2, 4],
-                               "d_inner": [512, 1024], "div_val": 1, "vocab_size": 50257, "max_seq_len": 192})
+    spec = ArchSpec.from_dict(
+        {
+            "backbone": "gpt2",
+            "n_layer": 2,
+            "d_model": 256,
+            "n_head": [2, 4],
+            "d_inner": [512, 1024],
+            "div_val": 1,
+            "vocab_size": 50257,
+            "max_seq_len": 192,
+        }
+    )
     genome = sp.encode(spec)
     assert genome["n_head[1]"] == 4 and genome["n_head[15]"] == 2 and genome["d_inner[15]"] == 128
     assert sp.decode(genome) == spec

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from paretolm.core.counting import count
+from paretolm.core.spaces import SearchSpace
 from paretolm.hardware.predictors.mlp import spec_features
 from paretolm.proxies.entropy import EntropySettings, network_entropy
-from paretolm.core.spaces import SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = json.loads((ROOT / "tests" / "data" / "spec_golden.json").read_text())

@@ -9,9 +9,9 @@ import pytest
 
 from paretolm.core.arch import ArchSpec
 from paretolm.core.counting import count
+from paretolm.core.spaces import load_space
 from paretolm.hardware.predictors.mlp import fit_profile
 from paretolm.search.methods.speedlimit import SpeedLimitConfig, int8_latency, measure_table, speedlimit_search
-from paretolm.core.spaces import load_space
 
 SPACE = "config/spaces/speedlimit_bert.yaml"
 
@@ -43,8 +43,19 @@ def exact_predictor(specs):
 def test_cap_is_respected_and_pruned_candidates_are_never_measured(space):
     cap = 80.0
     rec = Recorder()
-    r = speedlimit_search(space, exact_predictor, cap, rec, population=12, iterations=3, parents=4,
-                          mutations=6, crossovers=3, margin=0.1, seed=0)
+    r = speedlimit_search(
+        space,
+        exact_predictor,
+        cap,
+        rec,
+        population=12,
+        iterations=3,
+        parents=4,
+        mutations=6,
+        crossovers=3,
+        margin=0.1,
+        seed=0,
+    )
     a = r.archive
     assert a["arch_id"].is_unique
     pruned = a[a["status"] == "pruned"]
@@ -86,13 +97,16 @@ def test_deterministic_and_better_than_its_initial_population(space):
 
 
 def test_no_feasible_candidate_returns_none(space):
-    r = speedlimit_search(space, exact_predictor, 1e-3, fake_latency, population=3, iterations=2,
-                          max_attempts=3, seed=0)
+    r = speedlimit_search(
+        space, exact_predictor, 1e-3, fake_latency, population=3, iterations=2, max_attempts=3, seed=0
+    )
     assert r.best is None and math.isnan(r.best_score) and r.stats["measured"] == 0
 
 
-@pytest.mark.parametrize("bad, field", [({"latency_cap_ms": 0}, "latency_cap_ms"),
-                                        ({"margin": -0.1}, "margin"), ({"population": 0}, "population")])
+@pytest.mark.parametrize(
+    "bad, field",
+    [({"latency_cap_ms": 0}, "latency_cap_ms"), ({"margin": -0.1}, "margin"), ({"population": 0}, "population")],
+)
 def test_bad_arguments_name_the_field(space, bad, field):
     args = {"latency_cap_ms": 5.0, **bad}
     cap = args.pop("latency_cap_ms")
@@ -104,10 +118,24 @@ def test_bad_arguments_name_the_field(space, bad, field):
 
 
 TINY = [
-    {"backbone": "bert", "n_layer": 1, "d_model": 120, "n_head": 2, "d_inner": 128, "vocab_size": 1000,
-     "max_seq_len": 64},
-    {"backbone": "bert", "n_layer": 3, "d_model": 264, "n_head": 4, "d_inner": 512, "vocab_size": 1000,
-     "max_seq_len": 64},
+    {
+        "backbone": "bert",
+        "n_layer": 1,
+        "d_model": 120,
+        "n_head": 2,
+        "d_inner": 128,
+        "vocab_size": 1000,
+        "max_seq_len": 64,
+    },
+    {
+        "backbone": "bert",
+        "n_layer": 3,
+        "d_model": 264,
+        "n_head": 4,
+        "d_inner": 512,
+        "vocab_size": 1000,
+        "max_seq_len": 64,
+    },
 ]
 
 
@@ -122,17 +150,34 @@ def test_real_int8_measurement_and_search_on_tiny_specs():
     # a predictor fitted on these two real measurements, and a real measure_fn, in the search
     space = load_space(SPACE)
     fixed = {**space.fixed, "vocab_size": 1000, "max_seq_len": 64}
-    tiny_space = type(space)(name="tiny", backbone="bert", genes={
-        "n_layer": space.genes["n_layer"].__class__("n_layer", (1, 2)),
-        "d_model": space.genes["d_model"].__class__("d_model", (120, 240)),
-        "n_head": space.genes["n_head"], "d_inner": space.genes["d_inner"].__class__("d_inner", (128, 256)),
-    }, fixed=fixed)
+    tiny_space = type(space)(
+        name="tiny",
+        backbone="bert",
+        genes={
+            "n_layer": space.genes["n_layer"].__class__("n_layer", (1, 2)),
+            "d_model": space.genes["d_model"].__class__("d_model", (120, 240)),
+            "n_head": space.genes["n_head"],
+            "d_inner": space.genes["d_inner"].__class__("d_inner", (128, 256)),
+        },
+        fixed=fixed,
+    )
     doubled = pd.concat([table] * 2, ignore_index=True)  # fit needs 4 rows
     pred = fit_profile(doubled, seq_len=64, epochs=50)
     cap = float(table.loc[1, "latency_ms"])
-    r = speedlimit_search(tiny_space, pred, cap, lambda s: int8_latency(s, seq_len=64, repeats=3, warmup=1),
-                          population=2, iterations=1, parents=1, mutations=1, crossovers=0, seq_len=64,
-                          margin=1.0, seed=0)
+    r = speedlimit_search(
+        tiny_space,
+        pred,
+        cap,
+        lambda s: int8_latency(s, seq_len=64, repeats=3, warmup=1),
+        population=2,
+        iterations=1,
+        parents=1,
+        mutations=1,
+        crossovers=0,
+        seq_len=64,
+        margin=1.0,
+        seed=0,
+    )
     measured = r.archive.dropna(subset=["latency_ms"])
     assert 1 <= len(measured) <= 3
     assert (measured.loc[measured["feasible"], "latency_ms"] <= cap).all()

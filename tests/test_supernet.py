@@ -21,9 +21,9 @@ from safetensors.torch import load_file
 
 from paretolm import config as configuration
 from paretolm.core.arch import ArchSpec
+from paretolm.core.spaces import SearchSpace, load_space
 from paretolm.proxies import Scorer
 from paretolm.proxies.supernet_loss import SupernetSettings
-from paretolm.core.spaces import SearchSpace, load_space
 from paretolm.supernet import Supernet, extreme, load, train_supernet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,8 +39,15 @@ TINY = {
         "d_inner": {"min": 32, "max": 96, "step": 32, "per": "layer"},
     },
 }
-FAST = {"steps": 30, "batch_size": 4, "seq_len": 32, "lr": 3e-3, "warmup_steps": 3, "eval_tokens": 256,
-        "checkpoint_every": 10}
+FAST = {
+    "steps": 30,
+    "batch_size": 4,
+    "seq_len": 32,
+    "lr": 3e-3,
+    "warmup_steps": 3,
+    "eval_tokens": 256,
+    "checkpoint_every": 10,
+}
 
 
 def tiny_space() -> SearchSpace:
@@ -65,15 +72,25 @@ def perturbed(net: Supernet) -> Supernet:
 # -- slicing ----------------------------------------------------------------------------------------
 SMALL = {  # a tiny space of each sliceable backbone besides gpt2
     "opt": {**TINY, "backbone": "opt", "fixed": {"vocab_size": 256}},
-    "transformer_xl": {"backbone": "transformer_xl", "fixed": {"vocab_size": 256, "div_val": 1, "mem_len": 0},
-                       "genes": {**TINY["genes"], "d_head": {"choices": [8, 16], "per": "layer"}}},
-    "merino": {"backbone": "merino", "fixed": {"vocab_size": 256, "max_seq_len": 32, "n_block": 2, "d_head": 16},
-               "genes": {"d_model": {"choices": [16, 32, 48], "per": "block"},
-                         "ffn_ratio": {"choices": [1.0, 2.0], "per": "block"},
-                         "n_layer": {"min": 1, "max": 2, "per": "block"}}},
-    "par": {"backbone": "par", "fixed": {"vocab_size": 256, "max_seq_len": 32, "n_sublayer": 4, "d_model": 16,
-                                         "n_head": 2, "d_inner": 32},
-            "genes": {"layers": {"choices": ["s", "f", "i"], "per": "sublayer"}}},
+    "transformer_xl": {
+        "backbone": "transformer_xl",
+        "fixed": {"vocab_size": 256, "div_val": 1, "mem_len": 0},
+        "genes": {**TINY["genes"], "d_head": {"choices": [8, 16], "per": "layer"}},
+    },
+    "merino": {
+        "backbone": "merino",
+        "fixed": {"vocab_size": 256, "max_seq_len": 32, "n_block": 2, "d_head": 16},
+        "genes": {
+            "d_model": {"choices": [16, 32, 48], "per": "block"},
+            "ffn_ratio": {"choices": [1.0, 2.0], "per": "block"},
+            "n_layer": {"min": 1, "max": 2, "per": "block"},
+        },
+    },
+    "par": {
+        "backbone": "par",
+        "fixed": {"vocab_size": 256, "max_seq_len": 32, "n_sublayer": 4, "d_model": 16, "n_head": 2, "d_inner": 32},
+        "genes": {"layers": {"choices": ["s", "f", "i"], "per": "sublayer"}},
+    },
 }
 
 
@@ -119,12 +136,20 @@ def test_candidates_outside_the_supernet_are_refused():
     net = Supernet(space, vocab_size=300, max_seq_len=24)
     base = extreme(space, False)
     assert net.fit(base).vocab_size == 300 and net.fit(base).max_seq_len == 24  # retargeted
-    for changes, message in (({"d_model": 256, "n_head": 2}, r"wte.emb_layers.0.weight: \[300, 256\] is outside "
-                                                            r"the supernet's \[300, 192\]"),
-                             ({"n_layer": 5, "n_head": 2, "d_inner": 128}, r"layers.4.ln_1.weight: the candidate "
-                                                                           r"has a parameter the supernet"),
-                             ({"n_layer": 2, "n_head": 2, "d_inner": [128, 1024]}, r"layers.1.mlp.fc.weight"),
-                             ({"div_val": 2}, r"wte.emb_projs.0: the candidate has a parameter")):
+    for changes, message in (
+        (
+            {"d_model": 256, "n_head": 2},
+            r"wte.emb_layers.0.weight: \[300, 256\] is outside "
+            r"the supernet's \[300, 192\]",
+        ),
+        (
+            {"n_layer": 5, "n_head": 2, "d_inner": 128},
+            r"layers.4.ln_1.weight: the candidate "
+            r"has a parameter the supernet",
+        ),
+        ({"n_layer": 2, "n_head": 2, "d_inner": [128, 1024]}, r"layers.1.mlp.fc.weight"),
+        ({"div_val": 2}, r"wte.emb_projs.0: the candidate has a parameter"),
+    ):
         with pytest.raises(ValueError, match=message):
             net.fit(ArchSpec("gpt2", **{"n_layer": 1, "d_model": 64, "n_head": 2, "d_inner": 128, **changes}))
     with pytest.raises(ValueError, match=r"backbone: this supernet is of a gpt2 space.*'opt'"):
@@ -139,16 +164,16 @@ def trained(tmp_path_factory):
     data_path(SHAKES)  # skips (fails under PARETOLM_REQUIRE_DATA=1) when the corpus is missing
     train_ids, valid_ids = byte_ids()
     out = tmp_path_factory.mktemp("sn") / "tiny"
-    meta = train_supernet(tiny_space(), train_ids, valid_ids, 256, SupernetSettings(space="tiny", **FAST), out,
-                          progress=False)
+    meta = train_supernet(
+        tiny_space(), train_ids, valid_ids, 256, SupernetSettings(space="tiny", **FAST), out, progress=False
+    )
     return out, meta
 
 
 @needs_data(SHAKES)
 def test_sandwich_training_lowers_largest_and_smallest_loss(trained):
     out, meta = trained
-    assert sorted(p.name for p in out.iterdir()) == ["supernet.json", "supernet.safetensors",
-                                                     "valid_ids.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["supernet.json", "supernet.safetensors", "valid_ids.safetensors"]
     assert not out.with_name("tiny.checkpoint").exists()  # removed once the folder is written
     log = meta["log"]
     assert [r["step"] for r in log] == [10, 20, 30]  # one row per log_every (10) steps
@@ -192,8 +217,15 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, trained, monkeypatch):
 def test_distillation_trains_the_sub_networks_on_soft_labels(tmp_path):
     train_ids, valid_ids = byte_ids()
     fast = {**FAST, "steps": 12, "random_subnets": 1, "distill": True}
-    meta = train_supernet(tiny_space(), train_ids, valid_ids, 256, SupernetSettings(space="tiny", **fast),
-                          tmp_path / "tiny", progress=False)
+    meta = train_supernet(
+        tiny_space(),
+        train_ids,
+        valid_ids,
+        256,
+        SupernetSettings(space="tiny", **fast),
+        tmp_path / "tiny",
+        progress=False,
+    )
     assert meta["settings"]["distill"] and meta["subnets_per_step"] == 3
     assert all(math.isfinite(r["smallest"]) for r in meta["log"])
     assert meta["log"][-1]["largest"] < 5.6  # below the initial ln(256) = 5.55 + the spread
@@ -235,9 +267,14 @@ def test_cli_refuses_a_missing_space_file(tmp_path, capsys):
 
 # -- settings and the config check --------------------------------------------------------------
 def test_bad_settings_are_refused_naming_the_key():
-    for bad, key in (({"steps": 0}, "steps"), ({"lr": -1.0}, "lr"), ({"random_subnets": -1}, "random_subnets"),
-                     ({"distill": "yes"}, "distill"), ({"eval_tokens": 8, "seq_len": 16}, "eval_tokens"),
-                     ({"space": "../x"}, "space")):
+    for bad, key in (
+        ({"steps": 0}, "steps"),
+        ({"lr": -1.0}, "lr"),
+        ({"random_subnets": -1}, "random_subnets"),
+        ({"distill": "yes"}, "distill"),
+        ({"eval_tokens": 8, "seq_len": 16}, "eval_tokens"),
+        ({"space": "../x"}, "space"),
+    ):
         with pytest.raises(ValueError, match=rf"proxies\.settings\.supernet_loss\.{key}:"):
             SupernetSettings(**bad)
     with pytest.raises(ValueError, match=r"proxies\.settings\.supernet_loss\.stepz: unknown key"):
@@ -249,12 +286,16 @@ def _config(tmp_path: Path, **overrides) -> dict:
     spaces.mkdir(exist_ok=True)
     (spaces / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     (spaces / "bert.yaml").write_text((REPO / "config/spaces/speedlimit_bert.yaml").read_text())
-    cfg = {"spaces_dir": str(spaces), "sample": {"spaces": ["tiny"], "n": 4},
-           "search": {"space": "tiny"}, "targets": ["cpu"],
-           "proxies": {"names": ["decoder_params", "supernet_loss"], "seq_len": 16},
-           "datasets": {"sh": {"files": str(SHAKES), "split": {"train": 0.9, "validation": 0.1}}},
-           "tokenizers": {"sh_bpe": {"type": "bpe", "vocab_size": 300, "train_on": "sh"}},
-           "train": {"dataset": "sh", "tokenizer": "sh_bpe"}}
+    cfg = {
+        "spaces_dir": str(spaces),
+        "sample": {"spaces": ["tiny"], "n": 4},
+        "search": {"space": "tiny"},
+        "targets": ["cpu"],
+        "proxies": {"names": ["decoder_params", "supernet_loss"], "seq_len": 16},
+        "datasets": {"sh": {"files": str(SHAKES), "split": {"train": 0.9, "validation": 0.1}}},
+        "tokenizers": {"sh_bpe": {"type": "bpe", "vocab_size": 300, "train_on": "sh"}},
+        "train": {"dataset": "sh", "tokenizer": "sh_bpe"},
+    }
     return configuration.merge(cfg, overrides)
 
 
@@ -262,23 +303,30 @@ def test_config_check_refuses_supernet_loss_without_a_usable_space(tmp_path):
     with pytest.raises(ValueError, match=r"proxies\.settings\.supernet_loss\.space: not set"):
         configuration.validate_config(_config(tmp_path), REPO)
     # named only among the validation proxies: checked too
-    only_val = _config(tmp_path, proxies={"names": ["decoder_params"]},
-                       validation={"proxies": ["decoder_params", "supernet_loss"]})
+    only_val = _config(
+        tmp_path, proxies={"names": ["decoder_params"]}, validation={"proxies": ["decoder_params", "supernet_loss"]}
+    )
     with pytest.raises(ValueError, match=r"proxies\.settings\.supernet_loss\.space: not set"):
         configuration.validate_config(only_val, REPO)
-    for settings, message in (({"space": "nope"}, r"space: no search space file .*nope\.yaml"),
-                              ({"space": "bert"}, r"space: the supernet slices causal backbones whose genes are "
-                                                  r"sizes; space 'bert' is a bert space"),
-                              ({"space": "tiny", "batch_size": 0}, r"supernet_loss\.batch_size"),
-                              ({"space": "tiny", "stepz": 1}, r"supernet_loss.*stepz")):
+    for settings, message in (
+        ({"space": "nope"}, r"space: no search space file .*nope\.yaml"),
+        (
+            {"space": "bert"},
+            r"space: the supernet slices causal backbones whose genes are "
+            r"sizes; space 'bert' is a bert space",
+        ),
+        ({"space": "tiny", "batch_size": 0}, r"supernet_loss\.batch_size"),
+        ({"space": "tiny", "stepz": 1}, r"supernet_loss.*stepz"),
+    ):
         cfg = _config(tmp_path, proxies={"settings": {"supernet_loss": settings}})
         with pytest.raises(ValueError, match=message):
             configuration.validate_config(cfg, REPO)
     cfg = _config(tmp_path, proxies={"settings": {"supernet_loss": {"space": "tiny"}}}, train={"dataset": None})
     with pytest.raises(ValueError, match=r"train\.dataset: not set; supernet_loss trains"):
         configuration.validate_config(cfg, REPO)
-    ok = configuration.validate_config(_config(tmp_path, proxies={"settings": {"supernet_loss": {"space": "tiny"}}}),
-                                       REPO)
+    ok = configuration.validate_config(
+        _config(tmp_path, proxies={"settings": {"supernet_loss": {"space": "tiny"}}}), REPO
+    )
     assert ok["proxies"]["settings"]["supernet_loss"]["steps"] == SupernetSettings().steps  # schema default
 
 
@@ -294,8 +342,14 @@ def _workdir(tmp_path: Path, cfg: dict) -> Path:
 
 def _snakemake(wd: Path, *args: str) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", *args], cwd=wd, env=env,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", *args],
+        cwd=wd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return run.stdout + run.stderr
 
@@ -303,11 +357,15 @@ def _snakemake(wd: Path, *args: str) -> str:
 @needs_data(SHAKES)
 @needs_executable("snakemake")
 def test_rule_trains_the_supernet_that_the_proxies_and_correlate_stages_read(tmp_path):
-    settings = {"space": "tiny", "steps": 4, "batch_size": 2, "seq_len": 16, "eval_tokens": 64,
-                "warmup_steps": 1}
-    cfg = _config(tmp_path, proxies={"names": ["decoder_params"], "settings": {"supernet_loss": settings}},
-                  validation={"sources": [{"kind": "sample", "space": "tiny", "n": 2}],
-                              "proxies": ["decoder_params", "supernet_loss"]})
+    settings = {"space": "tiny", "steps": 4, "batch_size": 2, "seq_len": 16, "eval_tokens": 64, "warmup_steps": 1}
+    cfg = _config(
+        tmp_path,
+        proxies={"names": ["decoder_params"], "settings": {"supernet_loss": settings}},
+        validation={
+            "sources": [{"kind": "sample", "space": "tiny", "n": 2}],
+            "proxies": ["decoder_params", "supernet_loss"],
+        },
+    )
     wd = _workdir(tmp_path / "wd", cfg)
     # supernet_loss among the validation proxies only: correlate needs the supernet
     job = re.compile(r"^supernet\s+1$", re.M)  # its line in the dry run's job stats

@@ -22,8 +22,7 @@ from paretolm.training.trainer import load_model, train
 
 SHAKES = DATA / "corpora/tinyshakespeare/input.txt"
 pytestmark = needs_data(SHAKES)
-SPEC = ArchSpec(backbone="gpt2", n_layer=2, d_model=32, n_head=2, d_inner=64, vocab_size=256,
-                max_seq_len=64)
+SPEC = ArchSpec(backbone="gpt2", n_layer=2, d_model=32, n_head=2, d_inner=64, vocab_size=256, max_seq_len=64)
 
 
 def _ids() -> np.ndarray:
@@ -71,8 +70,16 @@ def test_lts_presets_match_the_settings_lts_logged(preset, logged):
 
 @pytest.mark.parametrize("name", ["lamb", "adam", "adamw"])
 def test_optimizers_reduce_loss(tmp_path, name):
-    cfg = TrainConfig(optimizer=name, lr=3e-3 if name != "lamb" else 1e-2, steps=40, batch_size=4,
-                      seq_len=32, warmup_steps=4, log_every=10, checkpoint_every=100)
+    cfg = TrainConfig(
+        optimizer=name,
+        lr=3e-3 if name != "lamb" else 1e-2,
+        steps=40,
+        batch_size=4,
+        seq_len=32,
+        warmup_steps=4,
+        log_every=10,
+        checkpoint_every=100,
+    )
     out = train(SPEC, _ids(), cfg, tmp_path / name, progress=False)
     log = read_table(tmp_path / name / "train_log.parquet")
     assert list(log.step) == [10, 20, 30, 40]
@@ -115,17 +122,31 @@ print(__import__("json").dumps(train(spec, ids, cfg, sys.argv[4], progress=False
 
 @pytest.mark.slow
 def test_sigkill_resume_reaches_same_final_loss(tmp_path):
-    cfg = {"steps": 120, "batch_size": 4, "seq_len": 32, "log_every": 5, "checkpoint_every": 20,
-           "dropout": 0.1, "warmup_steps": 10, "seed": 3}
+    cfg = {
+        "steps": 120,
+        "batch_size": 4,
+        "seq_len": 32,
+        "log_every": 5,
+        "checkpoint_every": 20,
+        "dropout": 0.1,
+        "warmup_steps": 10,
+        "seed": 3,
+    }
     args = [SPEC.to_json(), str(SHAKES), json.dumps(cfg)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    ref = subprocess.run([sys.executable, "-c", _CHILD, *args, str(tmp_path / "ref")], env=env,
-                         capture_output=True, text=True, check=True)
+    ref = subprocess.run(
+        [sys.executable, "-c", _CHILD, *args, str(tmp_path / "ref")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     ref_summary = json.loads(ref.stdout.strip().splitlines()[-1])
 
     run_dir = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, *args, str(run_dir)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, *args, str(run_dir)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     state = run_dir / "checkpoint" / "state.json"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -137,8 +158,9 @@ def test_sigkill_resume_reaches_same_final_loss(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     assert not (run_dir / "train_log.parquet").exists()  # it really died before finishing
 
-    res = subprocess.run([sys.executable, "-c", _CHILD, *args, str(run_dir)], env=env,
-                         capture_output=True, text=True, check=True)
+    res = subprocess.run(
+        [sys.executable, "-c", _CHILD, *args, str(run_dir)], env=env, capture_output=True, text=True, check=True
+    )
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert summary["resumed_from"] >= 40
     assert summary["final_loss"] == ref_summary["final_loss"]

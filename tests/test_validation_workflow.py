@@ -24,23 +24,57 @@ def _config() -> dict:
         "profile": {"warmup": 1, "min_repeats": 10, "max_repeats": 10, "seq_len": 32},
         "proxies": {"names": ["decoder_params", "total_params", "flops"], "seq_len": 32},
         "datasets": {
-            "shakespeare": {"files": str(DATA / "corpora/tinyshakespeare/input.txt"),
-                            "split": {"train": 0.9, "validation": 0.05, "test": 0.05}},
-            "wikitext2": {"files": {"validation": str(DATA / "corpora/wikitext-2/valid.txt"),
-                                    "test": str(DATA / "corpora/wikitext-2/test.txt")}},
+            "shakespeare": {
+                "files": str(DATA / "corpora/tinyshakespeare/input.txt"),
+                "split": {"train": 0.9, "validation": 0.05, "test": 0.05},
+            },
+            "wikitext2": {
+                "files": {
+                    "validation": str(DATA / "corpora/wikitext-2/valid.txt"),
+                    "test": str(DATA / "corpora/wikitext-2/test.txt"),
+                }
+            },
         },
         "tokenizers": {"sh_bpe": {"type": "bpe", "vocab_size": 300, "train_on": "shakespeare"}},
-        "train": {"preset": "cpu-tiny", "dataset": "shakespeare", "tokenizer": "sh_bpe", "steps": 30,
-                  "batch_size": 4, "seq_len": 32, "checkpoint_every": 10, "log_every": 5,
-                  "budgets": [0.5, 1.0], "budget_tokens": 500},
-        "evaluate": {"seq_len": 32, "max_tokens": 2000, "splits": ["validation", "test"],
-                     "datasets": {"wikitext2": ["validation"]},
-                     "zero_shot": {"tasks": ["copa", "winogrande"], "limit": 4, "num_fewshot": [0],
-                                   "data_dir": str(DATA / "zero-shot")}},
+        "train": {
+            "preset": "cpu-tiny",
+            "dataset": "shakespeare",
+            "tokenizer": "sh_bpe",
+            "steps": 30,
+            "batch_size": 4,
+            "seq_len": 32,
+            "checkpoint_every": 10,
+            "log_every": 5,
+            "budgets": [0.5, 1.0],
+            "budget_tokens": 500,
+        },
+        "evaluate": {
+            "seq_len": 32,
+            "max_tokens": 2000,
+            "splits": ["validation", "test"],
+            "datasets": {"wikitext2": ["validation"]},
+            "zero_shot": {
+                "tasks": ["copa", "winogrande"],
+                "limit": 4,
+                "num_fewshot": [0],
+                "data_dir": str(DATA / "zero-shot"),
+            },
+        },
         "validation": {
-            "sources": [{"kind": "baselines", "n_layer": [1, 2, 3],
-                         "base": {"backbone": "gpt2", "n_layer": 1, "d_model": 32, "n_head": 2,
-                                  "d_inner": 64, "max_seq_len": 128}}],
+            "sources": [
+                {
+                    "kind": "baselines",
+                    "n_layer": [1, 2, 3],
+                    "base": {
+                        "backbone": "gpt2",
+                        "n_layer": 1,
+                        "d_model": 32,
+                        "n_head": 2,
+                        "d_inner": 64,
+                        "max_seq_len": 128,
+                    },
+                }
+            ],
             "hardware": "cpu",
             "n_bins": 1,
             "repeats": {"archs": 2, "seeds": [1]},
@@ -50,8 +84,7 @@ def _config() -> dict:
 
 
 def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "1", "validation",
-           "--configfile", "test-config.yaml", *args]
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "1", "validation", "--configfile", "test-config.yaml", *args]
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=600)
 
 

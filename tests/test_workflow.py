@@ -43,21 +43,29 @@ def tiny_config(**overrides) -> dict:
         "targets": ["cpu"],
         "sample": {"spaces": ["tiny"], "n": 8, "seed": 0},
         "proxies": {"names": ["decoder_params", "total_params", "flops"], "seq_len": 16},
-        "profile": {"batch": 1, "seq_len": 16, "warmup": 1, "min_repeats": 10, "max_repeats": 12,
-                    "rel_iqr_max": 0.5},
-        "hardware": {"cpu": {"device": "cpu", "threads": 1},
-                     "cuda": {"device": "cuda"},
-                     "arm": {"device": "cpu", "arch": "x86_64" if _machine() == "aarch64" else "aarch64"}},
-        "search": {"space": "tiny", "seed": 0,
-                   "lts": {"iterations": 2, "population": 8, "parents": 3, "mutations": 3, "crossovers": 3}},
+        "profile": {"batch": 1, "seq_len": 16, "warmup": 1, "min_repeats": 10, "max_repeats": 12, "rel_iqr_max": 0.5},
+        "hardware": {
+            "cpu": {"device": "cpu", "threads": 1},
+            "cuda": {"device": "cuda"},
+            "arm": {"device": "cpu", "arch": "x86_64" if _machine() == "aarch64" else "aarch64"},
+        },
+        "search": {
+            "space": "tiny",
+            "seed": 0,
+            "lts": {"iterations": 2, "population": 8, "parents": 3, "mutations": 3, "crossovers": 3},
+        },
     }
     return configuration.merge(cfg, overrides)
 
 
 # What the validation stages' config parts name (the files are read only when those stages run).
 TRAINING_DATA = {
-    "datasets": {"kjv": {"files": "$PARETOLM_DATA/corpora/kjv/kjv_verses.txt",
-                         "split": {"train": 0.9, "validation": 0.05, "test": 0.05}}},
+    "datasets": {
+        "kjv": {
+            "files": "$PARETOLM_DATA/corpora/kjv/kjv_verses.txt",
+            "split": {"train": 0.9, "validation": 0.05, "test": 0.05},
+        }
+    },
     "tokenizers": {"kjv_bpe": {"type": "bpe", "vocab_size": 512, "train_on": "kjv"}},
     "train": {"dataset": "kjv", "tokenizer": "kjv_bpe"},
     "validation": {"sources": [{"kind": "frontier", "hardware": "cpu"}], "hardware": "cpu"},
@@ -78,11 +86,16 @@ def make_workdir(path: Path, config: dict) -> Path:
     return path
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True,
-              timeout: int = 300) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
@@ -132,16 +145,21 @@ def test_shipped_configs_validate():
             over = yaml.safe_load(fh)
         cfg = configuration.load_config(REPO / "config/config.yaml", over, root=REPO)
         s = cfg["search"]["lts"]
-        assert (s["iterations"], s["population"], s["parents"], s["mutations"], s["mutation_prob"],
-                s["crossovers"]) == (30, 100, 20, 40, 0.3, 40)
+        assert (
+            s["iterations"],
+            s["population"],
+            s["parents"],
+            s["mutations"],
+            s["mutation_prob"],
+            s["crossovers"],
+        ) == (30, 100, 20, 40, 0.3, 40)
         assert (cfg["profile"]["batch"], cfg["profile"]["seq_len"]) == (1, 192)
 
 
 def test_stage_parts_separate_what_matters(tmp_path):
     (tmp_path / "config/spaces").mkdir(parents=True)
     (tmp_path / "config/spaces/tiny.yaml").write_text(yaml.safe_dump(TINY_SPACE))
-    cfg = configuration.validate_config(tiny_config(spaces_dir=str(tmp_path / "config/spaces"), **TRAINING_DATA),
-                                        REPO)
+    cfg = configuration.validate_config(tiny_config(spaces_dir=str(tmp_path / "config/spaces"), **TRAINING_DATA), REPO)
     part = lambda c, stage, **wc: stages.config_part(stage, c, **wc)  # noqa: E731
     routing = {"resources": {"mem_mb": 1}, "slurm": {"partition": "x"}}
     routed = configuration.merge(cfg, {"hardware": {"cpu": routing}, "profile": {"cache": "elsewhere"}})
@@ -158,7 +176,11 @@ def test_stage_parts_separate_what_matters(tmp_path):
         assert part(configuration.merge(cfg, {"train": {"mem_mb": 1, "runtime": 2}}), stage) == part(cfg, stage)
     evaluated = configuration.merge(cfg, {"evaluate": {"max_tokens": 100}})
     assert [part(evaluated, s) != part(cfg, s) for s in ("select", "train", "evaluate", "correlate")] == [
-        False, False, True, False]
+        False,
+        False,
+        True,
+        False,
+    ]
     retrained = configuration.merge(cfg, {"train": {"steps": 7}})
     assert all(part(retrained, s) != part(cfg, s) for s in ("select", "train", "evaluate", "correlate"))
 
@@ -182,14 +204,25 @@ def test_config_parts_are_canonical(tmp_path):
     assert repr(a) == repr(b)
     # wildcards a stage does not declare are ignored, unknown stages name the known ones
     assert stages.config_part("proxies", cfg, space="tiny", hardware="x") == stages.config_part(
-        "proxies", cfg, space="tiny")
+        "proxies", cfg, space="tiny"
+    )
     with pytest.raises(ValueError, match="unknown stage 'nope'.*correlate, evaluate, export, profile, proxies"):
         stages.config_part("nope", cfg)
 
 
 def test_stage_table_is_in_dag_order_and_matches_the_rules():
-    assert list(stages.STAGES) == ["sample", "supernet", "proxies", "profile", "search", "select", "train",
-                                   "evaluate", "correlate", "export"]
+    assert list(stages.STAGES) == [
+        "sample",
+        "supernet",
+        "proxies",
+        "profile",
+        "search",
+        "select",
+        "train",
+        "evaluate",
+        "correlate",
+        "export",
+    ]
     rules = (REPO / "workflow/rules").glob("*.smk")
     assert sorted(p.stem for p in rules) == sorted([*stages.STAGES, "common"])
     text = (REPO / "workflow/Snakefile").read_text()
@@ -211,8 +244,13 @@ def test_proxy_data_block_is_self_contained(tmp_path):
     assert Scorer.from_part(proxies_stage.section(cfg)).batch is None
     with pytest.raises(ValueError, match=r"proxies.data: proxies \['synflow'\] need a token batch"):
         Scorer.from_part({**proxies_stage.section(cfg), "names": ["decoder_params", "synflow"]})
-    data = configuration.merge(cfg, {"proxies": {"data": {"dataset": "shakespeare", "tokenizer": "gpt2"}},
-                                     "datasets": {"shakespeare": {"files": "a.txt"}}})
+    data = configuration.merge(
+        cfg,
+        {
+            "proxies": {"data": {"dataset": "shakespeare", "tokenizer": "gpt2"}},
+            "datasets": {"shakespeare": {"files": "a.txt"}},
+        },
+    )
     part = proxies_stage.section(data)["data"]
     assert part["datasets"] == {"shakespeare": {"files": "a.txt"}} and part["tokenizers"] == {}
     edited = configuration.merge(data, {"datasets": {"shakespeare": {"files": "b.txt"}}})
@@ -224,11 +262,12 @@ def test_audit_reports_stale_validation_artifacts(tmp_path):
 
     cfg = validated_tiny(tmp_path, **TRAINING_DATA)
     results = tmp_path / "results"
-    for stage, path, wildcards in (("evaluate", "eval/a1.parquet", {"arch_id": "a1"}),
-                                   ("correlate", "correlation.parquet", {})):
+    for stage, path, wildcards in (
+        ("evaluate", "eval/a1.parquet", {"arch_id": "a1"}),
+        ("correlate", "correlation.parquet", {}),
+    ):
         part = stages.config_part(stage, cfg, **wildcards)
-        write_table(pd.DataFrame({"arch_id": ["a1"]}), results / path,
-                    provenance(stage, part, [], wildcards=wildcards))
+        write_table(pd.DataFrame({"arch_id": ["a1"]}), results / path, provenance(stage, part, [], wildcards=wildcards))
     assert audit(results, cfg, tmp_path) == []
     edited = configuration.merge(cfg, {"evaluate": {"max_tokens": 100}})
     found = audit(results, edited, tmp_path)
@@ -273,7 +312,8 @@ def test_artifacts_schemas_and_provenance(ran):
     try:
         cfg = configuration.load_config(wd / "config/config.yaml", root=wd)
         assert read_provenance(wd / "results/profile/cpu/tiny.parquet")["config_hash"] == canonical_hash(
-            stages.config_part("profile", cfg, hardware="cpu", space="tiny"))
+            stages.config_part("profile", cfg, hardware="cpu", space="tiny")
+        )
         assert audit("results", cfg) == []
     finally:
         os.chdir(cwd)
@@ -319,8 +359,9 @@ def test_audit_finds_stale_untraceable_and_inconsistent(ran, tmp_path):
     pd.DataFrame({"arch_id": ["x"]}).to_parquet(wd / "results/stray.parquet")
     # stale: the samples changed after the proxies were scored from them
     samples = read_table(wd / "results/samples/tiny.parquet")
-    write_table(samples.iloc[:-1], wd / "results/samples/tiny.parquet",
-                read_provenance(wd / "results/samples/tiny.parquet"))
+    write_table(
+        samples.iloc[:-1], wd / "results/samples/tiny.parquet", read_provenance(wd / "results/samples/tiny.parquet")
+    )
     # inconsistent: a frontier that drops a non-dominated architecture
     front = read_table(wd / "results/pareto_cpu.parquet")
     front_prov = read_provenance(wd / "results/pareto_cpu.parquet")
@@ -352,7 +393,12 @@ def test_config_change_reruns_only_affected_stages(ran):
     assert plan({"hardware": {"cpu": {"resources": {"mem_mb": 123}}}}) == set()
     assert plan({"profile": {"warmup": 2}}) == {"profile", "search", "pareto", "all"}
     assert plan({"proxies": {"names": ["decoder_params", "flops", "total_params", "embedding_params"]}}) == {
-        "proxies", "profile", "search", "pareto", "all"}
+        "proxies",
+        "profile",
+        "search",
+        "pareto",
+        "all",
+    }
     assert plan({"sample": {"seed": 1}}) == {"sample", "proxies", "profile", "search", "pareto", "all"}
     assert plan({}) == set()  # back to the original config: nothing to do
 
@@ -376,8 +422,13 @@ def test_killed_profiling_resumes_without_remeasuring(tmp_path):
     wd = make_workdir(tmp_path, tiny_config(sample={"n": n}, profile={"min_repeats": 20, "max_repeats": 20}))
     cache = wd / "results/cache/measurements/cpu"
     target = "results/profile/cpu/tiny.parquet"
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", target], cwd=wd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "1", target],
+        cwd=wd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 180
     try:
         while time.time() < deadline:
@@ -430,13 +481,24 @@ def test_lint_and_format_are_clean(tmp_path):
         shutil.copytree(REPO / name, tmp_path / name)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for args in (["--lint"], ["-n"], ["-n", "validation"]):
-        out = subprocess.run([sys.executable, "-m", "snakemake", "--directory", ".test", *args], cwd=tmp_path,
-                             env=env, capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-m", "snakemake", "--directory", ".test", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         text = out.stdout + out.stderr
         assert out.returncode == 0, text
         assert not [line for line in text.splitlines() if line.startswith("Lints for")], text
     assert not (tmp_path / ".test/results").exists()  # neither lint nor a dry run writes results
     snakefmt = Path(sys.executable).with_name("snakefmt")
-    out = subprocess.run([str(snakefmt) if snakefmt.exists() else "snakefmt", "--check", "workflow"], cwd=REPO,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [str(snakefmt) if snakefmt.exists() else "snakefmt", "--check", "workflow"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stdout + out.stderr

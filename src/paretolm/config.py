@@ -27,8 +27,8 @@ from paretolm.hardware.runtimes import RUNTIMES
 from paretolm.hardware.settings import ProfileSettings
 from paretolm.hardware.sources import target_source
 from paretolm.proxies import PROXIES
+from paretolm.search.driver import VerifySettings
 from paretolm.search.methods import METHODS
-from paretolm.search.methods.driver import VerifySettings
 from paretolm.training.recipe import TrainConfig
 from paretolm.validation.tasks import ZERO_SHOT_SETS
 
@@ -65,8 +65,10 @@ def with_plugins(schema: Mapping[str, Any]) -> dict[str, Any]:
     props["profile"] = copy.deepcopy(settings_schema(ProfileSettings))
     props["search"]["properties"]["verify"] = copy.deepcopy(settings_schema(VerifySettings))
     train = props["train"]  # the recipe's keys without defaults (train.preset fills them), then the file's
-    train["properties"] = {**copy.deepcopy(settings_schema(TrainConfig, with_defaults=False)["properties"]),
-                           **train["properties"]}
+    train["properties"] = {
+        **copy.deepcopy(settings_schema(TrainConfig, with_defaults=False)["properties"]),
+        **train["properties"],
+    }
     search = props["search"]["properties"]
     for name, method in METHODS.items():
         search[name] = copy.deepcopy(settings_schema(method.settings))
@@ -82,8 +84,9 @@ def with_plugins(schema: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def validate_config(config: dict[str, Any], root: str | Path = ".", schema: str | Path | None = None,
-                    files: Sequence[str | Path] = ()) -> dict[str, Any]:
+def validate_config(
+    config: dict[str, Any], root: str | Path = ".", schema: str | Path | None = None, files: Sequence[str | Path] = ()
+) -> dict[str, Any]:
     """Validate ``config`` in place against the schema, fill defaults, run the cross-field checks
     and return it. ``schema`` is the schema file (default: ``schema_path(root)``); ``files`` are
     the config files the dict came from, so an error can name the file and line of the key.
@@ -228,8 +231,7 @@ def check_search(config: Mapping[str, Any]) -> None:
     the configured method gets what it needs (``check_method``)."""
     search = config["search"]
     if search["method"] not in METHODS:
-        raise ValueError(f"search.method: unknown method {search['method']!r} "
-                         f"(known: {', '.join(METHODS.names())})")
+        raise ValueError(f"search.method: unknown method {search['method']!r} (known: {', '.join(METHODS.names())})")
     obj = search["objectives"]
     if not (obj["proxy"] or obj["latency"] or obj["memory"]):
         raise ValueError("search.objectives: switch on at least one objective")
@@ -237,19 +239,22 @@ def check_search(config: Mapping[str, Any]) -> None:
         raise ValueError("search.objectives.memory: needs profile.memory: true")
     proxy = obj["proxy"]
     if proxy and proxy not in config["proxies"]["names"]:
-        raise ValueError(
-            f"search.objectives.proxy: {proxy!r} is not among proxies.names {config['proxies']['names']}"
-        )
+        raise ValueError(f"search.objectives.proxy: {proxy!r} is not among proxies.names {config['proxies']['names']}")
     bound = search["bounds"]["params"]
     col = bound["column"]
     if col not in config["proxies"]["names"] and (bound["min"] is not None or bound["max"] is not None):
         raise ValueError(f"search.bounds.params.column: {col!r} is not among proxies.names")
     if search["reference"] is not None:
-        wanted = [c for c, on in ((proxy, bool(proxy)), ("latency_ms", obj["latency"]),
-                                  ("peak_memory_mb", obj["memory"])) if on]
+        wanted = [
+            c
+            for c, on in ((proxy, bool(proxy)), ("latency_ms", obj["latency"]), ("peak_memory_mb", obj["memory"]))
+            if on
+        ]
         if sorted(search["reference"]) != sorted(wanted):
-            raise ValueError(f"search.reference: needs exactly one value for each objective {wanted}, "
-                             f"got {sorted(search['reference'])}")
+            raise ValueError(
+                f"search.reference: needs exactly one value for each objective {wanted}, "
+                f"got {sorted(search['reference'])}"
+            )
     check_method(config, search["method"])
 
 
@@ -273,8 +278,9 @@ def check_method(config: Mapping[str, Any], method: str) -> None:
         raise ValueError(f"{where}: no search space file {str(path)!r} (spaces_dir={config['spaces_dir']!r})")
     parsed = SearchSpace.from_yaml(path)
     if plugin.backbone is not None and parsed.backbone != plugin.backbone:
-        raise ValueError(f"{where}: {method} searches a {plugin.backbone} space; {space!r} is a "
-                         f"{parsed.backbone} space")
+        raise ValueError(
+            f"{where}: {method} searches a {plugin.backbone} space; {space!r} is a {parsed.backbone} space"
+        )
     if plugin.latency_bound and config["search"]["bounds"]["latency_ms_max"] is None:
         raise ValueError(f"search.bounds.latency_ms_max: {method} searches under an upper latency bound; set one")
     plugin.check(config, parsed)
@@ -285,6 +291,7 @@ def check_names(config: Mapping[str, Any]) -> None:
     both halves of the workflow, so nothing fails after hours of work: proxies and their
     settings, spaces (their files parse), datasets, tokenizers, the training recipe, zero-shot
     tasks, validation sources and bounds."""
+
     def known(kind: str, names: Any) -> str:
         return f"(known {kind}: {', '.join(sorted(names)) or 'none'})"
 
@@ -313,13 +320,15 @@ def check_names(config: Mapping[str, Any]) -> None:
         raise ValueError(f"search.bounds.params.min: {bound['min']} is above max={bound['max']}")
 
     spaces = {*config["sample"]["spaces"], config["search"]["space"]}
-    spaces |= {src["space"] for src in config["validation"]["sources"] if src.get("kind") == "sample"
-               and "space" in src}
+    spaces |= {
+        src["space"] for src in config["validation"]["sources"] if src.get("kind") == "sample" and "space" in src
+    }
     for space in sorted(spaces):
         path = space_file(config, space)
         if not path.exists():
-            raise ValueError(f"space: no search space file {str(path)!r} for space {space!r} "
-                             f"(spaces_dir={config['spaces_dir']!r})")
+            raise ValueError(
+                f"space: no search space file {str(path)!r} for space {space!r} (spaces_dir={config['spaces_dir']!r})"
+            )
         SearchSpace.from_yaml(path)
 
     datasets, tokenizers = config["datasets"], config["tokenizers"]
@@ -328,22 +337,24 @@ def check_names(config: Mapping[str, Any]) -> None:
     for name, entry in tokenizers.items():
         tok = TokenizerSpec.from_config(name, entry)
         if tok.train_on and tok.train_on not in datasets:
-            raise ValueError(f"tokenizers.{name}.train_on: unknown dataset {tok.train_on!r} "
-                             f"{known('datasets', datasets)}")
+            raise ValueError(
+                f"tokenizers.{name}.train_on: unknown dataset {tok.train_on!r} {known('datasets', datasets)}"
+            )
     train = config["train"]  # unset in a search-only config; the validation stages then ask for them
     if train["dataset"] is not None and train["dataset"] not in datasets:
         raise ValueError(f"train.dataset: unknown dataset {train['dataset']!r} {known('datasets', datasets)}")
     if train["tokenizer"] is not None and train["tokenizer"] not in tokenizers:
-        raise ValueError(f"train.tokenizer: unknown tokenizer {train['tokenizer']!r} "
-                         f"{known('tokenizers', tokenizers)}")
+        raise ValueError(f"train.tokenizer: unknown tokenizer {train['tokenizer']!r} {known('tokenizers', tokenizers)}")
     routing = ("dataset", "tokenizer", "cache_dir", "mem_mb", "runtime")
     recipe = TrainConfig.from_dict({k: v for k, v in train.items() if k not in routing})
     if recipe.budgets and train["dataset"] is not None:
         splits = DatasetSpec.from_config(train["dataset"], datasets[train["dataset"]]).splits()
         if "validation" not in splits:
-            raise ValueError(f"train.budgets: scored on the validation split, which dataset "
-                             f"{train['dataset']!r} does not have (splits: {list(splits)}); give it one "
-                             f"or set train.budgets: []")
+            raise ValueError(
+                f"train.budgets: scored on the validation split, which dataset "
+                f"{train['dataset']!r} does not have (splits: {list(splits)}); give it one "
+                f"or set train.budgets: []"
+            )
     data = proxies.get("data") or {}
     for key, pool, kind in (("dataset", datasets, "datasets"), ("tokenizer", tokenizers, "tokenizers")):
         if key in data and data[key] not in pool:
@@ -364,8 +375,7 @@ def check_names(config: Mapping[str, Any]) -> None:
     validation = config["validation"]
     hardware = config["hardware"]
     if validation["hardware"] is not None and validation["hardware"] not in hardware:
-        raise ValueError(f"validation.hardware: unknown target {validation['hardware']!r} "
-                         f"{known('targets', hardware)}")
+        raise ValueError(f"validation.hardware: unknown target {validation['hardware']!r} {known('targets', hardware)}")
     for i, src in enumerate(validation["sources"]):
         where = f"validation.sources[{i}]"
         needs = {"sample": ("space",), "frontier": ("hardware",), "baselines": ("base", "n_layer")}[src["kind"]]
@@ -382,8 +392,9 @@ def check_names(config: Mapping[str, Any]) -> None:
                     raise ValueError(f"{where}.base: {e}") from None
 
 
-def load_config(path: str | Path = CONFIG, overrides: Mapping[str, Any] | None = None,
-                root: str | Path = ".") -> dict[str, Any]:
+def load_config(
+    path: str | Path = CONFIG, overrides: Mapping[str, Any] | None = None, root: str | Path = "."
+) -> dict[str, Any]:
     """Read, merge ``overrides`` (nested), validate and fill defaults: the config a run would use."""
     with open(path) as fh:
         config = yaml.safe_load(fh) or {}
@@ -446,8 +457,12 @@ def validate_sections(path: str | Path, names: Sequence[str], root: str | Path =
         raise ValueError(f"{path}: expected a mapping of config sections")
     schema = load_schema(root)
     sections = {k: config[k] for k in names if k in config}  # the absent ones take their defaults
-    wanted = {**schema, "properties": {k: schema["properties"][k] for k in names}, "required": [],
-              "additionalProperties": True}
+    wanted = {
+        **schema,
+        "properties": {k: schema["properties"][k] for k in names},
+        "required": [],
+        "additionalProperties": True,
+    }
     coerce(sections, wanted)
     validator = _with_defaults(jsonschema.validators.validator_for(schema))(wanted)
     errors = sorted(validator.iter_errors(sections), key=lambda e: list(e.absolute_path))

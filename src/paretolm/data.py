@@ -66,7 +66,7 @@ def resolve_path(path: str | os.PathLike, root: str | os.PathLike | None = None)
     """A config path as a filesystem path: ``$PARETOLM_DATA`` expanded, relative to ``root``."""
     text = str(path)
     if text.startswith("$" + DATA_ENV) or text.startswith("${" + DATA_ENV + "}"):
-        rest = text.split("}", 1)[1] if text.startswith("${") else text[len(DATA_ENV) + 1:]
+        rest = text.split("}", 1)[1] if text.startswith("${") else text[len(DATA_ENV) + 1 :]
         text = os.environ.get(DATA_ENV, DEFAULT_DATA) + rest
     p = Path(text)
     if not p.is_absolute():
@@ -94,8 +94,7 @@ class DatasetSpec:
             raise ValueError(f"datasets.{name}.{sorted(unknown)[0]}: unknown key")
         hf, files, split = cfg.get("hf"), cfg.get("files"), cfg.get("split")
         if (hf is None) == (files is None):
-            raise ValueError(f"datasets.{name}: give exactly one of 'hf' (hub dataset) or 'files' "
-                             "(local text)")
+            raise ValueError(f"datasets.{name}: give exactly one of 'hf' (hub dataset) or 'files' (local text)")
         if hf is not None and (not isinstance(hf, Mapping) or "name" not in hf):
             raise ValueError(f"datasets.{name}.hf: needs at least a 'name'")
         if files is not None:
@@ -108,17 +107,16 @@ class DatasetSpec:
             elif not isinstance(files, str):
                 raise ValueError(f"datasets.{name}.files: expected a path or a mapping split -> path")
             elif split is None:
-                raise ValueError(f"datasets.{name}.split: a single file needs fractions, e.g. {{train: 0.9, "
-                                 "validation: 0.1}")
+                raise ValueError(
+                    f"datasets.{name}.split: a single file needs fractions, e.g. {{train: 0.9, validation: 0.1}}"
+                )
         if split is not None:
             if not isinstance(split, Mapping) or set(split) - set(SPLITS) or not split:
                 raise ValueError(f"datasets.{name}.split: expected fractions keyed by {SPLITS}")
             fracs = [float(v) for v in split.values()]
             if any(f <= 0 for f in fracs) or abs(sum(fracs) - 1.0) > 1e-6:
-                raise ValueError(f"datasets.{name}.split: fractions must be positive and sum to 1, "
-                                 f"got {dict(split)}")
-        return cls(name=name, hf=hf, files=files, split=split,
-                   text_column=str(cfg.get("text_column", "text")))
+                raise ValueError(f"datasets.{name}.split: fractions must be positive and sum to 1, got {dict(split)}")
+        return cls(name=name, hf=hf, files=files, split=split, text_column=str(cfg.get("text_column", "text")))
 
     def to_dict(self) -> dict[str, Any]:
         return {"hf": self.hf, "files": self.files, "split": self.split, "text_column": self.text_column}
@@ -178,8 +176,9 @@ def load_split(spec: DatasetSpec, split: str, root: str | os.PathLike | None = N
         stop = n if i == len(order) - 1 else start + int(round(n * float(spec.split[s])))  # type: ignore[index]
         if s == split:
             if stop <= start:
-                raise ValueError(f"datasets.{spec.name}.split.{split}: {path} has {n} lines, too few for a "
-                                 f"non-empty {split} split")
+                raise ValueError(
+                    f"datasets.{spec.name}.split.{split}: {path} has {n} lines, too few for a non-empty {split} split"
+                )
             return full.select(range(start, stop))
         start = stop
     raise AssertionError("unreachable")
@@ -219,12 +218,23 @@ class TokenizerSpec:
                 raise ValueError(f"tokenizers.{name}.train_on: name the dataset whose train split trains it")
         else:
             raise ValueError(f"tokenizers.{name}.type: expected gpt2, bpe or word, got {kind!r}")
-        return cls(name=name, type=kind, path=cfg.get("path"), vocab_size=cfg.get("vocab_size"),
-                   train_on=cfg.get("train_on"), min_frequency=int(cfg.get("min_frequency", 2)))
+        return cls(
+            name=name,
+            type=kind,
+            path=cfg.get("path"),
+            vocab_size=cfg.get("vocab_size"),
+            train_on=cfg.get("train_on"),
+            min_frequency=int(cfg.get("min_frequency", 2)),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "path": self.path, "vocab_size": self.vocab_size,
-                "train_on": self.train_on, "min_frequency": self.min_frequency}
+        return {
+            "type": self.type,
+            "path": self.path,
+            "vocab_size": self.vocab_size,
+            "train_on": self.train_on,
+            "min_frequency": self.min_frequency,
+        }
 
 
 EOS = {"gpt2": "<|endoftext|>", "bpe": "<|endoftext|>", "word": "<eos>"}
@@ -236,28 +246,37 @@ def _train_tokenizer(spec: TokenizerSpec, texts: list[str]):
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(
-            vocab_size=spec.vocab_size, min_frequency=spec.min_frequency, special_tokens=[EOS["bpe"]],
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+            vocab_size=spec.vocab_size,
+            min_frequency=spec.min_frequency,
+            special_tokens=[EOS["bpe"]],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
         )
     else:
         tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
         tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
         tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)
         trainer = trainers.WordLevelTrainer(
-            vocab_size=spec.vocab_size, min_frequency=spec.min_frequency,
-            special_tokens=["<unk>", EOS["word"]], show_progress=False,
+            vocab_size=spec.vocab_size,
+            min_frequency=spec.min_frequency,
+            special_tokens=["<unk>", EOS["word"]],
+            show_progress=False,
         )
     tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
     return tok
 
 
-def tokenizer_key(spec: TokenizerSpec, datasets_cfg: Mapping[str, Any] | None = None,
-                  root: str | os.PathLike | None = None) -> str:
+def tokenizer_key(
+    spec: TokenizerSpec, datasets_cfg: Mapping[str, Any] | None = None, root: str | os.PathLike | None = None
+) -> str:
     """A hash naming the tokenizer's cache entries: its spec plus what it is made from."""
     if spec.type == "gpt2":
         folder = resolve_path(spec.path, root)  # type: ignore[arg-type]
-        parts: Any = [spec.to_dict() | {"path": None}, file_hash(folder / "vocab.json"),
-                      file_hash(folder / "merges.txt")]
+        parts: Any = [
+            spec.to_dict() | {"path": None},
+            file_hash(folder / "vocab.json"),
+            file_hash(folder / "merges.txt"),
+        ]
     else:
         ds = (datasets_cfg or {}).get(spec.train_on)
         if ds is None:
@@ -266,8 +285,12 @@ def tokenizer_key(spec: TokenizerSpec, datasets_cfg: Mapping[str, Any] | None = 
     return f"{spec.name}-{canonical_hash(parts)}"
 
 
-def load_tokenizer(spec: TokenizerSpec, datasets_cfg: Mapping[str, Any] | None = None,
-                   cache_dir: str | os.PathLike = DEFAULT_CACHE, root: str | os.PathLike | None = None):
+def load_tokenizer(
+    spec: TokenizerSpec,
+    datasets_cfg: Mapping[str, Any] | None = None,
+    cache_dir: str | os.PathLike = DEFAULT_CACHE,
+    root: str | os.PathLike | None = None,
+):
     """A ``transformers.PreTrainedTokenizerFast`` for ``spec`` (what lm-eval's HFLM wants).
 
     The GPT-2 tokenizer is built from a ``tokenizers`` object wrapped in ``PreTrainedTokenizerFast``
@@ -293,8 +316,9 @@ def load_tokenizer(spec: TokenizerSpec, datasets_cfg: Mapping[str, Any] | None =
                 raw.save(str(tmp))
         raw = Tokenizer.from_file(str(path))
     eos = EOS[spec.type]
-    fast = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token=eos, bos_token=eos,
-                                   unk_token="<unk>" if spec.type == "word" else eos)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=raw, eos_token=eos, bos_token=eos, unk_token="<unk>" if spec.type == "word" else eos
+    )
     fast.model_max_length = 1 << 30
     return fast
 
@@ -317,7 +341,7 @@ def _encode(tokenizer, texts: list[str], append_eos: bool) -> np.ndarray:
     dtype = np.uint16 if len(tokenizer) <= 1 << 16 else np.uint32
     chunks = []
     for start in range(0, len(texts), 4096):
-        for enc in raw.encode_batch(texts[start:start + 4096], add_special_tokens=False):
+        for enc in raw.encode_batch(texts[start : start + 4096], add_special_tokens=False):
             ids = enc.ids + ([eos] if append_eos and enc.ids else [])
             chunks.append(np.asarray(ids, dtype=dtype))
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=dtype)
@@ -346,8 +370,13 @@ def tokenized_split(
         texts = split_text(dataset, split, root)
         ids = _encode(tok, texts, append_eos=tokenizer_spec.type == "word")
         text = "".join(texts)
-        info = {"n_tokens": int(ids.size), "n_words": len([w for w in _WORD.split(text) if w]),
-                "n_bytes": len(text.encode("utf-8")), "vocab_size": len(tok), "dtype": str(ids.dtype)}
+        info = {
+            "n_tokens": int(ids.size),
+            "n_words": len([w for w in _WORD.split(text) if w]),
+            "n_bytes": len(text.encode("utf-8")),
+            "vocab_size": len(tok),
+            "dtype": str(ids.dtype),
+        }
         npy.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(npy) as tmp, open(tmp, "wb") as fh:
             np.save(fh, ids)
@@ -355,8 +384,9 @@ def tokenized_split(
             tmp.write_text(json.dumps(info, sort_keys=True))
     info = json.loads(meta.read_text())
     ids = np.load(npy, mmap_mode="r")
-    return TokenizedSplit(ids=ids, n_words=info["n_words"], n_bytes=info["n_bytes"],
-                          vocab_size=info["vocab_size"], path=npy)
+    return TokenizedSplit(
+        ids=ids, n_words=info["n_words"], n_bytes=info["n_bytes"], vocab_size=info["vocab_size"], path=npy
+    )
 
 
 # -- the data block of a config -------------------------------------------------------------------
@@ -371,8 +401,9 @@ class DataConfig:
     root: Path | None
 
     def split(self, split: str, tokenizer=None) -> TokenizedSplit:
-        return tokenized_split(self.dataset, self.tokenizer, split, self.datasets_cfg, self.cache_dir,
-                               self.root, tokenizer=tokenizer)
+        return tokenized_split(
+            self.dataset, self.tokenizer, split, self.datasets_cfg, self.cache_dir, self.root, tokenizer=tokenizer
+        )
 
     def load_tokenizer(self):
         return load_tokenizer(self.tokenizer, self.datasets_cfg, self.cache_dir, self.root)
@@ -405,8 +436,7 @@ def data_config(cfg: Mapping[str, Any], root: str | os.PathLike | None = None) -
         datasets_cfg.setdefault("inline", ds)
     if isinstance(tk, str):
         if tk not in tokenizers_cfg:
-            raise ValueError(f"data.tokenizer: unknown tokenizer {tk!r} "
-                             f"(configured: {sorted(tokenizers_cfg)})")
+            raise ValueError(f"data.tokenizer: unknown tokenizer {tk!r} (configured: {sorted(tokenizers_cfg)})")
         tspec = TokenizerSpec.from_config(tk, tokenizers_cfg[tk])
     else:
         tspec = TokenizerSpec.from_config("inline", tk)
@@ -421,8 +451,13 @@ def train_data_block(part: Mapping[str, Any]) -> dict[str, Any]:
     """The data block of the train dataset and tokenizer of a validation stage's config part
     (``train``, ``datasets``, ``tokenizers``)."""
     train = part["train"]
-    return {"datasets": part["datasets"], "tokenizers": part["tokenizers"], "dataset": train["dataset"],
-            "tokenizer": train["tokenizer"], "cache_dir": train.get("cache_dir", DEFAULT_CACHE)}
+    return {
+        "datasets": part["datasets"],
+        "tokenizers": part["tokenizers"],
+        "dataset": train["dataset"],
+        "tokenizer": train["tokenizer"],
+        "cache_dir": train.get("cache_dir", DEFAULT_CACHE),
+    }
 
 
 def train_data(part: Mapping[str, Any]) -> DataConfig:
@@ -442,7 +477,7 @@ def window_starts(n_tokens: int, batch_size: int, seq_len: int, rng: np.random.G
 
 def gather(ids: np.ndarray, starts: np.ndarray, seq_len: int):
     """A LongTensor ``[len(starts), seq_len]`` of the windows starting at ``starts``."""
-    rows = np.stack([np.asarray(ids[s:s + seq_len], dtype=np.int64) for s in starts])
+    rows = np.stack([np.asarray(ids[s : s + seq_len], dtype=np.int64) for s in starts])
     return torch.from_numpy(rows)
 
 
@@ -480,8 +515,13 @@ def load_batch(data_cfg: Mapping[str, Any], batch_size: int, seq_len: int, seed:
     return random_windows(dc.split(split).ids, batch_size, seq_len, np.random.default_rng(int(seed)))
 
 
-def text_batch(path: str | os.PathLike, batch_size: int, seq_len: int, seed: int,
-               tokenizer_dir: str | os.PathLike = "$" + DATA_ENV + "/tokenizers/gpt2"):
+def text_batch(
+    path: str | os.PathLike,
+    batch_size: int,
+    seq_len: int,
+    seed: int,
+    tokenizer_dir: str | os.PathLike = "$" + DATA_ENV + "/tokenizers/gpt2",
+):
     """One seeded ``[batch_size, seq_len]`` batch of GPT-2 token ids from a plain text file (the
     GPT-2 byte-level BPE read from ``tokenizer_dir``, by default under ``$PARETOLM_DATA``)."""
     folder = resolve_path(tokenizer_dir)

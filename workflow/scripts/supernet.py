@@ -5,5 +5,4 @@ from paretolm.stages import supernet
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 with logged(sm.log[0]):
-    supernet.run(sm.params.part, space=sm.wildcards.space, space_file=sm.input.space, out=sm.output[0],
-                 progress=True)
+    supernet.run(sm.params.part, space=sm.wildcards.space, space_file=sm.input.space, out=sm.output[0], progress=True)

@@ -7,5 +7,6 @@ from paretolm.stages import train
 
 sm = snakemake  # noqa: F821  (injected by Snakemake)
 with logged(sm.log[0]):
-    train.run(sm.params.part, run=sm.wildcards.run, archs=sm.input.archs,
-              out_dir=Path(sm.output.log).parent, progress=True)
+    train.run(
+        sm.params.part, run=sm.wildcards.run, archs=sm.input.archs, out_dir=Path(sm.output.log).parent, progress=True
+    )

@@ -68,8 +68,7 @@ def backbone_of_set(set_name: str) -> str:
     return _BACKBONE_OF_FAMILY[m.group(2)]
 
 
-def lts_spec_from_model_config(config: str | os.PathLike | Mapping[str, Any],
-                               backbone: str | None = None) -> ArchSpec:
+def lts_spec_from_model_config(config: str | os.PathLike | Mapping[str, Any], backbone: str | None = None) -> ArchSpec:
     """An ``ArchSpec`` for one LTS ``model_config.yaml`` (a path or the loaded mapping).
 
     Mapping: ``n_token`` -> ``vocab_size``; ``cutoffs`` keep only values below ``n_token`` (LTS
@@ -199,8 +198,14 @@ def iter_lts_archs(root: str | os.PathLike | None = None, sets: list[str] | None
             else:
                 valid, test, single = math.nan, math.nan, _num(ppl)
             yield LTSArch(
-                set=set_name, kind=kind, backbone=backbone, dataset=dataset, variant=variant, job=job,
-                path=str(cfg_path.relative_to(base)), spec=spec,
+                set=set_name,
+                kind=kind,
+                backbone=backbone,
+                dataset=dataset,
+                variant=variant,
+                job=job,
+                path=str(cfg_path.relative_to(base)),
+                spec=spec,
                 params_nonembedding=_num(params.get("nonembedding")),
                 params_total=_num(params.get("total")),
                 params_attn=_num(params.get("Attn")),
@@ -208,7 +213,9 @@ def iter_lts_archs(root: str | os.PathLike | None = None, sets: list[str] | None
                 params_adaemb=_num(params.get("AdaEmb")),
                 n_nonemb_param=_num(cfg.get("n_nonemb_param")),
                 n_all_param=_num(cfg.get("n_all_param")),
-                valid_ppl=valid, test_ppl=test, ppl=single,
+                valid_ppl=valid,
+                test_ppl=test,
+                ppl=single,
                 latency_ms=_num(summaries["latency"].get(job)),
                 memory_mb=_num(summaries["memory"].get(job)),
             )
@@ -221,6 +228,12 @@ def load_lts_archs(root: str | os.PathLike | None = None, sets: list[str] | None
 
 
 __all__ = [
-    "LTSArch", "backbone_of_set", "data_root", "iter_lts_archs", "load_lts_archs", "lts_root",
-    "lts_sets", "lts_spec_from_model_config",
+    "LTSArch",
+    "backbone_of_set",
+    "data_root",
+    "iter_lts_archs",
+    "load_lts_archs",
+    "lts_root",
+    "lts_sets",
+    "lts_spec_from_model_config",
 ]

@@ -30,9 +30,22 @@ from paretolm.proxies import Scorer, registry
 from paretolm.validation import correlation
 
 LTS_REFERENCE_PROXY = "lts_nonembedding"
-COLUMNS = ["set", "proxy", "n", "src", "kendall", "target", "top10", "top20",
-           "d_avg_latency", "hypervolume_gt_latency", "hypervolume_proxy_latency",
-           "d_avg_memory", "hypervolume_gt_memory", "hypervolume_proxy_memory"]
+COLUMNS = [
+    "set",
+    "proxy",
+    "n",
+    "src",
+    "kendall",
+    "target",
+    "top10",
+    "top20",
+    "d_avg_latency",
+    "hypervolume_gt_latency",
+    "hypervolume_proxy_latency",
+    "d_avg_memory",
+    "hypervolume_gt_memory",
+    "hypervolume_proxy_memory",
+]
 
 
 def analytic_proxies() -> list[str]:
@@ -40,8 +53,12 @@ def analytic_proxies() -> list[str]:
     return sorted(name for name, p in registry().items() if not p.needs_data and not p.trained)
 
 
-def analyze_lts(root: str | os.PathLike | None = None, sets: Sequence[str] | None = None,
-                proxies: Sequence[str] | None = None, seq_len: int = 192) -> pd.DataFrame:
+def analyze_lts(
+    root: str | os.PathLike | None = None,
+    sets: Sequence[str] | None = None,
+    proxies: Sequence[str] | None = None,
+    seq_len: int = 192,
+) -> pd.DataFrame:
     """One row per (set, proxy): ``n``, ``src``, ``kendall``, top-k overlaps and, for Pareto sets,
     ``d_avg`` and hypervolumes against latency and against memory."""
     archs = load_lts_archs(root, list(sets) if sets else None)
@@ -58,11 +75,20 @@ def analyze_lts(root: str | os.PathLike | None = None, sets: Sequence[str] | Non
         df[LTS_REFERENCE_PROXY] = df["params_nonembedding"]
         target = "valid_ppl" if df["valid_ppl"].notna().any() else "ppl"
         df = df[df[target].notna()]
-        table = correlation.correlation_table(df, names + [LTS_REFERENCE_PROXY], {target: True},
-                                              bin_column=None, top_k=(0.1, 0.2))
+        table = correlation.correlation_table(
+            df, names + [LTS_REFERENCE_PROXY], {target: True}, bin_column=None, top_k=(0.1, 0.2)
+        )
         for rec in table.to_dict("records"):
-            row = {"set": set_name, "proxy": rec["proxy"], "n": rec["n"], "src": rec["src"],
-                   "kendall": rec["kendall"], "target": target, "top10": rec["top10"], "top20": rec["top20"]}
+            row = {
+                "set": set_name,
+                "proxy": rec["proxy"],
+                "n": rec["n"],
+                "src": rec["src"],
+                "kendall": rec["kendall"],
+                "target": target,
+                "top10": rec["top10"],
+                "top20": rec["top20"],
+            }
             for cost in ("latency", "memory"):
                 col = f"{cost}_ms" if cost == "latency" else f"{cost}_mb"
                 ok = df[col].notna() & df[rec["proxy"]].notna()

@@ -24,8 +24,14 @@ from paretolm.proxies.entropy import EntropySettings, entropy_mp, penalty
 
 # Published proxy columns of BERT_results_activation.csv (raw, not the "Normalized" variants).
 PUBLISHED = (
-    "Number of Parameters", "Synaptic Diversity", "Synaptic Saliency", "Activation Distance",
-    "Jacobian Score", "Head Importance", "Head Confidence", "Head Softmax Confidence",
+    "Number of Parameters",
+    "Synaptic Diversity",
+    "Synaptic Saliency",
+    "Activation Distance",
+    "Jacobian Score",
+    "Head Importance",
+    "Head Confidence",
+    "Head Softmax Confidence",
 )
 OURS = ("merino_entropy", "matrix_params")
 
@@ -80,10 +86,12 @@ def matrix_params(layers: Layers, hidden: int) -> int:
 
 def representable(layers: Layers) -> bool:
     """Whether our homogeneous ``bert`` backbone (SDP self-attention, one FFN per layer) is exact."""
-    keys = {(la["num_operation_heads"], la["feed_forward_dimension"], la["num_feed_forward"])
-            for la in layers}
-    return (all(la["operation_type"] == "SA" and la.get("operation_parameter") == "SDP" for la in layers)
-            and len(keys) == 1 and next(iter(keys))[2] == 1)
+    keys = {(la["num_operation_heads"], la["feed_forward_dimension"], la["num_feed_forward"]) for la in layers}
+    return (
+        all(la["operation_type"] == "SA" and la.get("operation_parameter") == "SDP" for la in layers)
+        and len(keys) == 1
+        and next(iter(keys))[2] == 1
+    )
 
 
 def load_table(directory: str | os.PathLike, settings: EntropySettings | None = None) -> pd.DataFrame:
@@ -99,12 +107,17 @@ def load_table(directory: str | os.PathLike, settings: EntropySettings | None = 
     for rec in json.loads(bench_path.read_text()):
         over = rec["hparams"]["model_hparam_overrides"]
         layers, hidden = over["nas_config"]["encoder_layers"], int(over["hidden_size"])
-        rows.append({
-            "ID": int(rec["id"]), "glue": float(rec["scores"]["glue"]), "hidden_size": hidden,
-            "n_layer": len(layers), "representable": representable(layers),
-            "merino_entropy": merino_entropy(layers, hidden, cfg),
-            "matrix_params": matrix_params(layers, hidden),
-        })
+        rows.append(
+            {
+                "ID": int(rec["id"]),
+                "glue": float(rec["scores"]["glue"]),
+                "hidden_size": hidden,
+                "n_layer": len(layers),
+                "representable": representable(layers),
+                "merino_entropy": merino_entropy(layers, hidden, cfg),
+                "matrix_params": matrix_params(layers, hidden),
+            }
+        )
     published = pd.read_csv(csv_path)[["ID", *PUBLISHED]]
     return pd.DataFrame(rows).merge(published, on="ID", how="inner")
 
@@ -120,5 +133,14 @@ def src_with_glue(table: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["OURS", "PUBLISHED", "Sublayer", "load_table", "matrix_params", "merino_entropy",
-           "representable", "src_with_glue", "sublayers"]
+__all__ = [
+    "OURS",
+    "PUBLISHED",
+    "Sublayer",
+    "load_table",
+    "matrix_params",
+    "merino_entropy",
+    "representable",
+    "src_with_glue",
+    "sublayers",
+]

@@ -43,7 +43,6 @@ def _lts_logs(args: argparse.Namespace) -> int:
     cfg = {"sets": args.sets, "proxies": args.proxies, "seq_len": args.seq_len}
     write_table(table, args.out, provenance("analyze-lts-logs", cfg, source_dir=str(args.dir)))
     with pd.option_context("display.max_rows", None, "display.width", 200):
-        print(table[["set", "proxy", "n", "src", "kendall"]].to_string(index=False,
-                                                                        float_format=lambda v: f"{v:.4f}"))
+        print(table[["set", "proxy", "n", "src", "kendall"]].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     sys.stdout.flush()
     return 0

@@ -24,8 +24,13 @@ def count_record(spec: ArchSpec, seq_len: int) -> dict[str, object]:
     if seq_len > spec.max_seq_len:
         raise ValueError(f"--seq-len: {seq_len} exceeds the architecture's max_seq_len={spec.max_seq_len}")
     c = count(spec, seq_len)
-    return {"arch_id": spec.arch_id, "decoder_params": c.decoder_params,
-            "embedding_params": c.embedding_params, "total_params": c.total_params, "flops": c.flops}
+    return {
+        "arch_id": spec.arch_id,
+        "decoder_params": c.decoder_params,
+        "embedding_params": c.embedding_params,
+        "total_params": c.total_params,
+        "flops": c.flops,
+    }
 
 
 def cmd_count(args: argparse.Namespace) -> int:
@@ -65,8 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("arch", help="count or sample architecture specs")
     sub = parser.add_subparsers(dest="arch_command", required=True)
     c = sub.add_parser("count", help="exact parameter and FLOP counts of a spec (JSON)")
-    c.add_argument("--json", required=True, metavar="SPEC",
-                   help="a spec as JSON, or '-' to read one spec per line from stdin")
+    c.add_argument(
+        "--json", required=True, metavar="SPEC", help="a spec as JSON, or '-' to read one spec per line from stdin"
+    )
     c.add_argument("--seq-len", type=int, default=DEFAULT_SEQ_LEN, help="sequence length for FLOPs")
     c.set_defaults(func=cmd_count)
     s = sub.add_parser("sample", help="sample specs from a search space (JSON lines)")

@@ -19,11 +19,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "inputs. Exits 1 when anything is reported or there is nothing to audit.",
     )
     p.add_argument("results", nargs="?", default="results", help="results directory (default: results)")
-    p.add_argument("--config", action="append", default=None, metavar="YAML",
-                   help="config file(s) the run added with --configfile, merged in order over "
-                   "config/config.yaml as Snakemake does ('none' skips the config check)")
-    p.add_argument("--root", default=None,
-                   help="directory the recorded input paths are relative to (default: parent of RESULTS)")
+    p.add_argument(
+        "--config",
+        action="append",
+        default=None,
+        metavar="YAML",
+        help="config file(s) the run added with --configfile, merged in order over "
+        "config/config.yaml as Snakemake does ('none' skips the config check)",
+    )
+    p.add_argument(
+        "--root", default=None, help="directory the recorded input paths are relative to (default: parent of RESULTS)"
+    )
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
     p.set_defaults(func=run)
 

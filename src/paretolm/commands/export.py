@@ -53,23 +53,36 @@ def cmd_export(args: argparse.Namespace) -> int:
         if evaluation is None:
             raise ValueError(f"--eval: no row of {args.eval} is the architecture {spec.arch_id}")
         eval_prov = read_provenance(args.eval)
-    summary = export_model(folder, args.out, tokenizer=tokenizer, frontier=frontier, frontier_prov=frontier_prov,
-                           evaluation=evaluation, eval_prov=eval_prov, rank=rank, rank_key=args.sort_by,
-                           stock=not args.wrapper)
+    summary = export_model(
+        folder,
+        args.out,
+        tokenizer=tokenizer,
+        frontier=frontier,
+        frontier_prov=frontier_prov,
+        evaluation=evaluation,
+        eval_prov=eval_prov,
+        rank=rank,
+        rank_key=args.sort_by,
+        stock=not args.wrapper,
+    )
     print(json.dumps(summary))
     return 0
 
 
 @COMMANDS.register("export")
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("export", help="write a trained model as a Hugging Face folder with a model card",
-                              description=__doc__.split("\n\n")[0].replace("``", ""))
+    p = subparsers.add_parser(
+        "export",
+        help="write a trained model as a Hugging Face folder with a model card",
+        description=__doc__.split("\n\n")[0].replace("``", ""),
+    )
     p.add_argument("model", metavar="MODEL", help="a paretolm train run folder or its model/ folder")
     p.add_argument("--out", required=True, help="the folder to write (replaced atomically)")
     p.add_argument("--tokenizer", help="tokenizer folder or tokenizer.json (default: found beside the model)")
     p.add_argument("--frontier", help="frontier table the model came from (latency, memory, origin)")
     p.add_argument("--eval", help="evaluation table of the trained model (perplexity, zero-shot, latency)")
     p.add_argument("--sort-by", default=None, help="frontier column its rank is taken by (default: latency_ms)")
-    p.add_argument("--wrapper", action="store_true",
-                   help="keep the paretolm wrapper even where a stock GPT-2 / OPT class fits")
+    p.add_argument(
+        "--wrapper", action="store_true", help="keep the paretolm wrapper even where a stock GPT-2 / OPT class fits"
+    )
     p.set_defaults(func=cmd_export)

@@ -34,12 +34,18 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
 @COMMANDS.register("measure")
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("measure", help="measure architectures on this machine (for a source: import target)",
-                              description=__doc__.split("\n\n")[0].replace("``", ""))
+    p = subparsers.add_parser(
+        "measure",
+        help="measure architectures on this machine (for a source: import target)",
+        description=__doc__.split("\n\n")[0].replace("``", ""),
+    )
     p.add_argument("--archs", required=True, help="a Parquet table with a 'spec' column, or JSON lines of specs")
     p.add_argument("--hardware", required=True, help="the hardware target (a name under 'hardware' in the config)")
     p.add_argument("--out", required=True, help="the measurement table to write (.parquet)")
     p.add_argument("--config", default="config/config.yaml", help="the workflow's config (default: %(default)s)")
-    p.add_argument("--cache", default="results/cache/measurements",
-                   help="measurement cache folder, so a killed run resumes (default: %(default)s)")
+    p.add_argument(
+        "--cache",
+        default="results/cache/measurements",
+        help="measurement cache folder, so a killed run resumes (default: %(default)s)",
+    )
     p.set_defaults(func=cmd_measure)

@@ -48,12 +48,19 @@ def register_speedlimit(subparsers: argparse._SubParsersAction) -> None:
     f = ssub.add_parser("fit-predictor", help="fit the latency predictor on a profile table")
     f.add_argument("--profile", required=True, help="Parquet with spec (JSON) and latency_ms columns")
     f.add_argument("--out", required=True, help="predictor file to write (safetensors)")
-    f.add_argument("--seq-len", type=int, default=None,
-                   help="sequence length of the FLOPs feature (default: the profile's provenance, else 192)")
+    f.add_argument(
+        "--seq-len",
+        type=int,
+        default=None,
+        help="sequence length of the FLOPs feature (default: the profile's provenance, else 192)",
+    )
     f.add_argument("--test-fraction", type=float, default=0.2, help="held-out share for the metrics")
     f.add_argument("--folds", type=int, default=0, help="k-fold metrics instead of one split (small tables)")
-    f.add_argument("--hidden", default="auto",
-                   help="hidden layer widths, e.g. 32,32; 'linear' for none; auto: MLP from 200 rows up")
+    f.add_argument(
+        "--hidden",
+        default="auto",
+        help="hidden layer widths, e.g. 32,32; 'linear' for none; auto: MLP from 200 rows up",
+    )
     f.add_argument("--seed", type=int, default=0)
     f.set_defaults(func=_fit_predictor)
 
@@ -72,23 +79,37 @@ def _merino_search(args: argparse.Namespace) -> int:
 
     space = load_space(args.space)
     result = merino_search(
-        space, proxy=args.proxy, iterations=args.iterations, population=args.population,
-        init_samples=args.init_samples, parent_selection=args.parent_selection,
-        tournament_size=args.tournament_size, crossover_prob=args.crossover_prob,
-        max_flops=args.max_flops, max_params=args.max_params, param_field=args.param_field,
-        seq_len=args.seq_len, seed=args.seed,
+        space,
+        proxy=args.proxy,
+        iterations=args.iterations,
+        population=args.population,
+        init_samples=args.init_samples,
+        parent_selection=args.parent_selection,
+        tournament_size=args.tournament_size,
+        crossover_prob=args.crossover_prob,
+        max_flops=args.max_flops,
+        max_params=args.max_params,
+        param_field=args.param_field,
+        seq_len=args.seq_len,
+        seed=args.seed,
     )
     cfg = dict(result.stats["config"], space=space.name, proxy=args.proxy)
     if args.out:
         inputs = [args.space] if Path(args.space).exists() else []
-        write_table(result.archive, args.out, provenance("merino-search", cfg, inputs,
-                                                         stats={k: v for k, v in result.stats.items()
-                                                                if k != "config"}))
+        write_table(
+            result.archive,
+            args.out,
+            provenance("merino-search", cfg, inputs, stats={k: v for k, v in result.stats.items() if k != "config"}),
+        )
     best_row = result.archive.loc[result.archive["arch_id"] == result.best.arch_id].iloc[0]
     report = {
-        "best": {"arch_id": result.best.arch_id, "spec": json.loads(result.best.to_json()),
-                 "score": result.best_score, "flops": int(best_row["flops"]),
-                 "params": int(best_row["params"])},
+        "best": {
+            "arch_id": result.best.arch_id,
+            "spec": json.loads(result.best.to_json()),
+            "score": result.best_score,
+            "flops": int(best_row["flops"]),
+            "params": int(best_row["params"]),
+        },
         "stats": {k: v for k, v in result.stats.items() if k != "config"},
     }
     print(json.dumps(report, indent=2))
@@ -130,8 +151,11 @@ def _fit_predictor(args: argparse.Namespace) -> int:
     pred = fit_profile(df, seq_len, seed=args.seed, hidden=hidden)  # the saved predictor uses every row
     pred.meta.update(source=path.name, source_hash=file_hash(path), heldout=metrics)
     pred.save(args.out)
-    print(json.dumps({"out": args.out, "rows": len(df), "seq_len": seq_len, "hidden": list(hidden),
-                      "metrics": metrics}, indent=2))
+    print(
+        json.dumps(
+            {"out": args.out, "rows": len(df), "seq_len": seq_len, "hidden": list(hidden), "metrics": metrics}, indent=2
+        )
+    )
     return 0
 
 

@@ -29,8 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--steps", type=int, default=200, help="weight + architecture update pairs")
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--seq-len", type=int, default=64)
-    s.add_argument("--cost-weight", type=float, default=0.0,
-                   help="weight of the expected relative FLOPs in the architecture loss")
+    s.add_argument(
+        "--cost-weight", type=float, default=0.0, help="weight of the expected relative FLOPs in the architecture loss"
+    )
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_search)
 
@@ -61,16 +62,26 @@ def _search(args: argparse.Namespace) -> int:
     result = gumbel_par_search(
         token_batches(tokens[:cut], args.batch_size, args.seq_len, args.seed),
         arch_batches=token_batches(tokens[cut:], args.batch_size, args.seq_len, args.seed + 1),
-        n_sublayer=args.positions, d_model=args.d_model, n_head=args.n_head, d_inner=args.d_inner,
-        vocab_size=256, max_seq_len=args.seq_len, steps=args.steps, seed=args.seed,
+        n_sublayer=args.positions,
+        d_model=args.d_model,
+        n_head=args.n_head,
+        d_inner=args.d_inner,
+        vocab_size=256,
+        max_seq_len=args.seq_len,
+        steps=args.steps,
+        seed=args.seed,
         cost_weight=args.cost_weight,
     )
-    print(json.dumps({
-        "arch_id": result.spec.arch_id,
-        "layers": result.notation,
-        "spec": result.spec.to_dict(),
-        "probs": [[round(p, 4) for p in row] for row in result.probs],
-        "broken_rules": par_design_rules(result.spec),
-        "final_loss": result.history[-1] if result.history else None,
-    }))
+    print(
+        json.dumps(
+            {
+                "arch_id": result.spec.arch_id,
+                "layers": result.notation,
+                "spec": result.spec.to_dict(),
+                "probs": [[round(p, 4) for p in row] for row in result.probs],
+                "broken_rules": par_design_rules(result.spec),
+                "final_loss": result.history[-1] if result.history else None,
+            }
+        )
+    )
     return 0

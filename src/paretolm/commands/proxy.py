@@ -40,10 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     score = sub.add_parser("score", help="score specs read as JSON lines")
     score.add_argument("--proxies", required=True, help="comma-separated proxy names (see `proxy list`)")
-    score.add_argument("--json", required=True, metavar="FILE",
-                       help="JSON-lines file of specs, or - for stdin")
-    score.add_argument("--data", default=None,
-                       help="config YAML or text file giving the batch for data-dependent proxies")
+    score.add_argument("--json", required=True, metavar="FILE", help="JSON-lines file of specs, or - for stdin")
+    score.add_argument(
+        "--data", default=None, help="config YAML or text file giving the batch for data-dependent proxies"
+    )
     score.add_argument("--seq-len", type=int, default=192, help="tokens per sequence (default 192)")
     score.add_argument("--batch-size", type=int, default=8, help="sequences in the batch (default 8)")
     score.add_argument("--seed", type=int, default=0, help="seed of the batch and of model initialisation")
@@ -53,16 +53,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     sn = sub.add_parser("supernet", help="train the weight-sharing supernet of a space (proxy supernet_loss)")
     sn.add_argument("--space", required=True, help="the search space YAML file")
-    sn.add_argument("--config", action="append", default=None,
-                    help="config YAML (repeatable, later files win; default config/config.yaml)")
+    sn.add_argument(
+        "--config",
+        action="append",
+        default=None,
+        help="config YAML (repeatable, later files win; default config/config.yaml)",
+    )
     sn.add_argument("--out", default=None, help="output folder (default: proxies.settings.supernet_loss.dir/<space>)")
     sn.add_argument("--steps", type=int, default=None, help="override proxies.settings.supernet_loss.steps")
     sn.add_argument("--quiet", action="store_true", help="no progress bar")
     sn.set_defaults(func=_supernet)
 
     nb = sub.add_parser("nas-bench-bert", help="SRC with GLUE on NAS-Bench-BERT, ours next to the published")
-    nb.add_argument("dir", help="the nas-bench-bert folder (BERT_benchmark.json, "
-                    "BERT_results_activation.csv)")
+    nb.add_argument("dir", help="the nas-bench-bert folder (BERT_benchmark.json, BERT_results_activation.csv)")
     nb.add_argument("--out", default=None, help="Parquet file for the per-architecture scores")
     nb.set_defaults(func=_nas_bench_bert)
 
@@ -105,6 +108,7 @@ def _score(args: argparse.Namespace) -> int:
         batch = file_batch(args.data, args.batch_size, args.seq_len, args.seed)
     settings = {} if args.entropy_eps is None else {"merino_entropy": {"eps": args.entropy_eps}}
     scorer = Scorer(names, seq_len=args.seq_len, seed=args.seed, batch=batch, settings=settings)
+
     def score(spec: Any) -> dict[str, Any]:
         row = scorer.row(spec, costs=args.costs)
         return {k: _json_float(v) if k in names else v for k, v in row.items()}
@@ -142,8 +146,16 @@ def _supernet(args: argparse.Namespace) -> int:
     part = canonical(stage.part(config, space_path.stem, yamlfile.load(space_path)))
     out = Path(args.out) if args.out else Path(stage.settings(config).dir) / space_path.stem
     meta = stage.run(part, space=space_path.stem, space_file=space_path, out=out, progress=not args.quiet)
-    print(json.dumps({"out": str(out), "steps": meta["steps"], "train_seconds": round(meta["train_seconds"], 1),
-                      "final_loss": meta["final_loss"]}))
+    print(
+        json.dumps(
+            {
+                "out": str(out),
+                "steps": meta["steps"],
+                "train_seconds": round(meta["train_seconds"], 1),
+                "final_loss": meta["final_loss"],
+            }
+        )
+    )
     return 0
 
 
@@ -153,8 +165,10 @@ def _nas_bench_bert(args: argparse.Namespace) -> int:
 
     table = load_table(args.dir)
     srcs = src_with_glue(table)
-    print(f"NAS-Bench-BERT: {len(table)} architectures; {int(table['representable'].sum())} exactly "
-          "representable by the homogeneous SDP `bert` backbone (data-dependent proxies need that).")
+    print(
+        f"NAS-Bench-BERT: {len(table)} architectures; {int(table['representable'].sum())} exactly "
+        "representable by the homogeneous SDP `bert` backbone (data-dependent proxies need that)."
+    )
     print("Spearman with GLUE (higher = better proxy):")
     for r in srcs:
         print(f"  {r['proxy']:<26} {r['source']:<9} n={r['n']:<4} {r['src_glue']:+.4f}")

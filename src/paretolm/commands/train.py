@@ -68,8 +68,11 @@ def recipe(config: dict[str, Any], args: argparse.Namespace) -> tuple[Any, dict[
         if f.name in vars(args):  # given on the command line (the flags default to absent)
             hyper[f.name] = getattr(args, f.name)
     cfg = TrainConfig.from_dict(hyper)
-    data_train = {**train, "dataset": args.dataset or train.get("dataset"),
-                  "tokenizer": args.tokenizer or train.get("tokenizer")}
+    data_train = {
+        **train,
+        "dataset": args.dataset or train.get("dataset"),
+        "tokenizer": args.tokenizer or train.get("tokenizer"),
+    }
     for key in ("dataset", "tokenizer"):
         if not data_train[key]:
             raise ValueError(f"--{key}: not set and the config's train.{key} is null; name one of its {key}s")
@@ -98,8 +101,13 @@ def chosen_spec(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     row = frontier_row(read_table(args.frontier), args.rank, args.sort_by)
     prov = read_provenance(args.frontier) or {}
     return ArchSpec.from_json(row["spec"]), {
-        "kind": "frontier", "frontier": str(args.frontier), "rank": args.rank, "sort_by": args.sort_by,
-        "arch_id": row["arch_id"], "frontier_config_hash": prov.get("config_hash")}
+        "kind": "frontier",
+        "frontier": str(args.frontier),
+        "rank": args.rank,
+        "sort_by": args.sort_by,
+        "arch_id": row["arch_id"],
+        "frontier_config_hash": prov.get("config_hash"),
+    }
 
 
 def _save_tokenizer(tokenizer: Any, folder: Path, max_length: int) -> None:
@@ -124,18 +132,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     dc = data_config(block)
     tokenizer = dc.load_tokenizer()
     spec = trained_spec(source_spec, len(tokenizer), cfg.seq_len)
-    part = {"train": {**cfg.to_dict(), "dataset": dc.dataset.name, "tokenizer": dc.tokenizer.name},
-            "datasets": {dc.dataset.name: dc.dataset.to_dict()},
-            "tokenizers": {dc.tokenizer.name: dc.tokenizer.to_dict()}}
+    part = {
+        "train": {**cfg.to_dict(), "dataset": dc.dataset.name, "tokenizer": dc.tokenizer.name},
+        "datasets": {dc.dataset.name: dc.dataset.to_dict()},
+        "tokenizers": {dc.tokenizer.name: dc.tokenizer.to_dict()},
+    }
     out = Path(args.out)
-    record = {"spec": spec.to_json(), "part": part, "hash": canonical_hash([spec.to_json(), part]),
-              "source": source, "source_arch_id": source_spec.arch_id}
+    record = {
+        "spec": spec.to_json(),
+        "part": part,
+        "hash": canonical_hash([spec.to_json(), part]),
+        "source": source,
+        "source_arch_id": source_spec.arch_id,
+    }
     run_file = out / "run.json"
     if run_file.is_file():
         before = json.loads(run_file.read_text())
         if before.get("hash") != record["hash"] and (out / "checkpoint").exists():
-            raise ValueError(f"--out: {out} holds an unfinished run of another spec or recipe "
-                             f"({ArchSpec.from_json(before['spec']).arch_id}); use another --out or remove it")
+            raise ValueError(
+                f"--out: {out} holds an unfinished run of another spec or recipe "
+                f"({ArchSpec.from_json(before['spec']).arch_id}); use another --out or remove it"
+            )
     out.mkdir(parents=True, exist_ok=True)
     write_json(record, run_file)
     _save_tokenizer(tokenizer, out / "tokenizer", spec.max_seq_len)
@@ -152,8 +169,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     from paretolm.training.recipe import PRESETS, TrainConfig
 
-    p = subparsers.add_parser("train", help="train one architecture (a spec or a frontier row), resumably",
-                              description=__doc__.split("\n\n")[0].replace("``", ""))
+    p = subparsers.add_parser(
+        "train",
+        help="train one architecture (a spec or a frontier row), resumably",
+        description=__doc__.split("\n\n")[0].replace("``", ""),
+    )
     what = p.add_argument_group("what to train")
     what.add_argument("--spec", help="the spec as JSON (or a file holding it)")
     what.add_argument("--frontier", help="a frontier table (results/pareto_<hardware>.parquet)")
@@ -169,6 +189,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for f in fields(TrainConfig):
         default = f.default
         kind: Any = {"grad_clip": _optional_float, "budgets": _fractions}.get(f.name, type(default))
-        hyper.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=argparse.SUPPRESS,
-                           metavar=f.name.upper(), help=f"(preset's or config's; built-in default {default})")
+        hyper.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            type=kind,
+            default=argparse.SUPPRESS,
+            metavar=f.name.upper(),
+            help=f"(preset's or config's; built-in default {default})",
+        )
     p.set_defaults(func=cmd_train)

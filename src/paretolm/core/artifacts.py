@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from paretolm import __version__
+from paretolm.core import lazy
 
 PROVENANCE_KEY = b"paretolm"
 _LIBRARIES = ("torch", "numpy", "pandas", "pyarrow", "transformers", "snakemake", "scipy")
@@ -54,13 +55,13 @@ def code_version() -> dict[str, str]:
     out = {"paretolm": __version__}
     root = Path(__file__).resolve().parents[2]
     try:
-        rev = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         if rev.returncode == 0:
             dirty = subprocess.run(
                 ["git", "-C", str(root), "status", "--porcelain", "--", "src"],
-                capture_output=True, text=True, timeout=5,
+                capture_output=True,
+                text=True,
+                timeout=5,
             )
             out["git_revision"] = rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.TimeoutExpired):
@@ -95,14 +96,10 @@ def hardware_fingerprint() -> dict[str, Any]:
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
     }
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            info["cuda_device"] = torch.cuda.get_device_name(0)
-            info["cuda_version"] = torch.version.cuda
-    except ImportError:
-        pass
+    torch = lazy.module("torch")  # a measuring machine has it; reading this module needs none
+    if torch.cuda.is_available():
+        info["cuda_device"] = torch.cuda.get_device_name(0)
+        info["cuda_version"] = torch.version.cuda
     return info
 
 
@@ -213,8 +210,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
     except (pa.ArrowException, OSError) as e:
         if not Path(path).exists():
             raise
-        raise ValueError(f"{path}: damaged Parquet file ({type(e).__name__}: {e}); run snakemake again, which "
-                         "moves it to results/.damaged/ and rebuilds it") from None
+        raise ValueError(
+            f"{path}: damaged Parquet file ({type(e).__name__}: {e}); run snakemake again, which "
+            "moves it to results/.damaged/ and rebuilds it"
+        ) from None
 
 
 def table_problem(path: str | Path) -> str | None:

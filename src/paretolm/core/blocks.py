@@ -106,8 +106,12 @@ class Block:
         out: list[Matrix] = []
         d, a, f = self.d_model, self.attention, self.ffn
         if a is not None:
-            out += [Matrix("q", "attn", d, a.width, a.bias), Matrix("k", "attn", d, a.kv_width, a.bias),
-                    Matrix("v", "attn", d, a.kv_width, a.bias), Matrix("o", "attn", a.width, d, a.bias)]
+            out += [
+                Matrix("q", "attn", d, a.width, a.bias),
+                Matrix("k", "attn", d, a.kv_width, a.bias),
+                Matrix("v", "attn", d, a.kv_width, a.bias),
+                Matrix("o", "attn", a.width, d, a.bias),
+            ]
             if a.positions == "relative":
                 out.append(Matrix("r", "attn", d, a.width, False))
         if f is not None:

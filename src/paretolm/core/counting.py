@@ -64,8 +64,9 @@ def stack(blocks: Sequence[Block], seq_len: int, klen: int | None = None) -> dic
     ``r``), ``sdpa_flops`` and ``relpos_flops`` (``r`` and its score product)."""
     t = seq_len
     k = t if klen is None else klen
-    parts = dict.fromkeys(("attn_params", "rbias_params", "ffn_params", "norm_params", "linear_flops",
-                           "sdpa_flops", "relpos_flops"), 0)
+    parts = dict.fromkeys(
+        ("attn_params", "rbias_params", "ffn_params", "norm_params", "linear_flops", "sdpa_flops", "relpos_flops"), 0
+    )
     for b in blocks:
         parts["attn_params"] += b.params("attn")
         parts["ffn_params"] += b.params("ffn")
@@ -83,16 +84,28 @@ def stack(blocks: Sequence[Block], seq_len: int, klen: int | None = None) -> dic
     return parts
 
 
-def totals(parts: Mapping[str, int], *, decoder_extra: int = 0, decoder_extra_flops: int = 0,
-           embedding: int = 0, positions: int = 0, embed_head_flops: int = 0) -> dict[str, int]:
+def totals(
+    parts: Mapping[str, int],
+    *,
+    decoder_extra: int = 0,
+    decoder_extra_flops: int = 0,
+    embedding: int = 0,
+    positions: int = 0,
+    embed_head_flops: int = 0,
+) -> dict[str, int]:
     """``stack``'s parts with what the backbone adds outside its blocks (a final norm or width
     projections in the decoder; embeddings, positions and the head outside it) and the totals."""
     decoder = parts["attn_params"] + parts["ffn_params"] + parts["norm_params"] + decoder_extra
-    flops = (parts["linear_flops"] + parts["sdpa_flops"] + parts["relpos_flops"] + decoder_extra_flops
-             + embed_head_flops)
-    return {**parts, "decoder_params": decoder, "embedding_params": embedding + positions,
-            "position_params": positions, "total_params": decoder + embedding + positions,
-            "embed_head_flops": embed_head_flops, "flops": flops}
+    flops = parts["linear_flops"] + parts["sdpa_flops"] + parts["relpos_flops"] + decoder_extra_flops + embed_head_flops
+    return {
+        **parts,
+        "decoder_params": decoder,
+        "embedding_params": embedding + positions,
+        "position_params": positions,
+        "total_params": decoder + embedding + positions,
+        "embed_head_flops": embed_head_flops,
+        "flops": flops,
+    }
 
 
 # -- LTS's adaptive embedding and softmax (models.adaptive) -------------------------------------

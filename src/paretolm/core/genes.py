@@ -12,9 +12,19 @@ from collections.abc import Mapping
 from typing import Any
 
 LIMITS: dict[str, int] = {
-    "n_layer": 1024, "n_block": 256, "d_model": 65536, "d_embed": 65536, "d_inner": 262144,
-    "n_head": 1024, "n_kv_head": 1024, "d_head": 4096, "head_dim": 4096, "div_val": 64,
-    "vocab_size": 2**21, "max_seq_len": 2**20, "mem_len": 2**20,
+    "n_layer": 1024,
+    "n_block": 256,
+    "d_model": 65536,
+    "d_embed": 65536,
+    "d_inner": 262144,
+    "n_head": 1024,
+    "n_kv_head": 1024,
+    "d_head": 4096,
+    "head_dim": 4096,
+    "div_val": 64,
+    "vocab_size": 2**21,
+    "max_seq_len": 2**20,
+    "mem_len": 2**20,
 }
 
 # LTS's adaptive embedding / softmax cutoffs (those below vocab_size are kept).
@@ -81,8 +91,9 @@ def finite_positive(value: Any, name: str) -> float:
     return float(value)
 
 
-def stacked(genes: Mapping[str, Any], backbone: str, per_layer_genes: bool = True,
-            divide_width: bool = True) -> dict[str, Any]:
+def stacked(
+    genes: Mapping[str, Any], backbone: str, per_layer_genes: bool = True, divide_width: bool = True
+) -> dict[str, Any]:
     """``n_layer``, ``d_model`` and ``n_head``/``d_inner`` (per layer, or one value for all);
     with ``divide_width`` every head count must divide ``d_model``."""
     out = {"n_layer": positive(genes, "n_layer", backbone), "d_model": positive(genes, "d_model", backbone)}

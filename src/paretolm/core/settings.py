@@ -27,23 +27,55 @@ from typing import Any, Literal, Union
 
 import jsonschema
 
-LIMITS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxItems", "pattern",
-          "minLength", "maxLength")
+LIMITS = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minItems",
+    "maxItems",
+    "pattern",
+    "minLength",
+    "maxLength",
+)
 
 
-def setting(default: Any = dataclasses.MISSING, *, doc: str = "", minimum: float | None = None,
-            maximum: float | None = None, exclusive_minimum: float | None = None,
-            exclusive_maximum: float | None = None, min_items: int | None = None, max_items: int | None = None,
-            pattern: str | None = None, min_length: int | None = None, max_length: int | None = None,
-            items: Mapping[str, Any] | None = None, config: bool = True) -> Any:
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    doc: str = "",
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: float | None = None,
+    exclusive_maximum: float | None = None,
+    min_items: int | None = None,
+    max_items: int | None = None,
+    pattern: str | None = None,
+    min_length: int | None = None,
+    max_length: int | None = None,
+    items: Mapping[str, Any] | None = None,
+    config: bool = True,
+) -> Any:
     """A dataclass field with its default and its limits (JSON Schema keywords; ``items`` adds
     keywords to an array's items, e.g. ``{"minimum": 0}``). ``config=False``: a field the caller
     sets (a seed, a sequence length from another section), not a key of the config block."""
-    limits = {"minimum": minimum, "maximum": maximum, "exclusiveMinimum": exclusive_minimum,
-              "exclusiveMaximum": exclusive_maximum, "minItems": min_items, "maxItems": max_items,
-              "pattern": pattern, "minLength": min_length, "maxLength": max_length}
-    meta = {"doc": doc, "limits": {k: v for k, v in limits.items() if v is not None}, "items": dict(items or {}),
-            "config": config}
+    limits = {
+        "minimum": minimum,
+        "maximum": maximum,
+        "exclusiveMinimum": exclusive_minimum,
+        "exclusiveMaximum": exclusive_maximum,
+        "minItems": min_items,
+        "maxItems": max_items,
+        "pattern": pattern,
+        "minLength": min_length,
+        "maxLength": max_length,
+    }
+    meta = {
+        "doc": doc,
+        "limits": {k: v for k, v in limits.items() if v is not None},
+        "items": dict(items or {}),
+        "config": config,
+    }
     if isinstance(default, list | dict | set):
         raise TypeError("setting: a mutable default; use a tuple")
     return dataclasses.field(default=default, metadata=meta)
@@ -77,8 +109,7 @@ def _type_schema(tp: Any) -> dict[str, Any]:
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
             return {"type": "array", "items": _type_schema(args[0])}
         if origin is tuple and args:
-            return {"type": "array", "items": _type_schema(args[0]), "minItems": len(args),
-                    "maxItems": len(args)}
+            return {"type": "array", "items": _type_schema(args[0]), "minItems": len(args), "maxItems": len(args)}
         return {"type": "array", "items": _type_schema(args[0]) if args else {}}
     simple = {bool: "boolean", int: "integer", float: "number", str: "string"}
     if tp in simple:
@@ -155,7 +186,9 @@ def from_config(cls: type, values: Mapping[str, Any] | None, where: str) -> Any:
 def _is_tuple(tp: Any) -> bool:
     if typing.get_origin(tp) is tuple:
         return True
-    return any(_is_tuple(a) for a in typing.get_args(tp)) if typing.get_origin(tp) in (Union, types.UnionType) else False
+    return (
+        any(_is_tuple(a) for a in typing.get_args(tp)) if typing.get_origin(tp) in (Union, types.UnionType) else False
+    )
 
 
 __all__ = ["check", "defaults", "from_config", "schema", "setting"]

@@ -106,8 +106,14 @@ class SearchSpace:
     def to_dict(self) -> dict[str, Any]:
         """The space as ``from_dict`` reads it (every gene as its explicit choices)."""
         genes = {g.name: {"choices": list(g.choices), **({"per": g.per} if g.per else {})} for g in self.genes.values()}
-        return {"name": self.name, "backbone": self.backbone, "genes": genes, "fixed": dict(self.fixed),
-                "constraints": dict(self.constraints), "description": self.description}
+        return {
+            "name": self.name,
+            "backbone": self.backbone,
+            "genes": genes,
+            "fixed": dict(self.fixed),
+            "constraints": dict(self.constraints),
+            "description": self.description,
+        }
 
     @property
     def codec(self) -> Any:
@@ -126,16 +132,19 @@ class SearchSpace:
         genes = set(plugin.genes) | set(COMMON) | set(getattr(codec, "genome_genes", ()))
         for name in self.genes:
             if name not in genes:
-                raise ValueError(f"genes.{name}: not a gene of backbone {self.backbone!r} "
-                                 f"(its genes: {', '.join(sorted(genes))})")
+                raise ValueError(
+                    f"genes.{name}: not a gene of backbone {self.backbone!r} (its genes: {', '.join(sorted(genes))})"
+                )
         for name in self.fixed:
             if name not in genes | set(getattr(codec, "fixed_keys", ())):
-                raise ValueError(f"fixed.{name}: not a gene of backbone {self.backbone!r} "
-                                 f"(its genes: {', '.join(sorted(genes))})")
+                raise ValueError(
+                    f"fixed.{name}: not a gene of backbone {self.backbone!r} (its genes: {', '.join(sorted(genes))})"
+                )
         for gene in self.genes.values():
             if gene.per is not None and gene.per != codec.per:
-                raise ValueError(f"genes.{gene.name}.per: backbone {self.backbone!r} takes per: {codec.per}, "
-                                 f"not {gene.per}")
+                raise ValueError(
+                    f"genes.{gene.name}.per: backbone {self.backbone!r} takes per: {codec.per}, not {gene.per}"
+                )
         codec.check(self)
 
     # -- genome layout ---------------------------------------------------------------------
@@ -247,7 +256,7 @@ class SearchSpace:
             if gene.per is None:
                 genome[key] = d.get(gene.name, gene.choices[0])
             else:
-                genome[key] = self.codec.encode_position(spec, gene, int(key[key.index("[") + 1:-1]))
+                genome[key] = self.codec.encode_position(spec, gene, int(key[key.index("[") + 1 : -1]))
         return genome
 
 

@@ -65,30 +65,47 @@ def to_gpt2(backbone: torch.nn.Module, spec: ArchSpec, tokenizer: Any = None) ->
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config = GPT2Config(
-        vocab_size=spec.vocab_size, n_positions=spec.max_seq_len, n_embd=spec.d_model, n_layer=spec.n_layer,
-        n_head=spec.n_head[0], n_inner=spec.d_inner[0],
+        vocab_size=spec.vocab_size,
+        n_positions=spec.max_seq_len,
+        n_embd=spec.d_model,
+        n_layer=spec.n_layer,
+        n_head=spec.n_head[0],
+        n_inner=spec.d_inner[0],
         # paretolm's FFN is nn.GELU(approximate="tanh"); gelu_new computes the same formula in
         # Python ops and differs in the last bits, gelu_pytorch_tanh is the same kernel
         activation_function="gelu_pytorch_tanh",
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, layer_norm_epsilon=backbone.ln_f.eps,
-        tie_word_embeddings=spec.tie_weights, **_token_ids(tokenizer),
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        layer_norm_epsilon=backbone.ln_f.eps,
+        tie_word_embeddings=spec.tie_weights,
+        **_token_ids(tokenizer),
     )
     sd: dict[str, torch.Tensor] = {
         "transformer.wte.weight": backbone.wte.emb_layers[0].weight,
         "transformer.wpe.weight": backbone.wpe.weight,
-        "transformer.ln_f.weight": backbone.ln_f.weight, "transformer.ln_f.bias": backbone.ln_f.bias,
+        "transformer.ln_f.weight": backbone.ln_f.weight,
+        "transformer.ln_f.bias": backbone.ln_f.bias,
     }
     for i, layer in enumerate(backbone.layers):
         p = f"transformer.h.{i}."
-        sd.update({
-            p + "ln_1.weight": layer.ln_1.weight, p + "ln_1.bias": layer.ln_1.bias,
-            p + "ln_2.weight": layer.ln_2.weight, p + "ln_2.bias": layer.ln_2.bias,
-            # fused q|k|v rows in both layouts; Conv1D stores the transpose of nn.Linear
-            p + "attn.c_attn.weight": _linear_t(layer.attn.qkv), p + "attn.c_attn.bias": layer.attn.qkv.bias,
-            p + "attn.c_proj.weight": _linear_t(layer.attn.proj), p + "attn.c_proj.bias": layer.attn.proj.bias,
-            p + "mlp.c_fc.weight": _linear_t(layer.mlp.fc), p + "mlp.c_fc.bias": layer.mlp.fc.bias,
-            p + "mlp.c_proj.weight": _linear_t(layer.mlp.proj), p + "mlp.c_proj.bias": layer.mlp.proj.bias,
-        })
+        sd.update(
+            {
+                p + "ln_1.weight": layer.ln_1.weight,
+                p + "ln_1.bias": layer.ln_1.bias,
+                p + "ln_2.weight": layer.ln_2.weight,
+                p + "ln_2.bias": layer.ln_2.bias,
+                # fused q|k|v rows in both layouts; Conv1D stores the transpose of nn.Linear
+                p + "attn.c_attn.weight": _linear_t(layer.attn.qkv),
+                p + "attn.c_attn.bias": layer.attn.qkv.bias,
+                p + "attn.c_proj.weight": _linear_t(layer.attn.proj),
+                p + "attn.c_proj.bias": layer.attn.proj.bias,
+                p + "mlp.c_fc.weight": _linear_t(layer.mlp.fc),
+                p + "mlp.c_fc.bias": layer.mlp.fc.bias,
+                p + "mlp.c_proj.weight": _linear_t(layer.mlp.proj),
+                p + "mlp.c_proj.bias": layer.mlp.proj.bias,
+            }
+        )
     if not spec.tie_weights:
         sd["lm_head.weight"] = backbone.head.weight
     return _loaded(GPT2LMHeadModel(config), sd)
@@ -99,11 +116,21 @@ def to_opt(backbone: torch.nn.Module, spec: ArchSpec, tokenizer: Any = None) -> 
     from transformers import OPTConfig, OPTForCausalLM
 
     config = OPTConfig(
-        vocab_size=spec.vocab_size, hidden_size=spec.d_model, num_hidden_layers=spec.n_layer,
-        ffn_dim=spec.d_inner[0], num_attention_heads=spec.n_head[0], max_position_embeddings=spec.max_seq_len,
-        do_layer_norm_before=True, word_embed_proj_dim=spec.d_model, activation_function="relu",
-        dropout=0.0, attention_dropout=0.0, layerdrop=0.0, enable_bias=True,
-        tie_word_embeddings=spec.tie_weights, **_token_ids(tokenizer),
+        vocab_size=spec.vocab_size,
+        hidden_size=spec.d_model,
+        num_hidden_layers=spec.n_layer,
+        ffn_dim=spec.d_inner[0],
+        num_attention_heads=spec.n_head[0],
+        max_position_embeddings=spec.max_seq_len,
+        do_layer_norm_before=True,
+        word_embed_proj_dim=spec.d_model,
+        activation_function="relu",
+        dropout=0.0,
+        attention_dropout=0.0,
+        layerdrop=0.0,
+        enable_bias=True,
+        tie_word_embeddings=spec.tie_weights,
+        **_token_ids(tokenizer),
     )
     # OPT looks positions up at index position + 2 (a fairseq leftover): two unused rows in front
     wpe = backbone.wpe.weight.detach()
@@ -119,17 +146,23 @@ def to_opt(backbone: torch.nn.Module, spec: ArchSpec, tokenizer: Any = None) -> 
         p = f"model.decoder.layers.{i}."
         w, b = layer.attn.qkv.weight.detach(), layer.attn.qkv.bias.detach()
         for j, name in enumerate(("q_proj", "k_proj", "v_proj")):
-            sd[p + f"self_attn.{name}.weight"] = w[j * d:(j + 1) * d]
-            sd[p + f"self_attn.{name}.bias"] = b[j * d:(j + 1) * d]
+            sd[p + f"self_attn.{name}.weight"] = w[j * d : (j + 1) * d]
+            sd[p + f"self_attn.{name}.bias"] = b[j * d : (j + 1) * d]
         # OPT's names: self_attn_layer_norm before attention, final_layer_norm before the FFN
-        sd.update({
-            p + "self_attn.out_proj.weight": layer.attn.proj.weight,
-            p + "self_attn.out_proj.bias": layer.attn.proj.bias,
-            p + "self_attn_layer_norm.weight": layer.ln_1.weight, p + "self_attn_layer_norm.bias": layer.ln_1.bias,
-            p + "final_layer_norm.weight": layer.ln_2.weight, p + "final_layer_norm.bias": layer.ln_2.bias,
-            p + "fc1.weight": layer.mlp.fc.weight, p + "fc1.bias": layer.mlp.fc.bias,
-            p + "fc2.weight": layer.mlp.proj.weight, p + "fc2.bias": layer.mlp.proj.bias,
-        })
+        sd.update(
+            {
+                p + "self_attn.out_proj.weight": layer.attn.proj.weight,
+                p + "self_attn.out_proj.bias": layer.attn.proj.bias,
+                p + "self_attn_layer_norm.weight": layer.ln_1.weight,
+                p + "self_attn_layer_norm.bias": layer.ln_1.bias,
+                p + "final_layer_norm.weight": layer.ln_2.weight,
+                p + "final_layer_norm.bias": layer.ln_2.bias,
+                p + "fc1.weight": layer.mlp.fc.weight,
+                p + "fc1.bias": layer.mlp.fc.bias,
+                p + "fc2.weight": layer.mlp.proj.weight,
+                p + "fc2.bias": layer.mlp.proj.bias,
+            }
+        )
     if not spec.tie_weights:
         sd["lm_head.weight"] = backbone.head.weight
     return _loaded(OPTForCausalLM(config), sd)
@@ -141,13 +174,17 @@ def _loaded(model: torch.nn.Module, sd: Mapping[str, torch.Tensor]) -> torch.nn.
     missing = sorted(set(own) - set(sd))
     extra = sorted(set(sd) - set(own))
     if missing or extra:
-        raise RuntimeError(f"export: weight mapping for {type(model).__name__} is incomplete "
-                           f"(missing {missing[:4]}, unexpected {extra[:4]})")
+        raise RuntimeError(
+            f"export: weight mapping for {type(model).__name__} is incomplete "
+            f"(missing {missing[:4]}, unexpected {extra[:4]})"
+        )
     with torch.no_grad():
         for name, tensor in sd.items():
             if own[name].shape != tensor.shape:
-                raise RuntimeError(f"export: {name} has shape {tuple(tensor.shape)}, "
-                                   f"{type(model).__name__} expects {tuple(own[name].shape)}")
+                raise RuntimeError(
+                    f"export: {name} has shape {tuple(tensor.shape)}, "
+                    f"{type(model).__name__} expects {tuple(own[name].shape)}"
+                )
             own[name].copy_(tensor)
     return model.eval()
 
@@ -163,8 +200,9 @@ def to_stock(model: torch.nn.Module, tokenizer: Any = None) -> torch.nn.Module |
     return convert(model.backbone, spec, tokenizer)
 
 
-def check_same_logits(original: torch.nn.Module, exported: torch.nn.Module, vocab_size: int,
-                      seq_len: int, atol: float = 1e-4) -> None:
+def check_same_logits(
+    original: torch.nn.Module, exported: torch.nn.Module, vocab_size: int, seq_len: int, atol: float = 1e-4
+) -> None:
     """Raise RuntimeError when the two models' logits differ on a seeded random batch."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, vocab_size, (2, max(1, min(seq_len, 16))), generator=gen)
@@ -190,8 +228,10 @@ def find_tokenizer(model_dir: str | os.PathLike, given: str | os.PathLike | None
             return tokenizer_from_file(path)
         if (path / "tokenizer.json").is_file() or (path / "tokenizer_config.json").is_file():
             return AutoTokenizer.from_pretrained(str(path))
-    raise FileNotFoundError(f"tokenizer: none found in {' or '.join(map(str, candidates))}; "
-                            "give --tokenizer (a tokenizer folder or tokenizer.json)")
+    raise FileNotFoundError(
+        f"tokenizer: none found in {' or '.join(map(str, candidates))}; "
+        "give --tokenizer (a tokenizer folder or tokenizer.json)"
+    )
 
 
 def tokenizer_from_file(path: str | os.PathLike) -> Any:
@@ -216,8 +256,9 @@ def save_tokenizer(tokenizer: Any, folder: str | os.PathLike, max_length: int | 
 def ranked(frontier: pd.DataFrame, key: str = RANK_KEY) -> pd.DataFrame:
     """The frontier sorted by ``key`` (ascending; ties by ``arch_id``), rank 0 first."""
     if key not in frontier.columns:
-        raise ValueError(f"--sort-by: the frontier has no column {key!r} "
-                         f"(columns: {', '.join(map(str, frontier.columns))})")
+        raise ValueError(
+            f"--sort-by: the frontier has no column {key!r} (columns: {', '.join(map(str, frontier.columns))})"
+        )
     return frontier.sort_values([key, "arch_id"], kind="stable").reset_index(drop=True)
 
 
@@ -243,17 +284,28 @@ def match_row(table: pd.DataFrame, spec: ArchSpec) -> pd.Series | None:
         return hit.iloc[0]
     for _, row in table.iterrows():
         other = ArchSpec.from_json(row["spec"])
-        if other.backbone == spec.backbone and \
-                other.plugin.retarget(other, spec.vocab_size, spec.max_seq_len).arch_id == spec.arch_id:
+        if (
+            other.backbone == spec.backbone
+            and other.plugin.retarget(other, spec.vocab_size, spec.max_seq_len).arch_id == spec.arch_id
+        ):
             return row
     return None
 
 
 # -- the folder ---------------------------------------------------------------------------------------
-def export_model(model_dir: str | os.PathLike, out: str | os.PathLike, *, tokenizer: Any = None,
-                 frontier: pd.DataFrame | None = None, frontier_prov: Mapping[str, Any] | None = None,
-                 evaluation: pd.Series | None = None, eval_prov: Mapping[str, Any] | None = None,
-                 rank: int | None = None, rank_key: str = RANK_KEY, stock: bool = True) -> dict[str, Any]:
+def export_model(
+    model_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    tokenizer: Any = None,
+    frontier: pd.DataFrame | None = None,
+    frontier_prov: Mapping[str, Any] | None = None,
+    evaluation: pd.Series | None = None,
+    eval_prov: Mapping[str, Any] | None = None,
+    rank: int | None = None,
+    rank_key: str = RANK_KEY,
+    stock: bool = True,
+) -> dict[str, Any]:
     """Write the Hugging Face folder of the model saved in ``model_dir`` (``training.save_model``) to ``out``.
 
     ``frontier`` (a table with provenance ``frontier_prov``) and ``evaluation`` (one row of an
@@ -279,11 +331,25 @@ def export_model(model_dir: str | os.PathLike, out: str | os.PathLike, *, tokeni
             GenerationConfig(**ids, do_sample=False).save_pretrained(tmp)
         if tokenizer is not None:
             save_tokenizer(tokenizer, tmp, spec.max_seq_len)
-        info = {"arch_id": spec.arch_id, "model_class": type(target).__name__, "stock": exported is not None,
-                "model_type": target.config.model_type, "rank": rank, "rank_key": rank_key}
-        (tmp / "README.md").write_text(card(spec, info, row=row, frontier_prov=frontier_prov,
-                                            evaluation=evaluation, eval_prov=eval_prov,
-                                            training=_training_record(model_dir)))
+        info = {
+            "arch_id": spec.arch_id,
+            "model_class": type(target).__name__,
+            "stock": exported is not None,
+            "model_type": target.config.model_type,
+            "rank": rank,
+            "rank_key": rank_key,
+        }
+        (tmp / "README.md").write_text(
+            card(
+                spec,
+                info,
+                row=row,
+                frontier_prov=frontier_prov,
+                evaluation=evaluation,
+                eval_prov=eval_prov,
+                training=_training_record(model_dir),
+            )
+        )
     return {**info, "out": str(out)}
 
 
@@ -301,5 +367,17 @@ def _training_record(model_dir: Path) -> dict[str, Any]:
     return record
 
 
-__all__ = ["RANK_KEY", "check_same_logits", "export_model", "find_tokenizer", "frontier_row", "match_row",
-           "ranked", "stock_family", "to_gpt2", "to_opt", "to_stock", "trained_spec"]
+__all__ = [
+    "RANK_KEY",
+    "check_same_logits",
+    "export_model",
+    "find_tokenizer",
+    "frontier_row",
+    "match_row",
+    "ranked",
+    "stock_family",
+    "to_gpt2",
+    "to_opt",
+    "to_stock",
+    "trained_spec",
+]

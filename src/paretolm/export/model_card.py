@@ -18,8 +18,18 @@ from paretolm.core.counting import count
 
 NOT_MEASURED = "not measured"
 # Profile settings worth stating next to a latency: they change the number.
-_PROTOCOL_KEYS = ("batch", "seq_len", "latency", "context", "decode_tokens", "clock", "warmup",
-                  "min_repeats", "max_repeats", "rel_iqr_max")
+_PROTOCOL_KEYS = (
+    "batch",
+    "seq_len",
+    "latency",
+    "context",
+    "decode_tokens",
+    "clock",
+    "warmup",
+    "min_repeats",
+    "max_repeats",
+    "rel_iqr_max",
+)
 _TARGET_KEYS = ("device", "runtime", "dtype", "threads", "arch")
 
 
@@ -59,8 +69,9 @@ def _measurement(label: str, row: Any, prov: Mapping[str, Any] | None) -> list[s
     name, target, profile = _settings(prov)
     iqr = _num(_get(row, "latency_iqr_ms"), 3)
     lines = [f"**{label}**", ""]
-    lines.append(f"* latency: {latency + ' ms' if latency else NOT_MEASURED}"
-                 + (f" (IQR {iqr} ms)" if latency and iqr else ""))
+    lines.append(
+        f"* latency: {latency + ' ms' if latency else NOT_MEASURED}" + (f" (IQR {iqr} ms)" if latency and iqr else "")
+    )
     lines.append(f"* peak memory: {memory + ' MB' if memory else NOT_MEASURED}")
     if name or target:
         where = ", ".join(f"{k} {target[k]}" for k in _TARGET_KEYS if target.get(k) is not None)
@@ -92,22 +103,29 @@ def _origin(row: Any, prov: Mapping[str, Any] | None, info: Mapping[str, Any]) -
     search = config.get("search") or {}
     lines = []
     if search:
-        known = [f"measure {search['measure']}" if search.get("measure") else "",
-                 f"space `{search['space']}`" if search.get("space") else "",
-                 f"seed {search['seed']}" if search.get("seed") is not None else ""]
+        known = [
+            f"measure {search['measure']}" if search.get("measure") else "",
+            f"space `{search['space']}`" if search.get("space") else "",
+            f"seed {search['seed']}" if search.get("seed") is not None else "",
+        ]
         details = ", ".join(k for k in known if k)
         lines.append(f"* search method: `{search.get('method')}`" + (f" ({details})" if details else ""))
         objectives = search.get("objectives")
         if objectives:
             lines.append(f"* objectives: `{json.dumps(objectives, sort_keys=True)}`")
     if row is not None:
-        lines.append(f"* frontier arch_id: `{row.get('arch_id')}`"
-                     + (f", rank {info['rank']} by `{info.get('rank_key')}`" if info.get("rank") is not None else ""))
+        lines.append(
+            f"* frontier arch_id: `{row.get('arch_id')}`"
+            + (f", rank {info['rank']} by `{info.get('rank_key')}`" if info.get("rank") is not None else "")
+        )
     if prov:
         code = prov.get("code") or {}
-        lines.append(f"* frontier config hash: `{prov.get('config_hash')}` (stage `{prov.get('stage')}`, "
-                     f"created {prov.get('created')}, paretolm {code.get('paretolm')}"
-                     + (f", revision {code['git_revision']}" if code.get("git_revision") else "") + ")")
+        lines.append(
+            f"* frontier config hash: `{prov.get('config_hash')}` (stage `{prov.get('stage')}`, "
+            f"created {prov.get('created')}, paretolm {code.get('paretolm')}"
+            + (f", revision {code['git_revision']}" if code.get("git_revision") else "")
+            + ")"
+        )
     return [*lines, ""]
 
 
@@ -118,8 +136,10 @@ def _training(record: Mapping[str, Any]) -> list[str]:
         return ["Training: not recorded.", ""]
     lines = []
     if summary:
-        lines.append(f"* steps: {summary.get('steps')}, final training loss {_num(summary.get('final_loss'))}, "
-                     f"{_num(summary.get('seconds'), 3)} s")
+        lines.append(
+            f"* steps: {summary.get('steps')}, final training loss {_num(summary.get('final_loss'))}, "
+            f"{_num(summary.get('seconds'), 3)} s"
+        )
     data = {k: train.get(k) for k in ("dataset", "tokenizer") if train.get(k)}
     data.update({k: config[k] for k in ("dataset", "tokenizer") if isinstance(config.get(k), str)})
     if data:
@@ -134,40 +154,83 @@ def _training(record: Mapping[str, Any]) -> list[str]:
 
 def _usage(info: Mapping[str, Any]) -> list[str]:
     if info.get("stock"):
-        head = [f"A stock `transformers.{info['model_class']}`: paretolm is not needed to load it.", "",
-                "```python"]
+        head = [f"A stock `transformers.{info['model_class']}`: paretolm is not needed to load it.", "", "```python"]
     else:
-        head = ["The paretolm wrapper (`model_type: paretolm`): importing `paretolm.models.hf` registers it "
-                "with the Auto classes (no `trust_remote_code`).", "", "```python", "import paretolm.models.hf"]
-    return [*head, "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
-            'model = AutoModelForCausalLM.from_pretrained("path/to/this/folder")',
-            'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")', "```", ""]
+        head = [
+            "The paretolm wrapper (`model_type: paretolm`): importing `paretolm.models.hf` registers it "
+            "with the Auto classes (no `trust_remote_code`).",
+            "",
+            "```python",
+            "import paretolm.models.hf",
+        ]
+    return [
+        *head,
+        "from transformers import AutoModelForCausalLM, AutoTokenizer",
+        "",
+        'model = AutoModelForCausalLM.from_pretrained("path/to/this/folder")',
+        'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")',
+        "```",
+        "",
+    ]
 
 
-def card(spec: ArchSpec, info: Mapping[str, Any], *, row: Any = None, frontier_prov: Mapping[str, Any] | None = None,
-         evaluation: Any = None, eval_prov: Mapping[str, Any] | None = None,
-         training: Mapping[str, Any] | None = None) -> str:
+def card(
+    spec: ArchSpec,
+    info: Mapping[str, Any],
+    *,
+    row: Any = None,
+    frontier_prov: Mapping[str, Any] | None = None,
+    evaluation: Any = None,
+    eval_prov: Mapping[str, Any] | None = None,
+    training: Mapping[str, Any] | None = None,
+) -> str:
     """The model card text (Markdown with a YAML header)."""
     seq_len = min(spec.max_seq_len, 192)
     c = count(spec, seq_len)
-    lines = ["---", "library_name: transformers", "pipeline_tag: text-generation",
-             f"tags: [paretolm, {spec.backbone}]", "---", "",
-             f"# paretolm {spec.backbone} `{spec.arch_id}`", "",
-             "A Transformer language model found by paretolm's hardware-aware architecture search.", "",
-             "## Loading", "", *_usage(info),
-             "## Architecture", "",
-             f"* backbone `{spec.backbone}`, {spec.num_layers} layers, vocabulary {spec.vocab_size}, "
-             f"context {spec.max_seq_len}",
-             f"* parameters: {c.decoder_params:,} decoder, {c.embedding_params:,} embedding, {c.total_params:,} total",
-             f"* forward FLOPs at {seq_len} tokens: {c.flops:,}", "",
-             "```json", spec.to_json(), "```", "",
-             "## Latency and memory", ""]
-    hardware = [*_measurement("As searched (frontier row)", row, frontier_prov),
-                *_measurement("As trained (evaluation)", evaluation, eval_prov)]
+    lines = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: text-generation",
+        f"tags: [paretolm, {spec.backbone}]",
+        "---",
+        "",
+        f"# paretolm {spec.backbone} `{spec.arch_id}`",
+        "",
+        "A Transformer language model found by paretolm's hardware-aware architecture search.",
+        "",
+        "## Loading",
+        "",
+        *_usage(info),
+        "## Architecture",
+        "",
+        f"* backbone `{spec.backbone}`, {spec.num_layers} layers, vocabulary {spec.vocab_size}, "
+        f"context {spec.max_seq_len}",
+        f"* parameters: {c.decoder_params:,} decoder, {c.embedding_params:,} embedding, {c.total_params:,} total",
+        f"* forward FLOPs at {seq_len} tokens: {c.flops:,}",
+        "",
+        "```json",
+        spec.to_json(),
+        "```",
+        "",
+        "## Latency and memory",
+        "",
+    ]
+    hardware = [
+        *_measurement("As searched (frontier row)", row, frontier_prov),
+        *_measurement("As trained (evaluation)", evaluation, eval_prov),
+    ]
     lines += hardware or [f"Latency and memory: {NOT_MEASURED} (export with `--frontier` or `--eval`).", ""]
-    lines += ["## Perplexity and zero-shot accuracy", "", *_quality(evaluation),
-              "## How it was found", "", *_origin(row, frontier_prov, info),
-              "## Training", "", *_training(training or {})]
+    lines += [
+        "## Perplexity and zero-shot accuracy",
+        "",
+        *_quality(evaluation),
+        "## How it was found",
+        "",
+        *_origin(row, frontier_prov, info),
+        "## Training",
+        "",
+        *_training(training or {}),
+    ]
     return "\n".join(lines).rstrip() + "\n"
 
 

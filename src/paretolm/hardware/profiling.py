@@ -72,8 +72,6 @@ def check_available(name: str, target: Mapping[str, Any]) -> None:
     get_runtime(resolved["runtime"]).check(name, resolved)
 
 
-
-
 # -- one measurement ------------------------------------------------------------------------------
 def prepare_model(spec: ArchSpec, s: Settings) -> Session:
     """The model as the target runs it: built from ``spec`` with seed ``s.seed``, in eval mode,
@@ -116,8 +114,12 @@ def _timer(session: Any, s: Settings) -> Callable[[Callable[[], Any]], float]:
     return session.time_call if isinstance(session, Session) else _wall_ms
 
 
-def time_repeats(fn: Callable[[], Any], s: Settings, time_call: Callable[[Callable[[], Any]], float] = _wall_ms,
-                 synchronize: Callable[[], None] = lambda: None) -> list[float]:
+def time_repeats(
+    fn: Callable[[], Any],
+    s: Settings,
+    time_call: Callable[[Callable[[], Any]], float] = _wall_ms,
+    synchronize: Callable[[], None] = lambda: None,
+) -> list[float]:
     """Milliseconds of each timed call of ``fn``: ``s.warmup`` untimed calls, then at least
     ``s.min_repeats`` timed ones, more in rounds of ``min_repeats // 2`` while IQR / median is
     above ``s.rel_iqr_max``, up to ``s.max_repeats``."""
@@ -166,15 +168,17 @@ def measure(spec: ArchSpec, s: Settings) -> dict[str, Any]:
     ``latency_iqr_ms`` repeat the statistics of ``s.latency``."""
     causal = spec.plugin.causal
     if s.seq_len > spec.max_seq_len:
-        raise ValueError(
-            f"profile.seq_len: {s.seq_len} exceeds the architecture's max_seq_len={spec.max_seq_len}"
-        )
+        raise ValueError(f"profile.seq_len: {s.seq_len} exceeds the architecture's max_seq_len={spec.max_seq_len}")
     if s.latency == "decode" and not causal:
-        raise ValueError(f"profile.latency: decode needs a causal backbone; {spec.backbone} is not one "
-                         "(measure it with latency: prefill)")
+        raise ValueError(
+            f"profile.latency: decode needs a causal backbone; {spec.backbone} is not one "
+            "(measure it with latency: prefill)"
+        )
     if causal and s.context + s.decode_tokens > spec.max_seq_len:
-        raise ValueError(f"profile.context + profile.decode_tokens: {s.context} + {s.decode_tokens} tokens "
-                         f"exceed the architecture's max_seq_len={spec.max_seq_len}")
+        raise ValueError(
+            f"profile.context + profile.decode_tokens: {s.context} + {s.decode_tokens} tokens "
+            f"exceed the architecture's max_seq_len={spec.max_seq_len}"
+        )
     torch.set_num_threads(s.threads)
     t0 = time.perf_counter()
     session = prepare_model(spec, s)
@@ -226,9 +230,16 @@ def measure(spec: ArchSpec, s: Settings) -> dict[str, Any]:
 def protocol(s: Settings, causal: bool = True) -> dict[str, Any]:
     """The settings a measurement's numbers depend on, as table columns."""
     return {
-        "latency_kind": s.latency, "clock": s.clock, "runtime": s.runtime, "device": s.device, "dtype": s.dtype,
-        "threads": s.threads, "batch": s.batch, "seq_len": s.seq_len,
-        "context": s.context if causal else 0, "decode_tokens": s.decode_tokens if causal else 0,
+        "latency_kind": s.latency,
+        "clock": s.clock,
+        "runtime": s.runtime,
+        "device": s.device,
+        "dtype": s.dtype,
+        "threads": s.threads,
+        "batch": s.batch,
+        "seq_len": s.seq_len,
+        "context": s.context if causal else 0,
+        "decode_tokens": s.decode_tokens if causal else 0,
         "warmup": s.warmup,
     }
 
@@ -325,17 +336,29 @@ class Profiler:
         result = ordered(self.measure_fn(spec, self.settings))
         problem = measurement_problem(result, self.settings.memory)
         if problem:
-            raise ValueError(f"hardware target {self.hardware!r}: measuring {spec.arch_id} gave {problem}; "
-                             "nothing was cached")
+            raise ValueError(
+                f"hardware target {self.hardware!r}: measuring {spec.arch_id} gave {problem}; nothing was cached"
+            )
         self.measured += 1
         path = self.cache_path(spec.arch_id)
         if path is not None:
-            entry = {"key": self._key_base, "result": result, "spec": spec.to_json(),
-                     "hardware": self.hardware, "created": time.time()}
+            entry = {
+                "key": self._key_base,
+                "result": result,
+                "spec": spec.to_json(),
+                "hardware": self.hardware,
+                "created": time.time(),
+            }
             with atomic_path(path) as tmp:
                 tmp.write_text(json.dumps(entry, sort_keys=True, default=str))
-        log.info("measured %s: %.3f ms (IQR %.3f, %s runs), %.1f MB", spec.arch_id, result["latency_ms"],
-                 result["latency_iqr_ms"], result.get("repeats"), result["peak_memory_mb"])
+        log.info(
+            "measured %s: %.3f ms (IQR %.3f, %s runs), %.1f MB",
+            spec.arch_id,
+            result["latency_ms"],
+            result["latency_iqr_ms"],
+            result.get("repeats"),
+            result["peak_memory_mb"],
+        )
         return result
 
     def table(self, specs: Iterable[ArchSpec]) -> pd.DataFrame:
@@ -347,4 +370,3 @@ class Profiler:
 
 def settings_from_params(part: Mapping[str, Any]) -> Settings:
     return Settings.from_parts(part["hardware"], part["profile"])
-

@@ -21,26 +21,43 @@ class ProfileSettings:
     batch: int = setting(1, minimum=1, maximum=65536)
     seq_len: int = setting(192, minimum=1, maximum=1048576)
     latency: Literal["prefill", "decode"] = setting(
-        "prefill", doc="Which latency is latency_ms, the column the search minimises: prefill (one forward pass "
+        "prefill",
+        doc="Which latency is latency_ms, the column the search minimises: prefill (one forward pass "
         "over batch x seq_len tokens) or decode (milliseconds per generated token with the decoding cache, after "
-        "a prompt of context tokens). Both are measured and recorded (decode for causal backbones only).")
-    context: int | None = setting(None, minimum=1, maximum=1048576,
-                                  doc="Prompt tokens before decoding; null fills seq_len with prompt and generated tokens.")
+        "a prompt of context tokens). Both are measured and recorded (decode for causal backbones only).",
+    )
+    context: int | None = setting(
+        None,
+        minimum=1,
+        maximum=1048576,
+        doc="Prompt tokens before decoding; null fills seq_len with prompt and generated tokens.",
+    )
     decode_tokens: int = setting(16, minimum=1, maximum=1_000_000, doc="Tokens generated per timed decode.")
     clock: Literal["wall", "cpu"] = setting(
-        "wall", doc="wall: elapsed time (perf_counter; CUDA events on a GPU). cpu: the process's CPU time, for "
+        "wall",
+        doc="wall: elapsed time (perf_counter; CUDA events on a GPU). cpu: the process's CPU time, for "
         "one-thread CPU targets on a machine shared with other work, which delays elapsed time but barely "
-        "changes CPU time.")
+        "changes CPU time.",
+    )
     warmup: int = setting(3, minimum=0, maximum=10000)
     min_repeats: int = setting(10, minimum=10, maximum=100000)
     max_repeats: int = setting(40, minimum=10, maximum=100000)
-    rel_iqr_max: float = setting(0.05, exclusive_minimum=0, maximum=100,
-                                 doc="Repeat until the IQR is at most this fraction of the median (or max_repeats).")
+    rel_iqr_max: float = setting(
+        0.05,
+        exclusive_minimum=0,
+        maximum=100,
+        doc="Repeat until the IQR is at most this fraction of the median (or max_repeats).",
+    )
     memory: bool = setting(True)
     cache: str = setting("results/cache/measurements", doc="The measurement cache folder.")
-    shards: int = setting(1, minimum=1, maximum=10000, doc="Profile jobs per target and space, each measuring "
-                          "every shards-th sample, gathered into one table (a cluster measures them on as many "
-                          "nodes at once). Changes no measurement.")
+    shards: int = setting(
+        1,
+        minimum=1,
+        maximum=10000,
+        doc="Profile jobs per target and space, each measuring "
+        "every shards-th sample, gathered into one table (a cluster measures them on as many "
+        "nodes at once). Changes no measurement.",
+    )
 
     def __post_init__(self) -> None:
         check(self, "profile")
@@ -79,23 +96,28 @@ class Settings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        resolved = resolve({"runtime": self.runtime, "device": self.device, "dtype": self.dtype,
-                            "quantize": self.quantize})
+        resolved = resolve(
+            {"runtime": self.runtime, "device": self.device, "dtype": self.dtype, "quantize": self.quantize}
+        )
         object.__setattr__(self, "runtime", resolved["runtime"])
         object.__setattr__(self, "quantize", None)
         if self.clock not in ("wall", "cpu"):
             raise ValueError(f"profile.clock: {self.clock!r} is not wall or cpu")
         if self.clock == "cpu" and self.device != "cpu":
-            raise ValueError(f"profile.clock: cpu times the process's CPU time, which says nothing on device "
-                             f"{self.device}; use clock: wall")
+            raise ValueError(
+                f"profile.clock: cpu times the process's CPU time, which says nothing on device "
+                f"{self.device}; use clock: wall"
+            )
         if self.latency not in LATENCIES:
             raise ValueError(f"profile.latency: {self.latency!r} is not one of {', '.join(LATENCIES)}")
         if self.context is None:
             object.__setattr__(self, "decode_tokens", max(1, min(self.decode_tokens, self.seq_len - 1)))
             object.__setattr__(self, "context", max(1, self.seq_len - self.decode_tokens))
         if self.context < 1 or self.decode_tokens < 1:
-            raise ValueError(f"profile.context and profile.decode_tokens: at least 1 each, got "
-                             f"{self.context} and {self.decode_tokens}")
+            raise ValueError(
+                f"profile.context and profile.decode_tokens: at least 1 each, got "
+                f"{self.context} and {self.decode_tokens}"
+            )
 
     @classmethod
     def from_parts(cls, hardware: Mapping[str, Any], profile: Mapping[str, Any]) -> Settings:

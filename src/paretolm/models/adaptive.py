@@ -43,8 +43,7 @@ class AdaptiveEmbedding(nn.Module):
     ``scale`` multiplies the output by ``sqrt(d_model)`` (Transformer-XL does; GPT-2 does not).
     """
 
-    def __init__(self, vocab_size: int, d_embed: int, d_model: int, cutoffs=(), div_val: int = 1,
-                 scale: bool = False):
+    def __init__(self, vocab_size: int, d_embed: int, d_model: int, cutoffs=(), div_val: int = 1, scale: bool = False):
         super().__init__()
         self.vocab_size, self.d_embed, self.d_model, self.div_val = vocab_size, d_embed, d_model, div_val
         self.bounds = cluster_bounds(vocab_size, tuple(cutoffs)) if div_val > 1 else [(0, vocab_size)]
@@ -86,8 +85,7 @@ class ProjectedLMHead(nn.Module):
         self.__dict__["_tied"] = embedding  # not a submodule: the parent owns it
         if embedding is None:
             self.weight = nn.Parameter(torch.empty(vocab_size, d_embed).normal_(0.0, 0.02))
-            self.proj = (nn.Parameter(torch.empty(d_model, d_embed).normal_(0.0, 0.02))
-                         if d_embed != d_model else None)
+            self.proj = nn.Parameter(torch.empty(d_model, d_embed).normal_(0.0, 0.02)) if d_embed != d_model else None
         elif embedding.div_val != 1:
             raise ValueError("div_val: a plain LM head ties only to a div_val=1 embedding")
 
@@ -109,15 +107,25 @@ class AdaptiveLogSoftmax(nn.Module):
     ``F.cross_entropy`` on them (whose ``log_softmax`` leaves them unchanged) is the NLL.
     """
 
-    def __init__(self, vocab_size: int, d_embed: int, d_model: int, cutoffs=(), div_val: int = 1,
-                 embedding: AdaptiveEmbedding | None = None):
+    def __init__(
+        self,
+        vocab_size: int,
+        d_embed: int,
+        d_model: int,
+        cutoffs=(),
+        div_val: int = 1,
+        embedding: AdaptiveEmbedding | None = None,
+    ):
         super().__init__()
         self.vocab_size, self.d_embed, self.d_model, self.div_val = vocab_size, d_embed, d_model, div_val
         self.bounds = cluster_bounds(vocab_size, tuple(cutoffs))
         self.n_clusters = len(self.bounds) - 1
         self.__dict__["_tied"] = embedding
-        if embedding is not None and (embedding.div_val != div_val or embedding.d_embed != d_embed
-                                      or (div_val > 1 and embedding.bounds != self.bounds)):
+        if embedding is not None and (
+            embedding.div_val != div_val
+            or embedding.d_embed != d_embed
+            or (div_val > 1 and embedding.bounds != self.bounds)
+        ):
             raise ValueError("tie_weights: embedding and softmax disagree on div_val, d_embed or cutoffs")
         if div_val == 1:
             self.widths = [d_embed]
@@ -131,8 +139,7 @@ class AdaptiveLogSoftmax(nn.Module):
         if embedding is None:
             sizes = [vocab_size] if div_val == 1 else [e - s for s, e in self.bounds]
             self.out_weights = nn.ParameterList(
-                nn.Parameter(torch.empty(n, w).normal_(0.0, 0.02))
-                for n, w in zip(sizes, self.widths, strict=True)
+                nn.Parameter(torch.empty(n, w).normal_(0.0, 0.02)) for n, w in zip(sizes, self.widths, strict=True)
             )
             self.out_projs = nn.ParameterList()
             if div_val > 1 or d_embed != d_model:
@@ -182,5 +189,5 @@ class AdaptiveLogSoftmax(nn.Module):
         shortlist = self.bounds[0][1]
         parts = [head[..., :shortlist]]
         for i, tail in enumerate(tails):
-            parts.append(head[..., shortlist + i: shortlist + i + 1] + F.log_softmax(tail.float(), dim=-1))
+            parts.append(head[..., shortlist + i : shortlist + i + 1] + F.log_softmax(tail.float(), dim=-1))
         return torch.cat(parts, dim=-1)

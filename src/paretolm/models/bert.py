@@ -39,6 +39,7 @@ class PostLNEncoderLayer(nn.Module):
 
 class BertMLM(nn.Module):
     embedding_module, head_module = "word", "decoder"
+
     def __init__(self, spec: ArchSpec, dropout: float = 0.0, attn_dropout: float = 0.0):
         super().__init__()
         if spec.backbone != "bert":
@@ -58,9 +59,13 @@ class BertMLM(nn.Module):
         if spec.tie_weights:
             self.decoder.weight = self.word.weight
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None) -> LMOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> LMOutput:
         """``attention_mask`` (batch, seq), 1 for real tokens and 0 for padding, hides padding keys;
         the loss is the mean cross-entropy over positions whose label is not -100 (no shift)."""
         b, t = input_ids.shape
@@ -75,23 +80,25 @@ class BertMLM(nn.Module):
         mask = None
         if attention_mask is not None:
             if attention_mask.shape != (b, t):
-                raise ValueError(
-                    f"attention_mask: expected shape {(b, t)}, got {tuple(attention_mask.shape)}"
-                )
+                raise ValueError(f"attention_mask: expected shape {(b, t)}, got {tuple(attention_mask.shape)}")
             mask = attention_mask.bool()[:, None, None, :]
         for layer in self.layers:
             x = layer(x, mask)
         logits = self.decoder(self.head_ln(F.gelu(self.head_dense(x))))
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1),
-                                   ignore_index=-100)
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1), ignore_index=-100)
         return LMOutput(logits, loss)
 
 
-def mask_tokens(input_ids: torch.Tensor, mask_token_id: int, vocab_size: int, generator: torch.Generator,
-                p: float = 0.15, special_tokens_mask: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_tokens(
+    input_ids: torch.Tensor,
+    mask_token_id: int,
+    vocab_size: int,
+    generator: torch.Generator,
+    p: float = 0.15,
+    special_tokens_mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's masking: pick each token with probability ``p`` (never one flagged in
     ``special_tokens_mask``); of the picked, 80 % become ``mask_token_id``, 10 % a uniformly random
     token and 10 % stay. Returns ``(inputs, labels)`` with labels -100 where nothing is predicted."""

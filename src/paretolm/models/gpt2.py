@@ -32,6 +32,7 @@ from paretolm.models.layers import Cache, LMOutput, PreLNBlock, init_gpt2, next_
 
 class GPT2LM(nn.Module):
     """GPT-2 backbone of LTS (see module docstring)."""
+
     embedding_module, head_module = "wte", "head"  # read by the data-dependent proxies
 
     def __init__(self, spec: ArchSpec, dropout: float = 0.0, attn_dropout: float = 0.0):
@@ -63,8 +64,13 @@ class GPT2LM(nn.Module):
         yield from self.layers.parameters()
         yield from self.ln_f.parameters()
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
-                past: list[Cache] | None = None, use_cache: bool = False) -> LMOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        past: list[Cache] | None = None,
+        use_cache: bool = False,
+    ) -> LMOutput:
         start, t = past_length(past), input_ids.size(1)
         if start + t > self.spec.max_seq_len:
             raise ValueError(f"input_ids: {start + t} tokens exceed max_seq_len={self.spec.max_seq_len}")

@@ -38,11 +38,18 @@ class ParetoLMConfig(PretrainedConfig):
     tie_word_embeddings: bool = False  # ties are the backbone's own business
 
     @classmethod
-    def from_spec(cls, spec: ArchSpec | dict | str, dropout: float = 0.0, attn_dropout: float = 0.0,
-                  **kwargs: Any) -> ParetoLMConfig:
+    def from_spec(
+        cls, spec: ArchSpec | dict | str, dropout: float = 0.0, attn_dropout: float = 0.0, **kwargs: Any
+    ) -> ParetoLMConfig:
         spec = spec_from_any(spec)
-        return cls(spec=spec.to_dict(), dropout=dropout, attn_dropout=attn_dropout,
-                   vocab_size=spec.vocab_size, max_position_embeddings=spec.max_seq_len, **kwargs)
+        return cls(
+            spec=spec.to_dict(),
+            dropout=dropout,
+            attn_dropout=attn_dropout,
+            vocab_size=spec.vocab_size,
+            max_position_embeddings=spec.max_seq_len,
+            **kwargs,
+        )
 
     @property
     def arch_spec(self) -> ArchSpec:
@@ -73,8 +80,13 @@ class ParetoLMForCausalLM(PreTrainedModel, GenerationMixin):
     def get_input_embeddings(self) -> torch.nn.Module | None:
         return None
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, **kwargs: Any) -> CausalLMOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> CausalLMOutput:
         """``attention_mask`` may only mark right padding (trailing zeros), which a causal model
         can ignore: positions before the padding never see it. Other keyword arguments that
         ``transformers``/lm-eval pass (``use_cache``, ``return_dict``, ...) are accepted and ignored."""
@@ -103,8 +115,7 @@ def register_auto_classes() -> None:
     AutoModelForCausalLM.register(ParetoLMConfig, ParetoLMForCausalLM, exist_ok=True)
 
 
-def from_spec(spec: ArchSpec | dict | str, dropout: float = 0.0,
-              attn_dropout: float = 0.0) -> ParetoLMForCausalLM:
+def from_spec(spec: ArchSpec | dict | str, dropout: float = 0.0, attn_dropout: float = 0.0) -> ParetoLMForCausalLM:
     """A freshly initialised model for ``spec``."""
     return ParetoLMForCausalLM(ParetoLMConfig.from_spec(spec, dropout, attn_dropout))
 

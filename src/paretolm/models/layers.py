@@ -84,9 +84,18 @@ class SelfAttention(nn.Module):
 
     role = "attn"  # what the data-dependent proxies score it as
 
-    def __init__(self, d_model: int, n_head: int, d_head: int | None = None, dropout: float = 0.0,
-                 attn_dropout: float = 0.0, causal: bool = True, bias: bool = True, n_kv_head: int | None = None,
-                 rope_theta: float | None = None):
+    def __init__(
+        self,
+        d_model: int,
+        n_head: int,
+        d_head: int | None = None,
+        dropout: float = 0.0,
+        attn_dropout: float = 0.0,
+        causal: bool = True,
+        bias: bool = True,
+        n_kv_head: int | None = None,
+        rope_theta: float | None = None,
+    ):
         super().__init__()
         self.n_head = n_head
         self.n_kv_head = n_kv_head or n_head
@@ -105,8 +114,17 @@ class SelfAttention(nn.Module):
     def of(cls, d_model: int, a: blocks.Attention, dropout: float = 0.0, attn_dropout: float = 0.0) -> SelfAttention:
         if a.positions == "relative":
             raise ValueError("positions: relative attention is Transformer-XL's own module")
-        return cls(d_model, a.n_head, a.head_dim, dropout, attn_dropout, causal=a.causal, bias=a.bias,
-                   n_kv_head=a.n_kv_head, rope_theta=a.rope_theta if a.positions == "rotary" else None)
+        return cls(
+            d_model,
+            a.n_head,
+            a.head_dim,
+            dropout,
+            attn_dropout,
+            causal=a.causal,
+            bias=a.bias,
+            n_kv_head=a.n_kv_head,
+            rope_theta=a.rope_theta if a.positions == "rotary" else None,
+        )
 
     def _qkv(self, x: torch.Tensor, start: int | torch.Tensor) -> tuple[torch.Tensor, ...]:
         b, t, _ = x.shape
@@ -123,7 +141,11 @@ class SelfAttention(nn.Module):
             k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
             v = v.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0,
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            dropout_p=self.attn_dropout if self.training else 0.0,
             is_causal=self.causal and mask is None,
         )
         b, _, t, _ = y.shape
@@ -133,8 +155,9 @@ class SelfAttention(nn.Module):
         q, k, v = self._qkv(x, 0)
         return self._attend(q, k, v, attn_mask)
 
-    def forward_cached(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
-                       ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def forward_cached(
+        self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Causal attention of ``x``'s tokens over the cached keys/values ``past`` and their own;
         returns the output and the cache extended by ``x``'s keys and values."""
         t = x.size(1)
@@ -159,8 +182,15 @@ class FeedForward(nn.Module):
 
     role = "ffn"
 
-    def __init__(self, d_model: int, d_inner: int, activation: str = "gelu_tanh", dropout: float = 0.0,
-                 gated: bool = False, bias: bool = True):
+    def __init__(
+        self,
+        d_model: int,
+        d_inner: int,
+        activation: str = "gelu_tanh",
+        dropout: float = 0.0,
+        gated: bool = False,
+        bias: bool = True,
+    ):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation: {activation!r} is not one of {', '.join(ACTIVATIONS)}")
@@ -214,16 +244,18 @@ class PreLNBlock(nn.Module):
         x = x + self.attn(self.ln_1(x))
         return x + self.mlp(self.ln_2(x))
 
-    def forward_cached(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
-                       ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def forward_cached(
+        self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """``forward`` with the attention's key/value cache (see ``SelfAttention.forward_cached``)."""
         a, present = self.attn.forward_cached(self.ln_1(x), past)
         x = x + a
         return x + self.mlp(self.ln_2(x)), present
 
 
-def run_layers(layers: nn.ModuleList, x: torch.Tensor, past: list[Cache] | None, use_cache: bool
-               ) -> tuple[torch.Tensor, list[Cache] | None]:
+def run_layers(
+    layers: nn.ModuleList, x: torch.Tensor, past: list[Cache] | None, use_cache: bool
+) -> tuple[torch.Tensor, list[Cache] | None]:
     """``x`` through a stack of ``PreLNBlock``s: plain, or with the decoding cache (one entry per
     layer) when ``past`` is given or ``use_cache`` is set."""
     if past is None and not use_cache:

@@ -60,6 +60,7 @@ class MerinoBlockModule(nn.Module):
 
 class MerinoLM(nn.Module):
     embedding_module, head_module = "wte", "lm_head"
+
     def __init__(self, spec: ArchSpec, dropout: float = 0.0, attn_dropout: float = 0.0):
         super().__init__()
         if spec.backbone != "merino":
@@ -70,8 +71,9 @@ class MerinoLM(nn.Module):
         self.wpe = nn.Embedding(spec.max_seq_len, e_first)
         self.drop = nn.Dropout(dropout)
         widths = [e_first] + [b.d_model for b in spec.blocks]
-        self.blocks = nn.ModuleList(MerinoBlockModule(widths[i], b, dropout, attn_dropout)
-                                    for i, b in enumerate(spec.block_view()))
+        self.blocks = nn.ModuleList(
+            MerinoBlockModule(widths[i], b, dropout, attn_dropout) for i, b in enumerate(spec.block_view())
+        )
         self.ln_f = nn.LayerNorm(e_last)
         if spec.tie_weights:
             self.project_out = nn.Linear(e_last, e_first, bias=False) if e_last != e_first else None
@@ -82,15 +84,18 @@ class MerinoLM(nn.Module):
         # Residual scaling follows the applied depth: a shared layer still adds L_i residual branches.
         init_gpt2(self, spec.num_layers)
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
-                past: list[Cache] | None = None, use_cache: bool = False) -> LMOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        past: list[Cache] | None = None,
+        use_cache: bool = False,
+    ) -> LMOutput:
         """``past``/``use_cache``: the decoding cache, one (keys, values) entry per application of
         a block's layer, in order (as ``GPT2LM.forward``)."""
         start, t = past_length(past), input_ids.size(1)
         if start + t > self.spec.max_seq_len:
-            raise ValueError(
-                f"input_ids: sequence length {start + t} exceeds max_seq_len={self.spec.max_seq_len}"
-            )
+            raise ValueError(f"input_ids: sequence length {start + t} exceeds max_seq_len={self.spec.max_seq_len}")
         pos = torch.arange(start, start + t, device=input_ids.device)
         x = self.drop(self.wte(input_ids) + self.wpe(pos))
         present = None
@@ -100,7 +105,7 @@ class MerinoLM(nn.Module):
         else:
             present, done = [], 0
             for block in self.blocks:
-                x, kv = block.forward_cached(x, past[done:done + block.n_layer] if past else None)
+                x, kv = block.forward_cached(x, past[done : done + block.n_layer] if past else None)
                 present.extend(kv)
                 done += block.n_layer
         x = self.ln_f(x)

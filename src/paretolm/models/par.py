@@ -48,8 +48,9 @@ class AttentionSublayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.branch(x)
 
-    def forward_cached(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
-                       ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def forward_cached(
+        self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """``forward`` with the attention's key/value cache."""
         a, present = self.attn.forward_cached(self.ln(x), past)
         return x + a, present
@@ -78,6 +79,7 @@ def residual_init(module: nn.Module, n_residual: int) -> None:
 
 class ParLM(nn.Module):
     embedding_module, head_module = "wte", "lm_head"
+
     def __init__(self, spec: ArchSpec, dropout: float = 0.0, attn_dropout: float = 0.0):
         super().__init__()
         if spec.backbone != "par":
@@ -101,15 +103,18 @@ class ParLM(nn.Module):
         self.lm_head = TiedLMHead(self.wte) if spec.tie_weights else nn.Linear(d, spec.vocab_size, bias=False)
         residual_init(self, spec.num_layers)
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
-                past: list[Cache] | None = None, use_cache: bool = False) -> LMOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        past: list[Cache] | None = None,
+        use_cache: bool = False,
+    ) -> LMOutput:
         """``past``/``use_cache``: the decoding cache, one (keys, values) entry per attention
         (``s``) sub-layer, in order; feed-forward and identity sub-layers keep nothing."""
         start, t = past_length(past), input_ids.size(1)
         if start + t > self.spec.max_seq_len:
-            raise ValueError(
-                f"input_ids: sequence length {start + t} exceeds max_seq_len={self.spec.max_seq_len}"
-            )
+            raise ValueError(f"input_ids: sequence length {start + t} exceeds max_seq_len={self.spec.max_seq_len}")
         x = self.drop(self.wte(input_ids) + self.wpe(torch.arange(start, start + t, device=input_ids.device)))
         present = None
         if past is None and not use_cache:
@@ -132,9 +137,5 @@ def token_batches(tokens: torch.Tensor, batch_size: int, seq_len: int, seed: int
     """An endless, seeded stream of ``(batch_size, seq_len)`` windows cut at random offsets, by
     ``paretolm.data.batch_stream`` (the window cutter training and the proxies use too)."""
     if tokens.dim() != 1 or tokens.numel() <= seq_len:
-        raise ValueError(
-            f"tokens: need a 1-D tensor longer than seq_len={seq_len}, got {tuple(tokens.shape)}"
-        )
+        raise ValueError(f"tokens: need a 1-D tensor longer than seq_len={seq_len}, got {tuple(tokens.shape)}")
     return batch_stream(tokens.detach().cpu(), batch_size, seq_len, seed)
-
-

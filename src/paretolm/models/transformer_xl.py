@@ -45,8 +45,8 @@ def rel_shift(x: torch.Tensor) -> torch.Tensor:
 
 class RelPartialLearnableAttention(nn.Module):
     role = "attn"
-    def __init__(self, d_model: int, n_head: int, d_head: int, dropout: float, attn_dropout: float,
-                 pre_lnorm: bool):
+
+    def __init__(self, d_model: int, n_head: int, d_head: int, dropout: float, attn_dropout: float, pre_lnorm: bool):
         super().__init__()
         self.n_head, self.d_head, self.pre_lnorm = n_head, d_head, pre_lnorm
         inner = n_head * d_head
@@ -77,8 +77,12 @@ class RelPartialLearnableAttention(nn.Module):
         future = torch.arange(klen, device=w.device)[None, :] > torch.arange(t, device=w.device)[:, None] + m
         bias = (bd * self.scale).masked_fill(future, float("-inf"))
         y = F.scaled_dot_product_attention(
-            q + self.r_w_bias[:, None, :], k, v, attn_mask=bias.to(q.dtype),
-            dropout_p=self.attn_dropout if self.training else 0.0, scale=self.scale,
+            q + self.r_w_bias[:, None, :],
+            k,
+            v,
+            attn_mask=bias.to(q.dtype),
+            dropout_p=self.attn_dropout if self.training else 0.0,
+            scale=self.scale,
         )
         out = self.drop(self.o_net(y.transpose(1, 2).reshape(b, t, self.n_head * self.d_head)))
         return w + out if self.pre_lnorm else self.layer_norm(w + out)
@@ -86,6 +90,7 @@ class RelPartialLearnableAttention(nn.Module):
 
 class PositionwiseFF(nn.Module):
     role = "ffn"
+
     def __init__(self, d_model: int, d_inner: int, dropout: float, pre_lnorm: bool):
         super().__init__()
         self.fc = nn.Linear(d_model, d_inner)
@@ -101,8 +106,9 @@ class PositionwiseFF(nn.Module):
 
 
 class RelDecoderLayer(nn.Module):
-    def __init__(self, d_model: int, n_head: int, d_head: int, d_inner: int, dropout: float,
-                 attn_dropout: float, pre_lnorm: bool):
+    def __init__(
+        self, d_model: int, n_head: int, d_head: int, d_inner: int, dropout: float, attn_dropout: float, pre_lnorm: bool
+    ):
         super().__init__()
         self.attn = RelPartialLearnableAttention(d_model, n_head, d_head, dropout, attn_dropout, pre_lnorm)
         self.ff = PositionwiseFF(d_model, d_inner, dropout, pre_lnorm)
@@ -113,6 +119,7 @@ class RelDecoderLayer(nn.Module):
 
 class TransformerXLLM(nn.Module):
     """Transformer-XL language model of LTS (see module docstring)."""
+
     embedding_module, head_module = "word_emb", "crit"
     # forward takes ``mems=`` and returns ``LMOutput.mems``: perplexity evaluation carries the memory
     # from segment to segment (``paretolm.validation.evaluation.memory_module``) when ``mem_len > 0``
@@ -125,8 +132,7 @@ class TransformerXLLM(nn.Module):
         self.spec = spec
         d = spec.d_model
         self.mem_len = spec.mem_len
-        self.word_emb = AdaptiveEmbedding(spec.vocab_size, spec.d_embed, d, spec.cutoffs, spec.div_val,
-                                          scale=True)
+        self.word_emb = AdaptiveEmbedding(spec.vocab_size, spec.d_embed, d, spec.cutoffs, spec.div_val, scale=True)
         self.drop = nn.Dropout(dropout)
         self.layers = nn.ModuleList(
             RelDecoderLayer(d, h, dh, f, dropout, attn_dropout, spec.pre_lnorm)
@@ -151,9 +157,14 @@ class TransformerXLLM(nn.Module):
         angles = pos[:, None] * inv_freq[None, :]
         return torch.cat([angles.sin(), angles.cos()], dim=-1).to(dtype)
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
-                mems: list[torch.Tensor] | None = None, past: list[torch.Tensor] | None = None,
-                use_cache: bool = False) -> LMOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        mems: list[torch.Tensor] | None = None,
+        past: list[torch.Tensor] | None = None,
+        use_cache: bool = False,
+    ) -> LMOutput:
         if past is not None:
             mems = past
         if mems is not None and len(mems) != len(self.layers):
@@ -171,7 +182,7 @@ class TransformerXLLM(nn.Module):
         if self.mem_len > 0:
             with torch.no_grad():
                 new_mems = [
-                    (torch.cat([mems[i], h], dim=1) if mems else h)[:, -self.mem_len:].detach()
+                    (torch.cat([mems[i], h], dim=1) if mems else h)[:, -self.mem_len :].detach()
                     for i, h in enumerate(inputs)
                 ]
         present = None

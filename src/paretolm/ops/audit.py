@@ -33,8 +33,14 @@ from paretolm.stages import STAGES, config_part
 
 _SKIP_DIRS = {"cache"}
 # Columns that must hold finite numbers at or above this wherever a table carries them.
-VALUE_COLUMNS = {"latency_ms": 0.0, "latency_iqr_ms": 0.0, "peak_memory_mb": 0.0, "decoder_params": 0.0,
-                 "total_params": 0.0, "flops": 0.0}
+VALUE_COLUMNS = {
+    "latency_ms": 0.0,
+    "latency_iqr_ms": 0.0,
+    "peak_memory_mb": 0.0,
+    "decoder_params": 0.0,
+    "total_params": 0.0,
+    "flops": 0.0,
+}
 HARDWARE_COLUMNS = ("latency_ms", "latency_iqr_ms", "peak_memory_mb")
 
 
@@ -50,8 +56,11 @@ def artifacts(results: str | Path) -> list[Path]:
     root = Path(results)
     if not root.is_dir():
         raise ValueError(f"results: {str(root)!r} is not a directory")
-    return sorted(p for p in root.rglob("*.parquet")
-                  if not _SKIP_DIRS & set(p.relative_to(root).parts[:-1]) and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in root.rglob("*.parquet")
+        if not _SKIP_DIRS & set(p.relative_to(root).parts[:-1]) and not p.name.startswith(".")
+    )
 
 
 def _input(prov: Mapping[str, Any], needle: str) -> str | None:
@@ -90,8 +99,9 @@ class Auditor:
             if not where.exists():
                 self.add(path, "stale", f"input {inp} no longer exists")
             elif file_hash(where) != recorded:
-                self.add(path, "stale", f"input {inp} changed since this was made "
-                                        f"(hash {recorded} -> {file_hash(where)})")
+                self.add(
+                    path, "stale", f"input {inp} changed since this was made (hash {recorded} -> {file_hash(where)})"
+                )
         self._check_config(path, prov)
         self._check_values(path, df, prov)
         checker = getattr(self, f"_consistent_{prov.get('stage')}", None)
@@ -112,8 +122,11 @@ class Auditor:
         now = canonical_hash(part)
         if now != prov.get("config_hash"):
             changed = _changed_keys(prov.get("config", {}), part)
-            self.add(path, "stale", f"config of stage {prov['stage']!r} changed since this was made "
-                                    f"({', '.join(changed) or 'values'})")
+            self.add(
+                path,
+                "stale",
+                f"config of stage {prov['stage']!r} changed since this was made ({', '.join(changed) or 'values'})",
+            )
 
     def _check_values(self, path: Path, df: pd.DataFrame, prov: Mapping[str, Any]) -> None:
         """Measured and counted columns hold finite, positive numbers wherever they appear (an
@@ -133,8 +146,12 @@ class Auditor:
                 bad |= values == 0
             if bad.any():
                 example = df.loc[bad, "arch_id"].iloc[0] if "arch_id" in df else bad.idxmax()
-                self.add(path, "inconsistent", f"{int(bad.sum())} rows with a missing, non-finite or "
-                                               f"non-positive {column} (e.g. {example}: {df.loc[bad, column].iloc[0]})")
+                self.add(
+                    path,
+                    "inconsistent",
+                    f"{int(bad.sum())} rows with a missing, non-finite or "
+                    f"non-positive {column} (e.g. {example}: {df.loc[bad, column].iloc[0]})",
+                )
 
     # -- per-stage consistency ---------------------------------------------------------------
     def _ids_of(self, inp: str | None) -> list[str] | None:
@@ -148,8 +165,7 @@ class Auditor:
         pairs = zip(df["arch_id"], df["spec"], strict=True)
         bad = [a for a, s in pairs if ArchSpec.from_json(s).arch_id != a]
         if bad:
-            self.add(path, "inconsistent",
-                     f"{len(bad)} arch_id values do not match their spec (e.g. {bad[0]})")
+            self.add(path, "inconsistent", f"{len(bad)} arch_id values do not match their spec (e.g. {bad[0]})")
         n = prov.get("config", {}).get("sample", {}).get("n")
         if n is not None and len(df) != n:
             self.add(path, "inconsistent", f"{len(df)} rows but sample.n={n}")
@@ -188,8 +204,12 @@ class Auditor:
         want = set(pareto.pareto_front(feasible, objectives)["arch_id"])
         got = set(df["arch_id"])
         if want != got:
-            self.add(path, "inconsistent", f"frontier is not the non-dominated set of {archive}: "
-                                           f"{len(got - want)} extra, {len(want - got)} missing")
+            self.add(
+                path,
+                "inconsistent",
+                f"frontier is not the non-dominated set of {archive}: "
+                f"{len(got - want)} extra, {len(want - got)} missing",
+            )
 
 
 def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -201,8 +221,9 @@ def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [prefix.rstrip(".")]
 
 
-def audit(results: str | Path, config: Mapping[str, Any] | None = None,
-          root: str | Path | None = None) -> list[Finding]:
+def audit(
+    results: str | Path, config: Mapping[str, Any] | None = None, root: str | Path | None = None
+) -> list[Finding]:
     """Findings for every artifact under ``results``; ``root`` (default: the parent of
     ``results``) is the directory the recorded input paths are relative to."""
     results = Path(results)

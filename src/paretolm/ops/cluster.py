@@ -102,8 +102,9 @@ def failed_jobs(text: str, workdir: Path | None = None) -> list[FailedJob]:
             slurm_log = next((Path(p) for p in logs if "/slurm_logs/" in p), None)
             if slurm_log is None and workdir is not None and fields.get("external_jobid"):
                 slurm_log = slurm_log_path(workdir, rule, wildcards, fields["external_jobid"])
-            failed[jobid] = FailedJob(rule, wildcards, _pairs(job.get("resources", "")),
-                                      fields.get("message", ""), slurm_log)
+            failed[jobid] = FailedJob(
+                rule, wildcards, _pairs(job.get("resources", "")), fields.get("message", ""), slurm_log
+            )
     return list(failed.values())
 
 
@@ -171,8 +172,9 @@ def explain(jobs: Iterable[FailedJob], config: Mapping[str, Any] | None = None) 
     return lines
 
 
-def report(logs: str | Iterable[str], config: Mapping[str, Any] | None = None,
-           emit: Callable[[str], None] | None = None) -> list[str]:
+def report(
+    logs: str | Iterable[str], config: Mapping[str, Any] | None = None, emit: Callable[[str], None] | None = None
+) -> list[str]:
     """The workflow's ``onerror`` handler: explain the failures of the run whose Snakemake log
     file(s) ``logs`` are (``onerror``'s ``log``: a list of paths in Snakemake 9, empty when file
     logging is off) and emit each line (Snakemake's logger by default, so they end the run's

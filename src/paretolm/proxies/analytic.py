@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from paretolm.core.arch import ArchSpec
 from paretolm.core.counting import count
-from paretolm.proxies import proxy
+from paretolm.proxies.base import proxy
 
 
 @proxy("decoder_params", doc="LTS's proxy: parameters inside the decoder layers (no embeddings, no head).")

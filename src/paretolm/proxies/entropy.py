@@ -18,7 +18,7 @@ import numpy as np
 from paretolm.core.arch import ArchSpec
 from paretolm.core.blocks import Block, Matrix, depth
 from paretolm.core.settings import check, setting
-from paretolm.proxies import proxy
+from paretolm.proxies.base import proxy
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,13 @@ def components(spec: ArchSpec, cfg: EntropySettings | None = None) -> dict[str, 
             raw[kind] += value
             pen[kind] += penalty(L, width, cfg.beta) * value
     total = cfg.alpha[0] * pen["mha"] + cfg.alpha[1] * pen["ffn"]
-    return {"mha": raw["mha"], "ffn": raw["ffn"], "mha_penalised": pen["mha"],
-            "ffn_penalised": pen["ffn"], "total": total}
+    return {
+        "mha": raw["mha"],
+        "ffn": raw["ffn"],
+        "mha_penalised": pen["mha"],
+        "ffn_penalised": pen["ffn"],
+        "total": total,
+    }
 
 
 @lru_cache(maxsize=65536)
@@ -122,9 +127,18 @@ def _block_entropy(block: Block, L: float, eps: float, beta: float, a1: float, a
     # H(W) = H(W^T): each matrix is evaluated with its smaller side first, so a matrix and its
     # transpose score bitwise alike whichever way a block lists them
     weights = {"mha": a1, "ffn": a2}
-    return sum(weights[kind] * penalty(L, width, beta)
-               * sum(entropy_mp(min(m.d_in, m.d_out), max(m.d_in, m.d_out), eps) for m in matrices)
-               for kind, matrices, width in _parts(block))
+    return sum(
+        weights[kind]
+        * penalty(L, width, beta)
+        * sum(entropy_mp(min(m.d_in, m.d_out), max(m.d_in, m.d_out), eps) for m in matrices)
+        for kind, matrices, width in _parts(block)
+    )
+
+
+def clear_caches() -> None:
+    """Forget every cached matrix and block entropy (a benchmark's cold start)."""
+    entropy_mp.cache_clear()
+    _block_entropy.cache_clear()
 
 
 def network_entropy(spec: ArchSpec, cfg: EntropySettings = DEFAULT) -> float:

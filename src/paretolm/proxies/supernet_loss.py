@@ -21,7 +21,7 @@ from paretolm.core import lazy
 from paretolm.core.arch import ArchSpec
 from paretolm.core.backbones import get as get_backbone
 from paretolm.core.settings import check, setting
-from paretolm.proxies import proxy
+from paretolm.proxies.base import proxy
 
 WHERE = "proxies.settings.supernet_loss"
 META = "supernet.json"  # the record paretolm.supernet writes beside the weights
@@ -34,19 +34,24 @@ class SupernetSettings:
     candidates (rule supernet trains it into dir/space on the train dataset), and its sandwich-rule
     training."""
 
-    space: str | None = setting(None, pattern="^[A-Za-z0-9_.-]+$",
-                                doc="Space file stem under spaces_dir; required when supernet_loss is scored.")
+    space: str | None = setting(
+        None,
+        pattern="^[A-Za-z0-9_.-]+$",
+        doc="Space file stem under spaces_dir; required when supernet_loss is scored.",
+    )
     dir: str = setting("results/supernet", min_length=1)
     steps: int = setting(600, minimum=1, maximum=100_000_000)
     batch_size: int = setting(8, minimum=1, maximum=65536)
     seq_len: int = setting(128, minimum=2, maximum=1048576)
     lr: float = setting(2e-3, exclusive_minimum=0, maximum=10)
     warmup_steps: int = setting(60, minimum=0, maximum=100_000_000)
-    random_subnets: int = setting(2, minimum=0, maximum=1000,
-                                  doc="Random sub-networks per step besides the largest and the smallest.")
+    random_subnets: int = setting(
+        2, minimum=0, maximum=1000, doc="Random sub-networks per step besides the largest and the smallest."
+    )
     distill: bool = setting(False, doc="Sub-networks learn the largest one's soft labels (KL) instead of the data.")
-    eval_tokens: int = setting(4096, minimum=2, maximum=1_000_000_000,
-                               doc="First validation tokens every candidate is scored on.")
+    eval_tokens: int = setting(
+        4096, minimum=2, maximum=1_000_000_000, doc="First validation tokens every candidate is scored on."
+    )
     seed: int = setting(0, minimum=0, maximum=4294967295)
     threads: int = setting(1, minimum=1, maximum=1024)
     checkpoint_every: int = setting(100, minimum=1, maximum=1_000_000_000)
@@ -54,14 +59,17 @@ class SupernetSettings:
     def __post_init__(self) -> None:
         check(self, WHERE)
         if self.eval_tokens < self.seq_len:
-            raise ValueError(f"{WHERE}.eval_tokens: {self.eval_tokens} is fewer than one window of "
-                             f"seq_len={self.seq_len} tokens")
+            raise ValueError(
+                f"{WHERE}.eval_tokens: {self.eval_tokens} is fewer than one window of seq_len={self.seq_len} tokens"
+            )
 
     def folder(self) -> Path:
         """Where the trained supernet of ``space`` lives: ``<dir>/<space>``."""
         if self.space is None:
-            raise ValueError(f"{WHERE}.space: not set; name the search space whose supernet scores "
-                             "the candidates (a file stem under spaces_dir)")
+            raise ValueError(
+                f"{WHERE}.space: not set; name the search space whose supernet scores "
+                "the candidates (a file stem under spaces_dir)"
+            )
         return Path(self.dir) / self.space
 
 
@@ -77,8 +85,10 @@ def needs(config: Mapping[str, Any], settings: SupernetSettings) -> None:
         raise ValueError(f"{WHERE}.space: no search space file {str(path)!r} (spaces_dir={config['spaces_dir']!r})")
     backbone = (yaml.safe_load(path.read_text()) or {}).get("backbone")
     if backbone is None or not get_backbone(backbone).sliceable:
-        raise ValueError(f"{WHERE}.space: the supernet slices causal backbones whose genes are sizes; "
-                         f"space {settings.space!r} is a {backbone} space")
+        raise ValueError(
+            f"{WHERE}.space: the supernet slices causal backbones whose genes are sizes; "
+            f"space {settings.space!r} is a {backbone} space"
+        )
     for key in ("dataset", "tokenizer"):
         if config["train"][key] is None:
             raise ValueError(f"train.{key}: not set; supernet_loss trains its supernet on the train {key}")

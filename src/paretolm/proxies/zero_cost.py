@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from paretolm.core import lazy
 from paretolm.core.arch import ArchSpec
-from paretolm.proxies import Proxy, get, proxy
+from paretolm.proxies.base import Proxy, get, proxy
 
 if TYPE_CHECKING:
     import torch
@@ -147,8 +147,11 @@ def snip(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) ->
     return float(sum((s.weight.detach().double() * g.double()).abs().sum() for s, g in pairs))
 
 
-@proxy("grasp", needs_data=True, doc="sum over scored weights of -W * (H g) (GraSP; higher = better as "
-          "published by Abdelfattah et al.).")
+@proxy(
+    "grasp",
+    needs_data=True,
+    doc="sum over scored weights of -W * (H g) (GraSP; higher = better as published by Abdelfattah et al.).",
+)
 def grasp(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) -> float:
     """GraSP (Wang et al., ICLR 2020) as a network score: sum over scored weights of ``-W ⊙ (H g)``,
     ``g = dL/dW`` and ``H`` the Hessian of the loss w.r.t. the scored weights (one Hessian-vector
@@ -169,8 +172,9 @@ def grasp(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) -
     return float(sum((-w.detach().double() * h.double()).sum() for w, h in zip(weights, hg, strict=True)))
 
 
-@proxy("fisher", needs_data=True, doc="sum over scored Linear outputs a of 0.5*mean_b(sum_t a*dL/da)^2 "
-          "(higher = better).")
+@proxy(
+    "fisher", needs_data=True, doc="sum over scored Linear outputs a of 0.5*mean_b(sum_t a*dL/da)^2 (higher = better)."
+)
 def fisher(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) -> float:
     """Fisher information of the scored layers' output channels (Theis et al. 2018, as a NAS proxy by
     Abdelfattah et al.): for each scored Linear with output ``a`` (batch, time, channels),
@@ -238,8 +242,12 @@ def _log(value: float) -> float:
     return math.log(value) if value > 0 else (-math.inf if value == 0 else math.nan)
 
 
-@proxy("synflow", needs_data=True, doc="log sum over scored weights of |W| * dR/d|W|, R = summed "
-          "final hidden state of the |theta| float64 net, LayerNorm affine-only (higher = better).")
+@proxy(
+    "synflow",
+    needs_data=True,
+    doc="log sum over scored weights of |W| * dR/d|W|, R = summed "
+    "final hidden state of the |theta| float64 net, LayerNorm affine-only (higher = better).",
+)
 def synflow(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) -> float:
     """SynFlow (Tanaka et al., NeurIPS 2020) as a network score: every parameter replaced by its
     absolute value, LayerNorm by its affine part (see the module docstring), float64; ``R`` is the
@@ -254,8 +262,11 @@ def synflow(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None)
     return _log(float(sum(t.sum() for t in terms)))
 
 
-@proxy("dss", needs_data=True, doc="log( sum_attn ||W||_* ||dL/dW||_* + sum_mlp |W| * dR/d|W| ) "
-          "(Zhou et al. 2022; higher = better).")
+@proxy(
+    "dss",
+    needs_data=True,
+    doc="log( sum_attn ||W||_* ||dL/dW||_* + sum_mlp |W| * dR/d|W| ) (Zhou et al. 2022; higher = better).",
+)
 def dss(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) -> float:
     """DSS-indicator of TF-TAS (Zhou et al., CVPR 2022): synaptic *diversity* of the attention weights,
     ``sum_W ||W||_* · ||dL/dW||_*`` (nuclear norms), plus synaptic *saliency* of the MLP weights,
@@ -298,8 +309,12 @@ def naswot_kernel(codes: torch.Tensor) -> torch.Tensor:
     return c @ c.T + (1 - c) @ (1 - c).T
 
 
-@proxy("relu_log_det", needs_data=True, doc="NASWOT: log|det K|, K_ij = units where samples i, j share "
-          "the sign of the FFN pre-activation (higher = better).")
+@proxy(
+    "relu_log_det",
+    needs_data=True,
+    doc="NASWOT: log|det K|, K_ij = units where samples i, j share "
+    "the sign of the FFN pre-activation (higher = better).",
+)
 def relu_log_det(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) -> float:
     """NASWOT (Mellor et al., ICML 2021): each sequence of the batch gets a binary code, the sign
     (> 0) of every FFN pre-activation unit at every position (transformers use GELU, so the input of
@@ -343,8 +358,12 @@ def jacob_cov_score(jacobians: torch.Tensor, k: float = 1e-5) -> float:
     return float(-(torch.log(eig + k) + 1.0 / (eig + k)).sum())
 
 
-@proxy("jacob_cov", needs_data=True, doc="Mellor et al. v1: -sum log(l+k)+1/(l+k) over eigenvalues of the "
-          "correlation of per-sequence Jacobians d(sum final hidden)/d(token embeddings) (higher = better).")
+@proxy(
+    "jacob_cov",
+    needs_data=True,
+    doc="Mellor et al. v1: -sum log(l+k)+1/(l+k) over eigenvalues of the "
+    "correlation of per-sequence Jacobians d(sum final hidden)/d(token embeddings) (higher = better).",
+)
 def jacob_cov(model: nn.Module, batch: torch.Tensor, spec: ArchSpec | None = None) -> float:
     """Jacobian covariance (Mellor et al. 2020, v1 of NASWOT): ``J_i = d(sum of the final hidden
     state of sequence i)/d(token embeddings of sequence i)``; sequences do not interact, so one backward of
@@ -391,9 +410,7 @@ def run_data_proxy(
         raise ValueError(f"proxies: {proxy.name!r} is analytic; call it with the spec")
     batch = torch.as_tensor(batch)
     if batch.dim() != 2 or batch.dtype not in (torch.int64, torch.int32):
-        raise ValueError(
-            f"batch: expected a 2-D integer tensor of token ids, got {tuple(batch.shape)} {batch.dtype}"
-        )
+        raise ValueError(f"batch: expected a 2-D integer tensor of token ids, got {tuple(batch.shape)} {batch.dtype}")
     if int(batch.max()) >= spec.vocab_size or int(batch.min()) < 0:
         raise ValueError(f"batch: token ids must lie in [0, vocab_size={spec.vocab_size})")
     if batch.shape[1] > spec.max_seq_len:
@@ -407,8 +424,18 @@ def run_data_proxy(
 
 
 __all__ = [
-    "Scored", "count_flops", "dss", "fisher", "grad_norm", "grasp", "jacob_cov",
-    "jacob_cov_score", "naswot_kernel", "relu_log_det", "run_data_proxy", "scored_weights", "snip",
+    "Scored",
+    "count_flops",
+    "dss",
+    "fisher",
+    "grad_norm",
+    "grasp",
+    "jacob_cov",
+    "jacob_cov_score",
+    "naswot_kernel",
+    "relu_log_det",
+    "run_data_proxy",
+    "scored_weights",
+    "snip",
     "synflow",
 ]
-

@@ -14,12 +14,12 @@ import pandas as pd
 
 from paretolm.core.artifacts import atomic_path
 
-_LABELS = {"latency_ms": "latency (ms)", "peak_memory_mb": "peak memory (MB)",
-           "decoder_params": "decoder parameters"}
+_LABELS = {"latency_ms": "latency (ms)", "peak_memory_mb": "peak memory (MB)", "decoder_params": "decoder parameters"}
 
 
-def frontier_figure(archive: pd.DataFrame, front: pd.DataFrame, objectives: Mapping[str, str],
-                    path: str | Path, title: str = "") -> Path:
+def frontier_figure(
+    archive: pd.DataFrame, front: pd.DataFrame, objectives: Mapping[str, str], path: str | Path, title: str = ""
+) -> Path:
     """One panel per pair of objectives (2-D projections) plus a 3-D view when there are three.
     Grey: every measured candidate; hollow: candidates whose numbers were predicted (when the
     archive has a ``measured`` column); red: the frontier (sorted along the first axis of each
@@ -40,8 +40,15 @@ def frontier_figure(archive: pd.DataFrame, front: pd.DataFrame, objectives: Mapp
     for i, (x, y) in enumerate(pairs, start=1):
         ax = fig.add_subplot(1, panels, i)
         if len(predicted):
-            ax.scatter(predicted[x], predicted[y], s=10, facecolors="none", edgecolors="0.75", linewidths=0.5,
-                       label=f"predicted ({len(predicted)})")
+            ax.scatter(
+                predicted[x],
+                predicted[y],
+                s=10,
+                facecolors="none",
+                edgecolors="0.75",
+                linewidths=0.5,
+                label=f"predicted ({len(predicted)})",
+            )
         ax.scatter(archive[x], archive[y], s=10, c="0.45", label=f"measured ({len(archive)})")
         f = front.sort_values(x)
         ax.scatter(f[x], f[y], s=18, c="tab:red", label=f"frontier ({len(front)})", zorder=3)
@@ -67,8 +74,9 @@ def frontier_figure(archive: pd.DataFrame, front: pd.DataFrame, objectives: Mapp
     return Path(path)
 
 
-def hypervolume_figure(traces: Mapping[str, Sequence[Sequence[float]]], path: str | Path, title: str = "",
-                      reference_label: str = "") -> Path:
+def hypervolume_figure(
+    traces: Mapping[str, Sequence[Sequence[float]]], path: str | Path, title: str = "", reference_label: str = ""
+) -> Path:
     """Hypervolume of the measured frontier against measurements spent, one line per run
     (``{label: [[measurements, hypervolume], ...]}``), each ending with a marker at its total."""
     import matplotlib

@@ -30,8 +30,18 @@ from paretolm.core.registry import Registry
 # its trained frontiers (supernet comes before every stage that scores, since supernet_loss reads
 # what it trains).
 STAGES: Registry[ModuleType] = Registry("stage")
-for _name in ("sample", "supernet", "proxies", "profile", "search", "select", "train", "evaluate",
-              "correlate", "export"):
+for _name in (
+    "sample",
+    "supernet",
+    "proxies",
+    "profile",
+    "search",
+    "select",
+    "train",
+    "evaluate",
+    "correlate",
+    "export",
+):
     STAGES.add(_name, f"paretolm.stages.{_name}")
 
 

@@ -29,8 +29,9 @@ def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
     return {**data_part(config), "validation": val, "proxies": config["proxies"]}
 
 
-def run(part: Mapping[str, Any], *, eval_table: str, out: str, frontiers: str,
-        figures: Mapping[str, str] | None = None) -> pd.DataFrame:
+def run(
+    part: Mapping[str, Any], *, eval_table: str, out: str, frontiers: str, figures: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """Correlate -> ``out`` (the correlation table) and ``frontiers``; ``figures`` maps a figure
     name (``scatter``, ``src``, ``src_cost``, ``src_budget``) to its PNG path.
 
@@ -48,32 +49,36 @@ def run(part: Mapping[str, Any], *, eval_table: str, out: str, frontiers: str,
     batch = None
     if any(get(n).needs_data for n in names):
         batch = load_batch(train_data_block(part), int(prox["batch_size"]), int(prox["seq_len"]), int(prox["seed"]))
-    scorer = Scorer(names, seq_len=int(prox["seq_len"]), seed=int(prox["seed"]), batch=batch,
-                    settings=prox["settings"])
+    scorer = Scorer(names, seq_len=int(prox["seq_len"]), seed=int(prox["seed"]), batch=batch, settings=prox["settings"])
     scores = scorer.table(specs)
     df = ev.merge(scores, on="arch_id", how="left")
     targets = {c: True for c in ("valid_ppl", "test_ppl") if c in df.columns}
     targets.update({c: False for c in df.columns if c.endswith("shot_mean_acc")})
-    options = {"bin_column": "decoder_params" if "decoder_params" in names else None,
-               "n_bins": int(val["n_bins"]), "top_k": tuple(val["top_k"]), "bootstrap": val["bootstrap"]}
+    options = {
+        "bin_column": "decoder_params" if "decoder_params" in names else None,
+        "n_bins": int(val["n_bins"]),
+        "top_k": tuple(val["top_k"]),
+        "bootstrap": val["bootstrap"],
+    }
     cfg = TrainConfig.from_section(part["train"])
     table = correlation_table(df, names, targets, **options)
     table.insert(1, "fraction", 1.0)
     table.insert(2, "train_tokens", cfg.steps * cfg.batch_size * cfg.seq_len)
     if "valid_ppl" in df.columns:
-        noise = _noise(np.log(df.set_index("arch_id")["valid_ppl"]), repeats, np.log(repeats.get("valid_ppl")),
-                       val["bootstrap"])
+        noise = _noise(
+            np.log(df.set_index("arch_id")["valid_ppl"]), repeats, np.log(repeats.get("valid_ppl")), val["bootstrap"]
+        )
         for key, value in noise.items():
             table[key] = np.where(table["target"] == "valid_ppl", value, np.nan)
     parts = [table]
     for j in range(_n_budgets(df)):
         loss = f"budget{j}_valid_loss"
-        budget = correlation_table(df.rename(columns={loss: "budget_valid_loss"}), names,
-                                   {"budget_valid_loss": True}, **options)
+        budget = correlation_table(
+            df.rename(columns={loss: "budget_valid_loss"}), names, {"budget_valid_loss": True}, **options
+        )
         budget.insert(1, "fraction", float(df[f"budget{j}_fraction"].iloc[0]))
         budget.insert(2, "train_tokens", int(df[f"budget{j}_tokens"].iloc[0]))
-        for key, value in _noise(df.set_index("arch_id")[loss], repeats, repeats.get(loss),
-                                 val["bootstrap"]).items():
+        for key, value in _noise(df.set_index("arch_id")[loss], repeats, repeats.get(loss), val["bootstrap"]).items():
             budget[key] = value
         parts.append(budget)
     table = pd.concat(parts, ignore_index=True)
@@ -108,8 +113,9 @@ def _n_budgets(df: pd.DataFrame) -> int:
     return j
 
 
-def _noise(primary: pd.Series, repeats: pd.DataFrame, repeat_loss: pd.Series | None,
-           bootstrap: Mapping[str, Any]) -> dict[str, float]:
+def _noise(
+    primary: pd.Series, repeats: pd.DataFrame, repeat_loss: pd.Series | None, bootstrap: Mapping[str, Any]
+) -> dict[str, float]:
     """``correlation.seed_noise`` of one loss: ``primary`` per arch_id, ``repeat_loss`` the same
     loss of the repeated runs (rows of ``repeats``; None when they lack it)."""
     loss = repeat_loss if repeat_loss is not None else pd.Series(np.nan, index=repeats.index)

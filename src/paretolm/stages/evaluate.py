@@ -38,9 +38,17 @@ def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
     return {**data_part(config), "evaluate": config["evaluate"], "hardware": hardware}
 
 
-def run(part: Mapping[str, Any], *, run: str, archs: str | os.PathLike, model_dir: str | os.PathLike,
-        train_summary: str | os.PathLike, out: str | os.PathLike, budgets: str | os.PathLike | None = None,
-        cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+def run(
+    part: Mapping[str, Any],
+    *,
+    run: str,
+    archs: str | os.PathLike,
+    model_dir: str | os.PathLike,
+    train_summary: str | os.PathLike,
+    out: str | os.PathLike,
+    budgets: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> pd.DataFrame:
     """Evaluate the model of run ``run`` trained into ``model_dir`` -> ``out`` (one row). Latency
     and memory come from ``validation.hardware`` as the search's do (its source: this machine,
     a device's imported files or a remote device), through the measurement cache ``cache_dir``.
@@ -57,18 +65,32 @@ def run(part: Mapping[str, Any], *, run: str, archs: str | os.PathLike, model_di
     if ev["zero_shot"]:
         ev["zero_shot"] = dict(ev["zero_shot"], data_dir=str(resolve_path(ev["zero_shot"]["data_dir"])))
     seed = selected.get("train_seed")
-    row: dict[str, Any] = {"arch_id": spec.arch_id, "run": run, "source": selected["source"],
-                           "train_seed": None if seed is None or pd.isna(seed) else int(seed),
-                           "spec": spec.to_json()}
+    row: dict[str, Any] = {
+        "arch_id": spec.arch_id,
+        "run": run,
+        "source": selected["source"],
+        "train_seed": None if seed is None or pd.isna(seed) else int(seed),
+        "spec": spec.to_json(),
+    }
     row.update(evaluate_model(model, tokenizer, dc, ev, part["datasets"], max_length=spec.max_seq_len))
     summary = json.loads(Path(train_summary).read_text())
-    row.update({"train_final_loss": summary["final_loss"], "train_seconds": summary["seconds"],
-                "train_tokens_per_s": summary["tokens_per_s"],
-                "train_budget_eval_seconds": summary.get("budget_eval_seconds", 0.0)})
+    row.update(
+        {
+            "train_final_loss": summary["final_loss"],
+            "train_seconds": summary["seconds"],
+            "train_tokens_per_s": summary["tokens_per_s"],
+            "train_budget_eval_seconds": summary.get("budget_eval_seconds", 0.0),
+        }
+    )
     if budgets is not None:
         for j, b in enumerate(pd.read_parquet(budgets).itertuples()):
-            row.update({f"budget{j}_fraction": b.fraction, f"budget{j}_tokens": int(b.tokens),
-                        f"budget{j}_valid_loss": b.valid_loss})
+            row.update(
+                {
+                    f"budget{j}_fraction": b.fraction,
+                    f"budget{j}_tokens": int(b.tokens),
+                    f"budget{j}_valid_loss": b.valid_loss,
+                }
+            )
     hw = part["hardware"]
     if hw:
         measure = source_for(hw["name"], {"hardware": hw["target"], "profile": hw["profile"]}, cache_dir)

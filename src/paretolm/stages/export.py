@@ -34,8 +34,10 @@ def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
     hardware = wildcards["hardware"]
     sources = [s for s in config["validation"]["sources"] if s.get("kind") == "frontier"]
     if not any(s.get("hardware") == hardware for s in sources):
-        raise ValueError(f"validation.sources: no {{kind: frontier, hardware: {hardware}}} source, so the "
-                         f"{hardware} frontier is not trained and results/export/{hardware} has nothing to export")
+        raise ValueError(
+            f"validation.sources: no {{kind: frontier, hardware: {hardware}}} source, so the "
+            f"{hardware} frontier is not trained and results/export/{hardware} has nothing to export"
+        )
     return {**data_part(config), "export": config["export"]}
 
 
@@ -52,8 +54,10 @@ def runs(part: Mapping[str, Any], frontier: str | os.PathLike, archs: str | os.P
     for rank, row in ranked(read_table(frontier), part["export"]["sort_by"]).iterrows():
         run = trained_spec(ArchSpec.from_json(row["spec"]), vocab, seq_len).arch_id
         if run not in trained:
-            raise ValueError(f"{frontier}: row {row['arch_id']} was not selected for training ({archs}); "
-                             "run the validation half on this frontier first")
+            raise ValueError(
+                f"{frontier}: row {row['arch_id']} was not selected for training ({archs}); "
+                "run the validation half on this frontier first"
+            )
         out.append({"rank": int(rank), "frontier_arch_id": row["arch_id"], "run": run})
     return out
 
@@ -63,18 +67,28 @@ def inputs(config: Mapping[str, Any], hardware: str, archs: str) -> dict[str, An
     model and evaluation of every frontier row (``runs``)."""
     frontier = f"results/pareto_{hardware}.parquet"
     names = [r["run"] for r in runs(part_of(NAME, config, hardware=hardware), frontier, archs)]
-    return {"frontier": frontier, "archs": archs,
-            "models": [f"results/train/{n}/model" for n in names],
-            "evals": [f"results/eval/{n}.parquet" for n in names]}
+    return {
+        "frontier": frontier,
+        "archs": archs,
+        "models": [f"results/train/{n}/model" for n in names],
+        "evals": [f"results/eval/{n}.parquet" for n in names],
+    }
 
 
 def folder_name(rank: int, arch_id: str) -> str:
     return f"{rank:02d}-{arch_id}"
 
 
-def run(part: Mapping[str, Any], *, hardware: str, frontier: str | os.PathLike, archs: str | os.PathLike,
-        models: Sequence[str | os.PathLike], evals: Sequence[str | os.PathLike],
-        out: str | os.PathLike) -> list[dict[str, Any]]:
+def run(
+    part: Mapping[str, Any],
+    *,
+    hardware: str,
+    frontier: str | os.PathLike,
+    archs: str | os.PathLike,
+    models: Sequence[str | os.PathLike],
+    evals: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+) -> list[dict[str, Any]]:
     """Export every trained frontier row of ``hardware`` -> ``out`` (replaced atomically).
     ``models`` / ``evals`` are the runs' ``results/train/<run>/model`` and ``results/eval/<run>.parquet``."""
     key, stock = part["export"]["sort_by"], bool(part["export"]["stock"])
@@ -91,17 +105,36 @@ def run(part: Mapping[str, Any], *, hardware: str, frontier: str | os.PathLike, 
             if item["run"] in eval_of:
                 evaluation = match_row(read_table(eval_of[item["run"]]), _spec_of(model_of[item["run"]]))
                 eval_prov = read_provenance(eval_of[item["run"]])
-            summary = export_model(model_of[item["run"]], tmp / name, tokenizer=tokenizer, frontier=table,
-                                   frontier_prov=frontier_prov, evaluation=evaluation, eval_prov=eval_prov,
-                                   rank=item["rank"], rank_key=key, stock=stock)
+            summary = export_model(
+                model_of[item["run"]],
+                tmp / name,
+                tokenizer=tokenizer,
+                frontier=table,
+                frontier_prov=frontier_prov,
+                evaluation=evaluation,
+                eval_prov=eval_prov,
+                rank=item["rank"],
+                rank_key=key,
+                stock=stock,
+            )
             row = table.iloc[item["rank"]]
-            index.append({**item, "folder": name, "model_class": summary["model_class"], "stock": summary["stock"],
-                          key: _plain(row.get(key)),
-                          **{k: _plain(evaluation.get(k)) for k in ("valid_ppl", "test_ppl", "latency_ms",
-                                                                    "peak_memory_mb")
-                             if evaluation is not None and k in evaluation}})
-        (tmp / "index.json").write_text(json.dumps({"hardware": hardware, "sort_by": key, "models": index},
-                                                   indent=1) + "\n")
+            index.append(
+                {
+                    **item,
+                    "folder": name,
+                    "model_class": summary["model_class"],
+                    "stock": summary["stock"],
+                    key: _plain(row.get(key)),
+                    **{
+                        k: _plain(evaluation.get(k))
+                        for k in ("valid_ppl", "test_ppl", "latency_ms", "peak_memory_mb")
+                        if evaluation is not None and k in evaluation
+                    },
+                }
+            )
+        (tmp / "index.json").write_text(
+            json.dumps({"hardware": hardware, "sort_by": key, "models": index}, indent=1) + "\n"
+        )
     return index
 
 

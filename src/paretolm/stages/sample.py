@@ -24,8 +24,11 @@ WILDCARDS = ("space",)
 def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
     """Sample size and seed, and the space's name and definition."""
     space = wildcards["space"]
-    return {"sample": {k: config["sample"][k] for k in ("n", "seed")},
-            "space": space, "space_def": space_content(config, space)}
+    return {
+        "sample": {k: config["sample"][k] for k in ("n", "seed")},
+        "space": space,
+        "space_def": space_content(config, space),
+    }
 
 
 def _cell(value: Any) -> Any:

@@ -26,8 +26,9 @@ from paretolm.data import data_config
 from paretolm.hardware.profiling import Profiler, settings_from_params
 from paretolm.hardware.sources import ProfilerSource, source_for
 from paretolm.proxies import Scorer
+from paretolm.search.driver import search
 from paretolm.search.figures import frontier_figure, hypervolume_figure
-from paretolm.search.methods import SearchProblem, measure_each, search
+from paretolm.search.methods import SearchProblem, measure_each
 from paretolm.stages import proxies as proxies_stage
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,10 @@ def section(config: Mapping[str, Any], method: str) -> dict[str, Any]:
     block = copy.deepcopy(dict(search.get(method) or {}))
     block.pop("space", None)
     if block.get("data"):
-        block["data"] = {**block["data"], **{k: copy.deepcopy(config[k]) for k in ("datasets", "tokenizers")
-                                             if k not in block["data"]}}
+        block["data"] = {
+            **block["data"],
+            **{k: copy.deepcopy(config[k]) for k in ("datasets", "tokenizers") if k not in block["data"]},
+        }
     part[method] = block
     if part["measure"] != "verify":
         part.pop("verify")
@@ -75,11 +78,21 @@ def load_data(block: Mapping[str, Any] | None) -> Any:
     return data_config(block).split(str(block.get("split", "train"))).ids
 
 
-def run(part: Mapping[str, Any], *, method: str, hardware: str, profile: str | Path, space_file: str | Path,
-        cache_dir: str | Path | None, frontier: str | Path, archive: str | Path,
-        report: str | Path | None = None, plot: str | Path | None = None,
-        convergence: str | Path | None = None,
-        measure_fn: Callable[..., dict[str, Any]] | None = None) -> pd.DataFrame:
+def run(
+    part: Mapping[str, Any],
+    *,
+    method: str,
+    hardware: str,
+    profile: str | Path,
+    space_file: str | Path,
+    cache_dir: str | Path | None,
+    frontier: str | Path,
+    archive: str | Path,
+    report: str | Path | None = None,
+    plot: str | Path | None = None,
+    convergence: str | Path | None = None,
+    measure_fn: Callable[..., dict[str, Any]] | None = None,
+) -> pd.DataFrame:
     """Search on ``hardware`` with ``method`` from the profiled samples in ``profile``; writes
     ``archive``, ``frontier`` and, when asked, the ``report`` (JSON), the frontier figure ``plot``
     and the hypervolume-against-measurements figure ``convergence``.
@@ -94,17 +107,29 @@ def run(part: Mapping[str, Any], *, method: str, hardware: str, profile: str | P
     if measure_fn is None:
         source = source_for(hardware, part, cache_dir)  # measures here, imports, or asks a server
     else:
-        source = ProfilerSource("injected", Profiler(hardware, settings_from_params(part), cache_dir,
-                                                     measure_fn=measure_fn))
-    problem = SearchProblem(space=space, settings=settings, hardware=measure_each(source),
-                            scorer=Scorer.from_part(part["proxies"]), initial=read_table(profile),
-                            data=load_data(settings[method].get("data")), seq_len=int(part["profile"]["seq_len"]))
+        source = ProfilerSource(
+            "injected", Profiler(hardware, settings_from_params(part), cache_dir, measure_fn=measure_fn)
+        )
+    problem = SearchProblem(
+        space=space,
+        settings=settings,
+        hardware=measure_each(source),
+        scorer=Scorer.from_part(part["proxies"]),
+        initial=read_table(profile),
+        data=load_data(settings[method].get("data")),
+        seq_len=int(part["profile"]["seq_len"]),
+    )
     t0 = time.perf_counter()
     result = search(problem, source, reference=settings["reference"])
     source_prov = source.provenance()
-    stats = {**result.stats, "objectives": result.objectives, "seconds": time.perf_counter() - t0, **source_prov,
-             # what the search spent (profile, search, total) and what the source did (measured, cache hits)
-             "measurements": {**result.stats["measurements"], **source_prov["measurements"]}}
+    stats = {
+        **result.stats,
+        "objectives": result.objectives,
+        "seconds": time.perf_counter() - t0,
+        **source_prov,
+        # what the search spent (profile, search, total) and what the source did (measured, cache hits)
+        "measurements": {**result.stats["measurements"], **source_prov["measurements"]},
+    }
     inputs = [profile, space_file]
     wildcards = {"method": method, "hardware": hardware}
     summary = {k: v for k, v in stats.items() if k != "trace"}
@@ -118,14 +143,23 @@ def run(part: Mapping[str, Any], *, method: str, hardware: str, profile: str | P
         frontier_figure(result.archive, result.frontier, result.objectives, plot, title=title)
     if convergence:
         hypervolume_figure({f"{method} ({settings['measure']})": stats["trace"]}, convergence, title=title)
-    log.info("search %s on %s: archive %d, frontier %d, %d measurements (%s), hypervolume %.6g, %.1f s",
-             method, hardware, len(result.archive), len(result.frontier), stats["measurements"]["search"],
-             settings["measure"], stats["hypervolume"], stats["seconds"])
+    log.info(
+        "search %s on %s: archive %d, frontier %d, %d measurements (%s), hypervolume %.6g, %.1f s",
+        method,
+        hardware,
+        len(result.archive),
+        len(result.frontier),
+        stats["measurements"]["search"],
+        settings["measure"],
+        stats["hypervolume"],
+        stats["seconds"],
+    )
     return result.frontier
 
 
-def publish(frontier: str | Path, out: str | Path, plot: str | Path | None = None,
-            plot_out: str | Path | None = None) -> pd.DataFrame:
+def publish(
+    frontier: str | Path, out: str | Path, plot: str | Path | None = None, plot_out: str | Path | None = None
+) -> pd.DataFrame:
     """Copy a method's frontier (with its provenance, so the audit checks it against that run's
     archive) and figure to where the workflow's target is (``results/pareto_{hardware}``)."""
     table = read_table(frontier)

@@ -28,15 +28,20 @@ def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
     that sets their vocabulary."""
     if not config["validation"]["sources"]:
         raise ValueError("validation.sources: empty; name what to train, e.g. [{kind: frontier, hardware: cpu}]")
-    return {**data_part(config), "spaces_dir": config["spaces_dir"],
-            "validation": {"sources": config["validation"]["sources"],
-                           "repeats": config["validation"]["repeats"]}}
+    return {
+        **data_part(config),
+        "spaces_dir": config["spaces_dir"],
+        "validation": {"sources": config["validation"]["sources"], "repeats": config["validation"]["repeats"]},
+    }
 
 
 def frontier_inputs(config: Mapping[str, Any]) -> dict[str, str]:
     """The searched frontiers a ``{kind: frontier}`` source reads, by input name."""
-    return {f"frontier_{s['hardware']}": f"results/pareto_{s['hardware']}.parquet"
-            for s in config["validation"]["sources"] if s["kind"] == "frontier"}
+    return {
+        f"frontier_{s['hardware']}": f"results/pareto_{s['hardware']}.parquet"
+        for s in config["validation"]["sources"]
+        if s["kind"] == "frontier"
+    }
 
 
 def run(part: Mapping[str, Any], *, frontiers: Mapping[str, str], out: str | os.PathLike) -> pd.DataFrame:
@@ -67,9 +72,10 @@ def select_archs(part: Mapping[str, Any], inputs: Mapping[str, str] | None = Non
             hw = src["hardware"]
             path = (inputs or {}).get(f"frontier_{hw}") or f"results/pareto_{hw}.parquet"
             front = pd.read_parquet(path)
-            specs = [(ArchSpec.from_json(r["spec"]),
-                      {k: r[k] for k in ("latency_ms", "peak_memory_mb") if k in r})
-                     for _, r in front.iterrows()]
+            specs = [
+                (ArchSpec.from_json(r["spec"]), {k: r[k] for k in ("latency_ms", "peak_memory_mb") if k in r})
+                for _, r in front.iterrows()
+            ]
         elif kind == "baselines":
             base = dict(src["base"])
             specs = []
@@ -77,13 +83,18 @@ def select_archs(part: Mapping[str, Any], inputs: Mapping[str, str] | None = Non
                 d = dict(base, n_layer=int(n))
                 specs.append((ArchSpec.from_dict(d), {}))
         else:
-            raise ValueError(f"validation.sources[{i}].kind: expected sample, frontier or baselines, "
-                             f"got {kind!r}")
+            raise ValueError(f"validation.sources[{i}].kind: expected sample, frontier or baselines, got {kind!r}")
         for spec, extra in specs:
             trained = spec.plugin.retarget(spec, vocab, max(spec.max_seq_len, seq_len))
-            rows.append({"arch_id": trained.arch_id, "spec": trained.to_json(), "source": kind,
-                         "source_arch_id": spec.arch_id,
-                         **{f"search_{k}": float(v) for k, v in extra.items()}})
+            rows.append(
+                {
+                    "arch_id": trained.arch_id,
+                    "spec": trained.to_json(),
+                    "source": kind,
+                    "source_arch_id": spec.arch_id,
+                    **{f"search_{k}": float(v) for k, v in extra.items()},
+                }
+            )
     df = pd.DataFrame(rows)
     if df.empty:
         raise ValueError("validation.sources: no architectures selected")

@@ -34,21 +34,28 @@ def part(config: Mapping[str, Any], space: str, definition: Mapping[str, Any]) -
     data = data_part(config)
     train = {k: data["train"][k] for k in ("dataset", "tokenizer", "cache_dir") if k in data["train"]}
     trained = {k: v for k, v in vars(settings(config)).items() if k not in LOCATION_KEYS}
-    return {"train": train, "datasets": data["datasets"], "tokenizers": data["tokenizers"],
-            "supernet_loss": trained, "space": {"name": space, "definition": dict(definition)}}
+    return {
+        "train": train,
+        "datasets": data["datasets"],
+        "tokenizers": data["tokenizers"],
+        "supernet_loss": trained,
+        "space": {"name": space, "definition": dict(definition)},
+    }
 
 
 def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
     return part(config, wildcards["space"], space_content(config, wildcards["space"]))
 
 
-def run(part: Mapping[str, Any], *, space: str, space_file: str | os.PathLike, out: str | os.PathLike,
-        progress: bool = True) -> dict[str, Any]:
+def run(
+    part: Mapping[str, Any], *, space: str, space_file: str | os.PathLike, out: str | os.PathLike, progress: bool = True
+) -> dict[str, Any]:
     """Train the supernet of ``space`` (its file ``space_file``) -> the folder ``out``."""
     cfg = SupernetSettings(**part["supernet_loss"], space=space)
     dc = train_data(part)
     vocab = len(dc.load_tokenizer())
     train_ids, valid_ids = dc.split("train").ids, dc.split("validation").ids
     prov = provenance(NAME, part, [space_file], wildcards={"space": space})
-    return train_supernet(SearchSpace.from_yaml(Path(space_file)), train_ids, valid_ids, vocab, cfg, out,
-                          progress=progress, prov=prov)
+    return train_supernet(
+        SearchSpace.from_yaml(Path(space_file)), train_ids, valid_ids, vocab, cfg, out, progress=progress, prov=prov
+    )

@@ -32,8 +32,10 @@ def data_part(config: Mapping[str, Any]) -> dict[str, Any]:
     """What every validation stage depends on: training and the datasets and tokenizers."""
     for key in ("dataset", "tokenizer"):
         if config["train"][key] is None:
-            raise ValueError(f"train.{key}: not set; the validation stages train on a {key} named under "
-                             f"{key}s (see config/config.yaml)")
+            raise ValueError(
+                f"train.{key}: not set; the validation stages train on a {key} named under "
+                f"{key}s (see config/config.yaml)"
+            )
     return {"train": section(config), "datasets": config["datasets"], "tokenizers": config["tokenizers"]}
 
 
@@ -43,8 +45,9 @@ def config_part(config: Mapping[str, Any], **wildcards: str) -> dict[str, Any]:
     return data_part(config)
 
 
-def run(part: Mapping[str, Any], *, run: str, archs: str | os.PathLike, out_dir: str | os.PathLike,
-        progress: bool = True) -> dict[str, Any]:
+def run(
+    part: Mapping[str, Any], *, run: str, archs: str | os.PathLike, out_dir: str | os.PathLike, progress: bool = True
+) -> dict[str, Any]:
     """Train run ``run`` (a row of ``archs``) -> ``out_dir``: ``model/``, ``train_log.parquet``,
     ``budgets.parquet`` and ``train_summary.json`` (``out_dir/checkpoint`` while it runs, so a
     killed job resumes)."""

@@ -37,7 +37,7 @@ class TrainedSupernet:
         """Mean next-token loss (nats/token) of ``spec``'s sub-network over the validation windows."""
         total = 0.0
         for i in range(0, len(self.windows), batch_size):
-            x = self.windows[i:i + batch_size]
+            x = self.windows[i : i + batch_size]
             total += float(self.net(x, spec, labels=x).loss) * len(x)
         return total / len(self.windows)
 
@@ -50,9 +50,11 @@ def load(folder: str | os.PathLike) -> TrainedSupernet:
     folder = Path(folder)
     meta_path = folder / META
     if not meta_path.is_file():
-        raise ValueError(f"supernet: no trained supernet in {str(folder)!r} ({META} missing); train it with "
-                         f"`snakemake --cores 1 {folder}` (rule supernet) or `paretolm proxy supernet --space "
-                         f"<space file> --out {folder}`")
+        raise ValueError(
+            f"supernet: no trained supernet in {str(folder)!r} ({META} missing); train it with "
+            f"`snakemake --cores 1 {folder}` (rule supernet) or `paretolm proxy supernet --space "
+            f"<space file> --out {folder}`"
+        )
     key = (str(folder.resolve()), meta_path.stat().st_mtime_ns)
     if key not in _LOADED:
         meta = json.loads(meta_path.read_text())

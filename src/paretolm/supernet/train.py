@@ -39,11 +39,21 @@ WEIGHTS, WINDOWS = "supernet.safetensors", "valid_ids.safetensors"
 def train_config(settings: SupernetSettings) -> TrainConfig:
     """The loop's recipe for the supernet: AdamW, warm-up then cosine decay to 0.1 x lr, gradient
     clipping at 1."""
-    return TrainConfig(optimizer="adamw", lr=float(settings.lr), steps=settings.steps,
-                       batch_size=settings.batch_size, seq_len=settings.seq_len,
-                       warmup_steps=settings.warmup_steps, schedule="cosine", min_lr_ratio=0.1, grad_clip=1.0,
-                       seed=settings.seed, checkpoint_every=settings.checkpoint_every,
-                       log_every=min(10, settings.steps), threads=settings.threads)
+    return TrainConfig(
+        optimizer="adamw",
+        lr=float(settings.lr),
+        steps=settings.steps,
+        batch_size=settings.batch_size,
+        seq_len=settings.seq_len,
+        warmup_steps=settings.warmup_steps,
+        schedule="cosine",
+        min_lr_ratio=0.1,
+        grad_clip=1.0,
+        seed=settings.seed,
+        checkpoint_every=settings.checkpoint_every,
+        log_every=min(10, settings.steps),
+        threads=settings.threads,
+    )
 
 
 def step_subnets(space: SearchSpace, step: int, seed: int, n: int) -> list[ArchSpec]:
@@ -95,14 +105,24 @@ def validation_windows(ids: np.ndarray, eval_tokens: int, seq_len: int) -> torch
     """The first ``eval_tokens`` tokens of ``ids`` as non-overlapping ``seq_len`` windows."""
     n = min(int(eval_tokens), len(ids)) // seq_len
     if n < 1:
-        raise ValueError(f"proxies.settings.supernet_loss.seq_len: the validation split has {len(ids)} "
-                         f"tokens, fewer than one window of {seq_len}")
+        raise ValueError(
+            f"proxies.settings.supernet_loss.seq_len: the validation split has {len(ids)} "
+            f"tokens, fewer than one window of {seq_len}"
+        )
     return torch.from_numpy(np.asarray(ids[: n * seq_len], dtype=np.int64).reshape(n, seq_len))
 
 
-def train_supernet(space: SearchSpace, train_ids: np.ndarray, valid_ids: np.ndarray, vocab_size: int,
-                   settings: SupernetSettings, out_dir: str | os.PathLike, *, progress: bool = True,
-                   prov: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def train_supernet(
+    space: SearchSpace,
+    train_ids: np.ndarray,
+    valid_ids: np.ndarray,
+    vocab_size: int,
+    settings: SupernetSettings,
+    out_dir: str | os.PathLike,
+    *,
+    progress: bool = True,
+    prov: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Train the supernet of ``space`` on ``train_ids`` and write the folder ``out_dir`` (atomically;
     a killed run resumes from the checkpoint beside it and ends at the same weights). Returns the
     content of ``supernet.json``."""
@@ -116,9 +136,14 @@ def train_supernet(space: SearchSpace, train_ids: np.ndarray, valid_ids: np.ndar
         smallest = net.fit(extreme(space, largest=False))
         return Sandwich(net, smallest, settings.random_subnets, settings.distill, settings.seed)
 
-    loop = Loop(cfg, build=build, batch=lambda step: train_batch(train_ids, step, cfg.batch_size, cfg.seq_len, cfg.seed),
-                checkpoint=checkpoint_dir(out_dir), callbacks=[Progress(f"supernet {space.name}")] if progress else [],
-                name=f"supernet ({space.name})")
+    loop = Loop(
+        cfg,
+        build=build,
+        batch=lambda step: train_batch(train_ids, step, cfg.batch_size, cfg.seq_len, cfg.seed),
+        checkpoint=checkpoint_dir(out_dir),
+        callbacks=[Progress(f"supernet {space.name}")] if progress else [],
+        name=f"supernet ({space.name})",
+    )
     result = loop.run()
     net: Supernet = loop.strategy.model
     tail = result["log"][-1]
@@ -147,5 +172,12 @@ def train_supernet(space: SearchSpace, train_ids: np.ndarray, valid_ids: np.ndar
     return meta
 
 
-__all__ = ["Sandwich", "checkpoint_dir", "distill_loss", "step_subnets", "train_config", "train_supernet",
-           "validation_windows"]
+__all__ = [
+    "Sandwich",
+    "checkpoint_dir",
+    "distill_loss",
+    "step_subnets",
+    "train_config",
+    "train_supernet",
+    "validation_windows",
+]

@@ -81,12 +81,19 @@ class Supernet(nn.Module):
     length (see the module docstring). ``layout`` (name -> shape, name -> fused parts) is given
     when a trained supernet is read back; otherwise it is found from the space."""
 
-    def __init__(self, space: SearchSpace, vocab_size: int, max_seq_len: int, seed: int = 0,
-                 layout: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        space: SearchSpace,
+        vocab_size: int,
+        max_seq_len: int,
+        seed: int = 0,
+        layout: Mapping[str, Any] | None = None,
+    ):
         super().__init__()
         if not get_backbone(space.backbone).sliceable:
-            raise ValueError(f"backbone: {space.backbone} models cannot be sliced into sub-networks "
-                             f"(space {space.name!r})")
+            raise ValueError(
+                f"backbone: {space.backbone} models cannot be sliced into sub-networks (space {space.name!r})"
+            )
         self.space, self.vocab_size, self.max_seq_len = space, int(vocab_size), int(max_seq_len)
         self._models: OrderedDict[str, nn.Module] = OrderedDict()  # meta-device models, by arch_id
         largest = self.fit(extreme(space, True), check=False)
@@ -121,10 +128,13 @@ class Supernet(nn.Module):
                 shapes[name] = shape if old is None else tuple(max(a, b) for a, b in zip(old, shape, strict=True))
                 if name in fused:  # a fused dimension holds each part at its largest
                     if name in parts and len(parts[name]) != len(fused[name]):
-                        raise ValueError(f"{name}: fused from {len(fused[name])} parts in one candidate, "
-                                         f"{len(parts[name])} in another")
-                    parts[name] = tuple(max(a, b) for a, b in zip(parts.get(name, fused[name]), fused[name],
-                                                                  strict=True))
+                        raise ValueError(
+                            f"{name}: fused from {len(fused[name])} parts in one candidate, "
+                            f"{len(parts[name])} in another"
+                        )
+                    parts[name] = tuple(
+                        max(a, b) for a, b in zip(parts.get(name, fused[name]), fused[name], strict=True)
+                    )
         for name, sizes in parts.items():
             shapes[name] = (sum(sizes), *shapes[name][1:])
         sources: dict[str, ArchSpec] = {}
@@ -155,30 +165,37 @@ class Supernet(nn.Module):
 
     def layout(self) -> dict[str, Any]:
         """The store's shapes and fused parts (recorded with the trained weights)."""
-        return {"shapes": {k: list(v) for k, v in self.shapes.items()},
-                "parts": {k: list(v) for k, v in self.parts.items()}}
+        return {
+            "shapes": {k: list(v) for k, v in self.shapes.items()},
+            "parts": {k: list(v) for k, v in self.parts.items()},
+        }
 
     # -- candidates -------------------------------------------------------------------------------
     def fit(self, spec: ArchSpec, check: bool = True) -> ArchSpec:
         """``spec`` with the supernet's vocabulary and window length (neither is searched), checked
         to be covered by the store; ValueError naming the parameter otherwise."""
         if spec.backbone != self.space.backbone:
-            raise ValueError(f"backbone: this supernet is of a {self.space.backbone} space "
-                             f"({self.space.name!r}); the candidate is {spec.backbone!r}")
+            raise ValueError(
+                f"backbone: this supernet is of a {self.space.backbone} space "
+                f"({self.space.name!r}); the candidate is {spec.backbone!r}"
+            )
         spec = spec.plugin.retarget(spec, self.vocab_size, self.max_seq_len)
         if check:
             model = self._model(spec)
             fused = fused_parts(model)
             for name, shape in parameter_shapes(model).items():
                 if name not in self.shapes:
-                    raise ValueError(f"{name}: the candidate has a parameter the supernet of space "
-                                     f"{self.space.name!r} lacks")
+                    raise ValueError(
+                        f"{name}: the candidate has a parameter the supernet of space {self.space.name!r} lacks"
+                    )
                 # a fused parameter's parts each within the store's part, its other dimensions within
                 have = (*fused[name], *shape[1:]) if name in fused else shape
                 room = (*self.parts[name], *self.shapes[name][1:]) if name in fused else self.shapes[name]
                 if len(have) != len(room) or any(a > b for a, b in zip(have, room, strict=True)):
-                    raise ValueError(f"{name}: {list(shape)} is outside the supernet's {list(self.shapes[name])} "
-                                     f"(space {self.space.name!r})")
+                    raise ValueError(
+                        f"{name}: {list(shape)} is outside the supernet's {list(self.shapes[name])} "
+                        f"(space {self.space.name!r})"
+                    )
         return spec
 
     def _model(self, spec: ArchSpec) -> nn.Module:
@@ -203,7 +220,7 @@ class Supernet(nn.Module):
             if name in fused:
                 pieces, start = [], 0
                 for size, room in zip(fused[name], self.parts[name], strict=True):
-                    pieces.append(full[start:start + size][tuple(slice(0, n) for n in (size, *shape[1:]))])
+                    pieces.append(full[start : start + size][tuple(slice(0, n) for n in (size, *shape[1:]))])
                     start += room
                 out[name] = torch.cat(pieces, dim=0)
             else:

@@ -131,13 +131,18 @@ class Loop:
             try:
                 saved = load_checkpoint(found, state[0].model, state[1], state[2])
             except Exception as e:  # a damaged checkpoint: try the previous one, else start again
-                log.warning("checkpoint %s cannot be loaded (%s: %s); trying an older one or starting over",
-                            found, type(e).__name__, e)
+                log.warning(
+                    "checkpoint %s cannot be loaded (%s: %s); trying an older one or starting over",
+                    found,
+                    type(e).__name__,
+                    e,
+                )
                 state = self._fresh()
                 continue
             self.log = list(saved["log"])
-            for cb, cb_state in zip(self.callbacks, saved.get("callbacks") or [None] * len(self.callbacks),
-                                    strict=False):
+            for cb, cb_state in zip(
+                self.callbacks, saved.get("callbacks") or [None] * len(self.callbacks), strict=False
+            ):
                 cb.load_state(cb_state)
             return (*state, int(saved["step"]))
         return (*state, 0)
@@ -173,9 +178,13 @@ class Loop:
             done = step + 1
             if done % cfg.log_every == 0 or done == cfg.steps:
                 now = time.perf_counter()
-                row = {"step": done, **{k: float(np.mean([w[k] for w in window])) for k in window[0]}, "lr": lr,
-                       "tokens_per_s": window_tokens / max(now - window_t, 1e-9),
-                       "seconds": offset + now - t0 - spent}
+                row = {
+                    "step": done,
+                    **{k: float(np.mean([w[k] for w in window])) for k in window[0]},
+                    "lr": lr,
+                    "tokens_per_s": window_tokens / max(now - window_t, 1e-9),
+                    "seconds": offset + now - t0 - spent,
+                }
                 self.log.append(row)
                 window_t, window_tokens, window = now, 0, []
             for cb in self.callbacks:
@@ -183,14 +192,26 @@ class Loop:
                 spent += extra
                 window_t += extra  # the throughput counts training only
             if done % cfg.checkpoint_every == 0 and done < cfg.steps:
-                save_checkpoint(self.checkpoint, strategy.model, optimizer, scheduler, done, self.log,
-                                [cb.state() for cb in self.callbacks])
+                save_checkpoint(
+                    self.checkpoint,
+                    strategy.model,
+                    optimizer,
+                    scheduler,
+                    done,
+                    self.log,
+                    [cb.state() for cb in self.callbacks],
+                )
         for cb in self.callbacks:
             cb.on_end(self)
         strategy.model.eval()
         seconds = self.log[-1]["seconds"] if self.log else 0.0
-        return {"steps": cfg.steps, "seconds": seconds, "callback_seconds": spent, "resumed_from": start,
-                "log": self.log}
+        return {
+            "steps": cfg.steps,
+            "seconds": seconds,
+            "callback_seconds": spent,
+            "resumed_from": start,
+            "log": self.log,
+        }
 
     def clear_checkpoints(self) -> None:
         """Remove the checkpoints once the run's outputs are written."""
@@ -214,8 +235,15 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas, eps=cfg.eps)
 
 
-def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any, step: int,
-                    log_rows: list[dict], callbacks: list[Any] | None = None) -> None:
+def save_checkpoint(
+    folder: Path,
+    model: torch.nn.Module,
+    optimizer: Any,
+    scheduler: Any,
+    step: int,
+    log_rows: list[dict],
+    callbacks: list[Any] | None = None,
+) -> None:
     """Weights (safetensors), optimizer and torch RNG state (``torch.save`` of tensors and plain
     values, read back with ``weights_only=True``), and the step, scheduler, log and callbacks'
     states (JSON), into ``folder`` atomically."""
@@ -242,5 +270,14 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: Any, schedu
     return state
 
 
-__all__ = ["Callback", "Loop", "Plain", "Progress", "Strategy", "checkpoints", "load_checkpoint", "make_optimizer",
-           "save_checkpoint"]
+__all__ = [
+    "Callback",
+    "Loop",
+    "Plain",
+    "Progress",
+    "Strategy",
+    "checkpoints",
+    "load_checkpoint",
+    "make_optimizer",
+    "save_checkpoint",
+]

@@ -43,8 +43,11 @@ class TrainConfig:
     log_every: int = setting(10, minimum=1, maximum=BIG)
     threads: int = setting(1, minimum=1, maximum=1024)
     budgets: tuple[float, ...] = setting(
-        (), max_items=64, items={"exclusiveMinimum": 0, "maximum": 1},
-        doc="Fractions of train.steps at which the validation loss is scored (the SRC-against-budget curve).")
+        (),
+        max_items=64,
+        items={"exclusiveMinimum": 0, "maximum": 1},
+        doc="Fractions of train.steps at which the validation loss is scored (the SRC-against-budget curve).",
+    )
     budget_tokens: int = setting(16384, minimum=2, maximum=100_000_000, doc="Validation tokens scored at each budget.")
 
     @classmethod
@@ -96,19 +99,61 @@ class TrainConfig:
 # 0.1; LM1B (random_TransXL_lm1b): adam, lr 2.5e-4, eta_min 0, 100,000 steps, batch 224, tgt_len 32,
 # warm-up 20,000, cosine, clip 0.25, dropout 0.0 (the GPT-2 LM1B configs log dropout 0.1). dropatt 0.0.
 PRESETS: dict[str, TrainConfig] = {
-    "lts-wt103": TrainConfig(optimizer="lamb", lr=0.01, weight_decay=0.0, steps=40_000, batch_size=256,
-                             seq_len=192, warmup_steps=1000, schedule="cosine", min_lr_ratio=0.1,
-                             dropout=0.1, attn_dropout=0.0, grad_clip=0.25, checkpoint_every=1000,
-                             log_every=100),
-    "lts-lm1b": TrainConfig(optimizer="adam", lr=2.5e-4, weight_decay=0.0, steps=100_000, batch_size=224,
-                            seq_len=32, warmup_steps=20_000, schedule="cosine", min_lr_ratio=0.0,
-                            dropout=0.0, attn_dropout=0.0, grad_clip=0.25, checkpoint_every=1000,
-                            log_every=100),
-    "cpu-tiny": TrainConfig(optimizer="adamw", lr=3e-3, steps=60, batch_size=4, seq_len=32, warmup_steps=6,
-                            schedule="cosine", checkpoint_every=20, log_every=5),
-    "cpu-small": TrainConfig(optimizer="adamw", lr=2e-3, steps=300, batch_size=16, seq_len=64,
-                             warmup_steps=30, schedule="cosine", min_lr_ratio=0.1, checkpoint_every=100,
-                             log_every=10),
+    "lts-wt103": TrainConfig(
+        optimizer="lamb",
+        lr=0.01,
+        weight_decay=0.0,
+        steps=40_000,
+        batch_size=256,
+        seq_len=192,
+        warmup_steps=1000,
+        schedule="cosine",
+        min_lr_ratio=0.1,
+        dropout=0.1,
+        attn_dropout=0.0,
+        grad_clip=0.25,
+        checkpoint_every=1000,
+        log_every=100,
+    ),
+    "lts-lm1b": TrainConfig(
+        optimizer="adam",
+        lr=2.5e-4,
+        weight_decay=0.0,
+        steps=100_000,
+        batch_size=224,
+        seq_len=32,
+        warmup_steps=20_000,
+        schedule="cosine",
+        min_lr_ratio=0.0,
+        dropout=0.0,
+        attn_dropout=0.0,
+        grad_clip=0.25,
+        checkpoint_every=1000,
+        log_every=100,
+    ),
+    "cpu-tiny": TrainConfig(
+        optimizer="adamw",
+        lr=3e-3,
+        steps=60,
+        batch_size=4,
+        seq_len=32,
+        warmup_steps=6,
+        schedule="cosine",
+        checkpoint_every=20,
+        log_every=5,
+    ),
+    "cpu-small": TrainConfig(
+        optimizer="adamw",
+        lr=2e-3,
+        steps=300,
+        batch_size=16,
+        seq_len=64,
+        warmup_steps=30,
+        schedule="cosine",
+        min_lr_ratio=0.1,
+        checkpoint_every=100,
+        log_every=10,
+    ),
 }
 
 

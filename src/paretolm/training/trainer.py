@@ -84,8 +84,16 @@ class Budgets(Callback):
         model.train()
         loss = nll / max(n, 1)
         seconds = time.perf_counter() - t0
-        self.rows.append({"fraction": self.at[done], "step": done, "tokens": done * self.cfg.batch_size * self.cfg.seq_len,
-                          "valid_loss": loss, "valid_ppl": math.exp(loss), "seconds": seconds})
+        self.rows.append(
+            {
+                "fraction": self.at[done],
+                "step": done,
+                "tokens": done * self.cfg.batch_size * self.cfg.seq_len,
+                "valid_loss": loss,
+                "valid_ppl": math.exp(loss),
+                "seconds": seconds,
+            }
+        )
         return seconds
 
     def state(self) -> list[dict[str, float]]:
@@ -125,9 +133,14 @@ def train(
     callbacks: list[Callback] = [budgets]
     if progress:
         callbacks.append(Progress(f"train {spec.arch_id}"))
-    loop = Loop(cfg, build=lambda: Plain(build_trainable(spec, cfg)),
-                batch=lambda step: train_batch(train_ids, step, cfg.batch_size, cfg.seq_len, cfg.seed),
-                checkpoint=out / "checkpoint", callbacks=callbacks, name=f"train ({spec.arch_id})")
+    loop = Loop(
+        cfg,
+        build=lambda: Plain(build_trainable(spec, cfg)),
+        batch=lambda step: train_batch(train_ids, step, cfg.batch_size, cfg.seq_len, cfg.seed),
+        checkpoint=out / "checkpoint",
+        callbacks=callbacks,
+        name=f"train ({spec.arch_id})",
+    )
     result = loop.run()
     save_model(loop.strategy.model, spec, out / "model")
     table = pd.DataFrame(result["log"], columns=["step", "loss", "lr", "tokens_per_s"])

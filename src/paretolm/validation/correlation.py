@@ -65,16 +65,17 @@ def _kendall_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.empty(a.shape[0])
     step = max(1, int(2e7 // max(1, a.shape[1] ** 2)))  # rows per chunk: bounded memory
     for i in range(0, a.shape[0], step):
-        da = np.sign(a[i:i + step, :, None] - a[i:i + step, None, :])
-        db = np.sign(b[i:i + step, :, None] - b[i:i + step, None, :])
+        da = np.sign(a[i : i + step, :, None] - a[i : i + step, None, :])
+        db = np.sign(b[i : i + step, :, None] - b[i : i + step, None, :])
         den = np.sqrt((da * da).sum(axis=(1, 2)) * (db * db).sum(axis=(1, 2)))
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[i:i + step] = np.where(den > 0, (da * db).sum(axis=(1, 2)) / np.where(den > 0, den, 1), np.nan)
+            out[i : i + step] = np.where(den > 0, (da * db).sum(axis=(1, 2)) / np.where(den > 0, den, 1), np.nan)
     return out
 
 
-def bootstrap_ci(x: Sequence[float], y: Sequence[float], samples: int = 1000, confidence: float = 0.95,
-                 seed: int = 0) -> dict[str, float]:
+def bootstrap_ci(
+    x: Sequence[float], y: Sequence[float], samples: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> dict[str, float]:
     """Percentile bootstrap interval of Spearman and Kendall tau-b (pairs resampled with
     replacement, NaN pairs dropped first): ``src_low``, ``src_high``, ``kendall_low``,
     ``kendall_high``; NaN when there are fewer than 3 pairs or no resamples."""
@@ -111,8 +112,13 @@ def seed_noise(primary: pd.Series, repeats: pd.DataFrame, samples: int = 1000, s
     this ground truth can tell.
     """
     primary = primary.dropna()
-    out = {"seed_sd": np.nan, "arch_sd": float(primary.std(ddof=1)) if len(primary) > 1 else np.nan,
-           "noise_ratio": np.nan, "n_repeated": 0, "src_retest": np.nan}
+    out = {
+        "seed_sd": np.nan,
+        "arch_sd": float(primary.std(ddof=1)) if len(primary) > 1 else np.nan,
+        "noise_ratio": np.nan,
+        "n_repeated": 0,
+        "src_retest": np.nan,
+    }
     if repeats.empty:
         return out
     variances = []
@@ -134,8 +140,7 @@ def seed_noise(primary: pd.Series, repeats: pd.DataFrame, samples: int = 1000, s
     return out
 
 
-def top_k_overlap(proxy: Sequence[float], target: Sequence[float], k: int,
-                  lower_is_better: bool = True) -> float:
+def top_k_overlap(proxy: Sequence[float], target: Sequence[float], k: int, lower_is_better: bool = True) -> float:
     """Fraction of the k best models by proxy (highest) that are among the k best by target."""
     p, t = np.asarray(proxy, dtype=float), np.asarray(target, dtype=float)
     if not 0 < k <= p.size:
@@ -178,10 +183,17 @@ def correlation_table(
         for label, part in groups:
             for proxy in proxies:
                 src, tau = rank_correlation(part[proxy], part[target])
-                row: dict[str, Any] = {"target": target, "bin": label, "proxy": proxy, "n": len(part),
-                                       "src": src, "kendall": tau,
-                                       **bootstrap_ci(part[proxy], part[target], int(boot["samples"]),
-                                                      float(boot["confidence"]), int(boot["seed"]))}
+                row: dict[str, Any] = {
+                    "target": target,
+                    "bin": label,
+                    "proxy": proxy,
+                    "n": len(part),
+                    "src": src,
+                    "kendall": tau,
+                    **bootstrap_ci(
+                        part[proxy], part[target], int(boot["samples"]), float(boot["confidence"]), int(boot["seed"])
+                    ),
+                }
                 for frac in top_k:
                     k = max(1, int(round(frac * len(part))))
                     row[f"top{int(round(frac * 100))}"] = (
@@ -192,8 +204,9 @@ def correlation_table(
 
 
 # -- frontiers ------------------------------------------------------------------------------------
-def d_avg(proxy_front: pd.DataFrame, gt_front: pd.DataFrame, latency: str = "latency_ms",
-          ppl: str = "valid_ppl") -> float:
+def d_avg(
+    proxy_front: pd.DataFrame, gt_front: pd.DataFrame, latency: str = "latency_ms", ppl: str = "valid_ppl"
+) -> float:
     """LTS Eq. 2: mean relative perplexity gap of each proxy-frontier model to the ground-truth
     Pareto point closest to it in latency (ties go to the first such point)."""
     _check_columns(proxy_front, [latency, ppl], "d_avg.proxy_front")
@@ -261,9 +274,18 @@ def frontier_table(df: pd.DataFrame, proxies: Sequence[str], ppl: str = "valid_p
         for name, mask in cands:
             proxy = name if mask is None else proxies[0]
             out = frontier_comparison(sub, proxy=proxy, latency=cost, ppl=ppl, proxy_front=mask)
-            rows.append({"proxy": name, "cost": cost, "n": len(sub),
-                         **{k: out[k] for k in ("d_avg", "hypervolume_gt", "hypervolume_proxy",
-                                                "n_gt_front", "n_proxy_front")}})
-    return pd.DataFrame(rows, columns=["proxy", "cost", "n", "d_avg", "hypervolume_gt", "hypervolume_proxy",
-                                       "n_gt_front", "n_proxy_front"])
-
+            rows.append(
+                {
+                    "proxy": name,
+                    "cost": cost,
+                    "n": len(sub),
+                    **{
+                        k: out[k]
+                        for k in ("d_avg", "hypervolume_gt", "hypervolume_proxy", "n_gt_front", "n_proxy_front")
+                    },
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=["proxy", "cost", "n", "d_avg", "hypervolume_gt", "hypervolume_proxy", "n_gt_front", "n_proxy_front"],
+    )

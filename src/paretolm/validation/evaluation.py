@@ -75,14 +75,13 @@ def memory_module(model: torch.nn.Module) -> torch.nn.Module | None:
     return None
 
 
-def _score_with_memory(backbone: torch.nn.Module, stream: torch.Tensor, seq_len: int,
-                       device: torch.device) -> float:
+def _score_with_memory(backbone: torch.nn.Module, stream: torch.Tensor, seq_len: int, device: torch.device) -> float:
     """Sum of NLLs over consecutive non-overlapping segments, each given the previous ones' memory."""
     total, mems, n = 0.0, None, stream.numel()
     for begin in range(0, n - 1, seq_len):
         end = min(begin + seq_len, n - 1)
         x = stream[begin:end].unsqueeze(0).to(device)
-        y = stream[begin + 1:end + 1].unsqueeze(0).to(device)
+        y = stream[begin + 1 : end + 1].unsqueeze(0).to(device)
         out = backbone(x, mems=mems)
         logp = F.log_softmax(out.logits.float(), dim=-1)
         total += float(-logp.gather(-1, y.unsqueeze(-1)).sum())
@@ -150,15 +149,18 @@ def score_stream(
         while i < len(windows):
             length = windows[i][1] - windows[i][0]
             group = [windows[i]]
-            while (i + len(group) < len(windows) and len(group) < batch_size
-                   and windows[i + len(group)][1] - windows[i + len(group)][0] == length):
+            while (
+                i + len(group) < len(windows)
+                and len(group) < batch_size
+                and windows[i + len(group)][1] - windows[i + len(group)][0] == length
+            ):
                 group.append(windows[i + len(group)])
             x = torch.stack([stream[b:e] for b, e, _ in group]).to(device)
-            y = torch.stack([stream[b + 1:e + 1] for b, e, _ in group]).to(device)
+            y = torch.stack([stream[b + 1 : e + 1] for b, e, _ in group]).to(device)
             logp = F.log_softmax(_logits(model, x).float(), dim=-1)
             nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
             for row, (_, _, n_new) in enumerate(group):
-                total += float(nll[row, length - n_new:].sum())
+                total += float(nll[row, length - n_new :].sum())
             i += len(group)
     finally:
         model.train(was_training)
@@ -185,9 +187,16 @@ def prefix_token_of(tokenizer: Any) -> int | None:
     return getattr(tokenizer, "eos_token_id", None)
 
 
-def split_perplexity(model: torch.nn.Module, split: Any, seq_len: int, stride: int | None = None,
-                     prefix_token: int | None = None, batch_size: int = 8,
-                     max_tokens: int | None = None, memory: bool | None = None) -> dict[str, float]:
+def split_perplexity(
+    model: torch.nn.Module,
+    split: Any,
+    seq_len: int,
+    stride: int | None = None,
+    prefix_token: int | None = None,
+    batch_size: int = 8,
+    max_tokens: int | None = None,
+    memory: bool | None = None,
+) -> dict[str, float]:
     """Perplexities of a ``paretolm.data.TokenizedSplit`` (``max_tokens`` scores a prefix only;
     word and byte counts are then scaled by the fraction of tokens scored). ``memory`` as for
     ``score_stream``: by default a Transformer-XL carries its memory across segments."""
@@ -200,8 +209,14 @@ def split_perplexity(model: torch.nn.Module, split: Any, seq_len: int, stride: i
     return _summary(nll, n, int(round(split.n_words * frac)), int(round(split.n_bytes * frac)))
 
 
-def docs_perplexity(model: torch.nn.Module, tokenizer: Any, docs: Iterable[str], seq_len: int,
-                    stride: int | None = None, batch_size: int = 8) -> dict[str, float]:
+def docs_perplexity(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    docs: Iterable[str],
+    seq_len: int,
+    stride: int | None = None,
+    batch_size: int = 8,
+) -> dict[str, float]:
     """Perplexities over documents each scored on its own from a prefix token (lm-eval's
     ``loglikelihood_rolling``); words counted as lm-eval does (``re.split(r"\\s+", doc)``)."""
     prefix = prefix_token_of(tokenizer)
@@ -227,47 +242,63 @@ def _task_config(name: str, path: Path, schema: str) -> dict[str, Any]:
         "metadata": {"version": 1.0, "source": path.name},
     }
     if schema == "cloze":
-        base.update({
-            "output_type": "loglikelihood",
-            "doc_to_text": "{{context}}",
-            "doc_to_target": "{{continuation}}",
-            "target_delimiter": " ",
-            "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
-                            {"metric": "perplexity"}],
-        })
+        base.update(
+            {
+                "output_type": "loglikelihood",
+                "doc_to_text": "{{context}}",
+                "doc_to_target": "{{continuation}}",
+                "target_delimiter": " ",
+                "metric_list": [
+                    {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+                    {"metric": "perplexity"},
+                ],
+            }
+        )
     elif schema == "choice":
-        base.update({
-            "output_type": "multiple_choice",
-            "doc_to_text": "{{query}}",
-            "doc_to_choice": "choices",
-            "doc_to_target": "gold",
-            "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
-                            {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}],
-        })
+        base.update(
+            {
+                "output_type": "multiple_choice",
+                "doc_to_text": "{{query}}",
+                "doc_to_choice": "choices",
+                "doc_to_target": "gold",
+                "metric_list": [
+                    {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+                    {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
+                ],
+            }
+        )
     elif schema == "partial":
         # Winograd-style: the choices are the contexts, the continuation is shared; doc_to_text
         # naming the integer field ``gold`` tells lm-eval the choices go into the context.
-        base.update({
-            "output_type": "multiple_choice",
-            "doc_to_text": "gold",
-            "doc_to_choice": "context_options",
-            "doc_to_target": "continuation",
-            "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
-        })
+        base.update(
+            {
+                "output_type": "multiple_choice",
+                "doc_to_text": "gold",
+                "doc_to_choice": "context_options",
+                "doc_to_target": "continuation",
+                "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
+            }
+        )
     elif schema == "rolling":
-        base.update({
-            "output_type": "loglikelihood_rolling",
-            "doc_to_text": "",
-            "doc_to_target": "{{page}}",
-            "metric_list": [{"metric": m} for m in ("word_perplexity", "byte_perplexity", "bits_per_byte")],
-        })
+        base.update(
+            {
+                "output_type": "loglikelihood_rolling",
+                "doc_to_text": "",
+                "doc_to_target": "{{page}}",
+                "metric_list": [{"metric": m} for m in ("word_perplexity", "byte_perplexity", "bits_per_byte")],
+            }
+        )
     else:
         raise ValueError(f"schema: unknown task schema {schema!r}")
     return base
 
 
-def write_tasks(out_dir: str | os.PathLike, data_dir: str | os.PathLike, names: Sequence[str],
-                extra: Mapping[str, tuple[str | os.PathLike, str]] | None = None) -> list[str]:
+def write_tasks(
+    out_dir: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    names: Sequence[str],
+    extra: Mapping[str, tuple[str | os.PathLike, str]] | None = None,
+) -> list[str]:
     """Write one lm-eval task YAML per named set into ``out_dir``; return the task names.
 
     ``names`` come from ``ZERO_SHOT_SETS`` (files under ``data_dir``); ``extra`` adds sets given as
@@ -279,8 +310,7 @@ def write_tasks(out_dir: str | os.PathLike, data_dir: str | os.PathLike, names: 
     sets: dict[str, tuple[Path, str]] = {}
     for name in names:
         if name not in ZERO_SHOT_SETS:
-            raise ValueError(f"evaluate.zero_shot.tasks: unknown set {name!r} "
-                             f"(known: {sorted(ZERO_SHOT_SETS)})")
+            raise ValueError(f"evaluate.zero_shot.tasks: unknown set {name!r} (known: {sorted(ZERO_SHOT_SETS)})")
         file, schema = ZERO_SHOT_SETS[name]
         sets[name] = (Path(data_dir) / file, schema)
     for name, (path, schema) in (extra or {}).items():
@@ -316,12 +346,11 @@ def left_truncate(context: list[int], continuation: list[int], max_length: int) 
     continuation's log-likelihood is that of its last ``max_length`` tokens."""
     if len(continuation) <= max_length:
         return context, continuation  # HFLM's own cut of the context is the one wanted
-    window = (context + continuation)[-(max_length + 1):]
+    window = (context + continuation)[-(max_length + 1) :]
     return window[:1], window[1:]
 
 
-def lm_eval_model(model: torch.nn.Module, tokenizer: Any, batch_size: int = 8,
-                  max_length: int | None = None):
+def lm_eval_model(model: torch.nn.Module, tokenizer: Any, batch_size: int = 8, max_length: int | None = None):
     """lm-eval's HFLM around a model instance (a ``transformers.PreTrainedModel``).
 
     ``add_bos_token=False``: text is encoded without special tokens and lm-eval's own prefix token
@@ -344,21 +373,43 @@ def lm_eval_model(model: torch.nn.Module, tokenizer: Any, batch_size: int = 8,
     if context is not None:
         max_length = context if max_length is None else min(int(max_length), context)
     device = str(next(model.parameters()).device)
-    return LeftTruncatingHFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length,
-                              device=device, add_bos_token=False, trust_remote_code=False)
+    return LeftTruncatingHFLM(
+        pretrained=model,
+        tokenizer=tokenizer,
+        batch_size=batch_size,
+        max_length=max_length,
+        device=device,
+        add_bos_token=False,
+        trust_remote_code=False,
+    )
 
 
-def run_lm_eval(lm: Any, task_dir: str | os.PathLike, tasks: Sequence[str], limit: int | float | None,
-                num_fewshot: int = 0, seed: int = 0, bootstrap_iters: int = 0) -> dict[str, Any]:
+def run_lm_eval(
+    lm: Any,
+    task_dir: str | os.PathLike,
+    tasks: Sequence[str],
+    limit: int | float | None,
+    num_fewshot: int = 0,
+    seed: int = 0,
+    bootstrap_iters: int = 0,
+) -> dict[str, Any]:
     """``lm_eval.simple_evaluate`` on tasks from ``task_dir``; returns its ``results`` mapping."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
     tm = TaskManager(include_path=str(task_dir), include_defaults=False)
     out = lm_eval.simple_evaluate(
-        model=lm, tasks=list(tasks), num_fewshot=num_fewshot, limit=limit, task_manager=tm,
-        bootstrap_iters=bootstrap_iters, log_samples=False, random_seed=seed, numpy_random_seed=seed,
-        torch_random_seed=seed, fewshot_random_seed=seed,
+        model=lm,
+        tasks=list(tasks),
+        num_fewshot=num_fewshot,
+        limit=limit,
+        task_manager=tm,
+        bootstrap_iters=bootstrap_iters,
+        log_samples=False,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
     )
     return out["results"]
 
@@ -391,9 +442,16 @@ def zero_shot(
                 continue
             metric = key.split(",")[0]
             err = metrics.get(f"{metric}_stderr,{key.split(',', 1)[1]}")
-            rows.append({"task": task.removeprefix(TASK_PREFIX), "metric": metric, "value": float(value),
-                         "stderr": float(err) if isinstance(err, (int, float)) else float("nan"),
-                         "num_fewshot": num_fewshot, "limit": limit})
+            rows.append(
+                {
+                    "task": task.removeprefix(TASK_PREFIX),
+                    "metric": metric,
+                    "value": float(value),
+                    "stderr": float(err) if isinstance(err, (int, float)) else float("nan"),
+                    "num_fewshot": num_fewshot,
+                    "limit": limit,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -407,9 +465,14 @@ def mean_accuracy(table: pd.DataFrame) -> float:
 SPLIT_PREFIX = {"validation": "valid", "test": "test", "train": "train"}
 
 
-def evaluate_model(model: torch.nn.Module, tokenizer: Any, data_cfg: Any, ev: Mapping[str, Any],
-                   extra_data: Mapping[str, Any] | None = None,
-                   max_length: int | None = None) -> dict[str, Any]:
+def evaluate_model(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    data_cfg: Any,
+    ev: Mapping[str, Any],
+    extra_data: Mapping[str, Any] | None = None,
+    max_length: int | None = None,
+) -> dict[str, Any]:
     """Every number the evaluate stage records for one trained model, as one flat row.
 
     ``ev`` is the ``evaluate`` config section: ``seq_len``, ``stride``, ``batch_size``,
@@ -430,8 +493,15 @@ def evaluate_model(model: torch.nn.Module, tokenizer: Any, data_cfg: Any, ev: Ma
         spec = DatasetSpec.from_config(name, (extra_data or {})[name])
         jobs += [(f"{name}_", dc_replace(data_cfg, dataset=spec), s) for s in splits]
     for label, dc, split in jobs:
-        res = split_perplexity(model, dc.split(split, tokenizer=tokenizer), seq_len, ev.get("stride"),
-                               prefix, int(ev.get("batch_size", 8)), ev.get("max_tokens"))
+        res = split_perplexity(
+            model,
+            dc.split(split, tokenizer=tokenizer),
+            seq_len,
+            ev.get("stride"),
+            prefix,
+            int(ev.get("batch_size", 8)),
+            ev.get("max_tokens"),
+        )
         key = f"{label}{SPLIT_PREFIX.get(split, split)}"
         for metric in ("ppl", "word_ppl", "byte_ppl", "bits_per_byte"):
             row[f"{key}_{metric}"] = res[metric]
@@ -439,11 +509,19 @@ def evaluate_model(model: torch.nn.Module, tokenizer: Any, data_cfg: Any, ev: Ma
     zs = ev.get("zero_shot") or {}
     if zs.get("tasks"):
         for k in zs.get("num_fewshot", [0]):
-            table = zero_shot(model, tokenizer, zs["tasks"], zs["data_dir"], zs.get("limit"), int(k),
-                              int(zs.get("batch_size", 8)), int(zs.get("seed", 0)), max_length or seq_len,
-                              int(zs.get("bootstrap_iters", 0)))
+            table = zero_shot(
+                model,
+                tokenizer,
+                zs["tasks"],
+                zs["data_dir"],
+                zs.get("limit"),
+                int(k),
+                int(zs.get("batch_size", 8)),
+                int(zs.get("seed", 0)),
+                max_length or seq_len,
+                int(zs.get("bootstrap_iters", 0)),
+            )
             for r in table.itertuples():
                 row[f"{k}shot_{r.task}_{r.metric}"] = r.value
             row[f"{k}shot_mean_acc"] = mean_accuracy(table)
     return row
-

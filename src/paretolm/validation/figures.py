@@ -38,8 +38,7 @@ def _save(fig, path: str | os.PathLike) -> None:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
-def scatter(df: pd.DataFrame, proxies: Sequence[str], path: str | os.PathLike,
-            ppl: str = "valid_ppl") -> None:
+def scatter(df: pd.DataFrame, proxies: Sequence[str], path: str | os.PathLike, ppl: str = "valid_ppl") -> None:
     plt = _plt()
     n = len(proxies)
     cols = min(3, n)
@@ -51,8 +50,9 @@ def scatter(df: pd.DataFrame, proxies: Sequence[str], path: str | os.PathLike,
         ax.scatter(df[name], df[ppl], s=18, c="0.55", label="trained models")
         if has_lat:
             pf = non_dominated(np.column_stack([df["latency_ms"], -df[name].to_numpy(float)]))
-            ax.scatter(df[name][pf], df[ppl][pf], s=46, facecolors="none", edgecolors="tab:blue",
-                       label="proxy frontier")
+            ax.scatter(
+                df[name][pf], df[ppl][pf], s=46, facecolors="none", edgecolors="tab:blue", label="proxy frontier"
+            )
             ax.scatter(df[name][gt], df[ppl][gt], s=14, marker="x", c="tab:red", label="true frontier")
         ax.set_xlabel(name)
         ax.set_ylabel(ppl)
@@ -99,8 +99,7 @@ def src_vs_cost(table: pd.DataFrame, path: str | os.PathLike, target: str = "val
     quality = sign * rows["src"]
     ax.scatter(rows["proxy_seconds"].clip(lower=1e-7), quality)
     for r, q in zip(rows.itertuples(), quality, strict=True):
-        ax.annotate(r.proxy, (max(r.proxy_seconds, 1e-7), q), fontsize=7, xytext=(3, 3),
-                    textcoords="offset points")
+        ax.annotate(r.proxy, (max(r.proxy_seconds, 1e-7), q), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.axhline(0.0, color="0.6", lw=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("median seconds per architecture")
@@ -116,8 +115,9 @@ def src_vs_budget(table: pd.DataFrame, path: str | os.PathLike, target: str = "b
     rows = table[(table["bin"] == "all") & (table["target"] == target)].sort_values("train_tokens")
     fig, ax = plt.subplots(figsize=(7.2, 4))
     if rows.empty:
-        ax.text(0.5, 0.5, "no training budgets scored (train.budgets)", ha="center", va="center",
-                transform=ax.transAxes)
+        ax.text(
+            0.5, 0.5, "no training budgets scored (train.budgets)", ha="center", va="center", transform=ax.transAxes
+        )
     groups = list(rows.groupby("proxy", sort=False))
     colours = plt.get_cmap("tab20").colors
     # intervals of many proxies hide each other: shaded only for a few, as error bars otherwise
@@ -136,14 +136,21 @@ def src_vs_budget(table: pd.DataFrame, path: str | os.PathLike, target: str = "b
             ax.errorbar(jitter, y, yerr=[y - low, high - y], fmt="none", ecolor=colour, alpha=0.35, lw=0.8)
     if "src_retest" in rows.columns and rows["src_retest"].notna().any():
         ceiling = rows.drop_duplicates("train_tokens")
-        ax.plot(ceiling["train_tokens"], ceiling["src_retest"], color="k", ls="--", lw=1,
-                label="ground truth vs. another seed")
+        ax.plot(
+            ceiling["train_tokens"],
+            ceiling["src_retest"],
+            color="k",
+            ls="--",
+            lw=1,
+            label="ground truth vs. another seed",
+        )
     ax.axhline(0.0, color="0.6", lw=0.8)
     if not rows.empty:
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(plt.NullFormatter())  # the budgets' own ticks are enough
-        ax.set_xticks(sorted(rows["train_tokens"].unique()),
-                      [f"{t / 1e6:.2g} M" for t in sorted(rows["train_tokens"].unique())])
+        ax.set_xticks(
+            sorted(rows["train_tokens"].unique()), [f"{t / 1e6:.2g} M" for t in sorted(rows["train_tokens"].unique())]
+        )
         ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_xlabel("training tokens seen")
     ax.set_ylabel("-SRC with validation loss")
@@ -153,8 +160,9 @@ def src_vs_budget(table: pd.DataFrame, path: str | os.PathLike, target: str = "b
     plt.close(fig)
 
 
-def write_figures(df: pd.DataFrame, table: pd.DataFrame, proxies: Sequence[str],
-                  paths: Mapping[str, str | os.PathLike]) -> None:
+def write_figures(
+    df: pd.DataFrame, table: pd.DataFrame, proxies: Sequence[str], paths: Mapping[str, str | os.PathLike]
+) -> None:
     """Write the figures named in ``paths`` (keys ``scatter``, ``src``, ``src_cost``, ``src_budget``)."""
     known = {"scatter", "src", "src_cost", "src_budget"}
     unknown = set(paths) - known

@@ -23,16 +23,24 @@ class Bert(Backbone):
     sliceable = False  # scored by masked-token loss, which the supernet does not train
     model = "paretolm.models.bert:BertMLM"
 
-    example = {"backbone": "bert", "n_layer": 2, "d_model": 32, "n_head": 4, "d_inner": 48,
-               "vocab_size": 300, "max_seq_len": 64}
+    example = {
+        "backbone": "bert",
+        "n_layer": 2,
+        "d_model": 32,
+        "n_head": 4,
+        "d_inner": 48,
+        "vocab_size": 300,
+        "max_seq_len": 64,
+    }
 
     def normalise(self, genes, common):
         return stacked(genes, self.name, per_layer_genes=False)
 
     def blocks(self, spec):
         d = spec.d_model
-        block = Block(d, Attention(spec.n_head, d // spec.n_head, causal=False), FeedForward(spec.d_inner),
-                      pre_norm=False)
+        block = Block(
+            d, Attention(spec.n_head, d // spec.n_head, causal=False), FeedForward(spec.d_inner), pre_norm=False
+        )
         return [block] * spec.n_layer
 
     def breakdown(self, spec, seq_len):
@@ -41,8 +49,12 @@ class Bert(Backbone):
         embedding += d * d + d + 2 * d + v  # MLM head: dense, LayerNorm, decoder bias
         if not spec.tie_weights:
             embedding += v * d
-        return totals(stack(self.blocks(spec), t), embedding=embedding, positions=spec.max_seq_len * d,
-                      embed_head_flops=2 * t * d * d + 2 * t * d * v)
+        return totals(
+            stack(self.blocks(spec), t),
+            embedding=embedding,
+            positions=spec.max_seq_len * d,
+            embed_head_flops=2 * t * d * d + 2 * t * d * v,
+        )
 
 
 BACKBONES.add("bert", Bert())

@@ -50,8 +50,9 @@ def _block(i: int, b: Any) -> MerinoBlock:
     ratio = b["ffn_ratio"]
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
         raise ValueError(f"blocks[{i}].ffn_ratio: expected a number, got {ratio!r}")
-    block = MerinoBlock(integer(b["d_model"], f"blocks[{i}].d_model"), float(ratio),
-                        integer(b["n_layer"], f"blocks[{i}].n_layer"))
+    block = MerinoBlock(
+        integer(b["d_model"], f"blocks[{i}].d_model"), float(ratio), integer(b["n_layer"], f"blocks[{i}].n_layer")
+    )
     for name in ("d_model", "n_layer"):
         if getattr(block, name) <= 0:
             raise ValueError(f"blocks[{i}].{name}: must be positive, got {getattr(block, name)}")
@@ -108,9 +109,13 @@ class Merino(Backbone):
     model = "paretolm.models.merino:MerinoLM"
     codec = BlockCodec()
 
-    example = {"backbone": "merino", "d_head": 16, "vocab_size": 300, "max_seq_len": 64,
-               "blocks": [{"d_model": 32, "ffn_ratio": 1.5, "n_layer": 2},
-                          {"d_model": 48, "ffn_ratio": 2.0, "n_layer": 1}]}
+    example = {
+        "backbone": "merino",
+        "d_head": 16,
+        "vocab_size": 300,
+        "max_seq_len": 64,
+        "blocks": [{"d_model": 32, "ffn_ratio": 1.5, "n_layer": 2}, {"d_model": 48, "ffn_ratio": 2.0, "n_layer": 1}],
+    }
 
     def normalise(self, genes, common):
         d_head = positive({"d_head": 64 if genes.get("d_head") is None else genes["d_head"]}, "d_head", self.name)
@@ -132,8 +137,10 @@ class Merino(Backbone):
         return {"blocks": tuple(blocks), "d_head": d_head}
 
     def blocks(self, spec):
-        return [Block(b.d_model, Attention(b.d_model // spec.d_head, spec.d_head), FeedForward(b.d_inner),
-                      times=b.n_layer) for b in spec.blocks]
+        return [
+            Block(b.d_model, Attention(b.d_model // spec.d_head, spec.d_head), FeedForward(b.d_inner), times=b.n_layer)
+            for b in spec.blocks
+        ]
 
     def breakdown(self, spec, seq_len):
         """Decoder: the shared layers (once per block), the width projections between blocks and
@@ -152,9 +159,14 @@ class Merino(Backbone):
             head_flops = 2 * t * e_last * e_first * (e_last != e_first) + 2 * t * e_first * v
         else:
             head, head_flops = e_last * v, 2 * t * e_last * v
-        return totals(stack(self.blocks(spec), t), decoder_extra=extra, decoder_extra_flops=extra_flops,
-                      embedding=v * e_first + head, positions=spec.max_seq_len * e_first,
-                      embed_head_flops=head_flops)
+        return totals(
+            stack(self.blocks(spec), t),
+            decoder_extra=extra,
+            decoder_extra_flops=extra_flops,
+            embedding=v * e_first + head,
+            positions=spec.max_seq_len * e_first,
+            embed_head_flops=head_flops,
+        )
 
 
 BACKBONES.add("merino", Merino())

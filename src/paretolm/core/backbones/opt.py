@@ -16,8 +16,15 @@ class OPT(GPT2):
     genes = ("n_layer", "d_model", "n_head", "d_inner")
     model = "paretolm.models.gpt2:OPTLM"
     activation = "relu"
-    example = {"backbone": "opt", "n_layer": 2, "d_model": 32, "n_head": [2, 4], "d_inner": [48, 64],
-               "vocab_size": 300, "max_seq_len": 64}
+    example = {
+        "backbone": "opt",
+        "n_layer": 2,
+        "d_model": 32,
+        "n_head": [2, 4],
+        "d_inner": [48, 64],
+        "vocab_size": 300,
+        "max_seq_len": 64,
+    }
 
     def normalise(self, genes, common):
         return stacked(genes, self.name)

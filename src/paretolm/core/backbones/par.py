@@ -33,7 +33,7 @@ def expand_par(text: str) -> str:
         m = _PAR_GROUP.match(src, pos)
         if not m:
             raise ValueError(
-                f"layers: cannot parse PAR string {text!r} at position {pos} ({src[pos:pos + 8]!r}); "
+                f"layers: cannot parse PAR string {text!r} at position {pos} ({src[pos : pos + 8]!r}); "
                 "use s (self-attention), f (feed-forward), i (identity), groups like (sf)x4"
             )
         if m.group(1):
@@ -57,10 +57,10 @@ def compress_par(layers: str) -> str:
     for period in range(1, len(layers) // 2 + 1):
         unit = layers[:period]
         reps = 1
-        while layers[reps * period:(reps + 1) * period] == unit:
+        while layers[reps * period : (reps + 1) * period] == unit:
             reps += 1
         if reps > 1:
-            rest = layers[reps * period:]
+            rest = layers[reps * period :]
             cand = f"({unit})x{reps}" + (" " + compress_par(rest) if rest else "")
             if len(cand) < len(best):
                 best = cand
@@ -101,8 +101,15 @@ class Par(Backbone):
     model = "paretolm.models.par:ParLM"
     codec = SublayerCodec()
 
-    example = {"backbone": "par", "layers": "sfsfi", "d_model": 32, "n_head": 4, "d_inner": 48,
-               "vocab_size": 300, "max_seq_len": 64}
+    example = {
+        "backbone": "par",
+        "layers": "sfsfi",
+        "d_model": 32,
+        "n_head": 4,
+        "d_inner": 48,
+        "vocab_size": 300,
+        "max_seq_len": 64,
+    }
 
     def normalise(self, genes, common):
         if genes.get("layers") is None:
@@ -122,14 +129,20 @@ class Par(Backbone):
     def sublayer_blocks(d_model: int, n_head: int, d_inner: int) -> tuple[Block, Block]:
         """The blocks of an ``s`` and an ``f`` sub-layer (PAR builds on Transformer-XL, whose
         feed-forward uses ReLU)."""
-        return (Block(d_model, attention=Attention(n_head, d_model // n_head)),
-                Block(d_model, ffn=FeedForward(d_inner, "relu")))
+        return (
+            Block(d_model, attention=Attention(n_head, d_model // n_head)),
+            Block(d_model, ffn=FeedForward(d_inner, "relu")),
+        )
 
     def breakdown(self, spec, seq_len):
         d, v = spec.d_model, spec.vocab_size
-        return totals(stack(self.blocks(spec), seq_len), decoder_extra=2 * d,  # the final LayerNorm
-                      embedding=v * d + (0 if spec.tie_weights else v * d), positions=spec.max_seq_len * d,
-                      embed_head_flops=2 * seq_len * d * v)
+        return totals(
+            stack(self.blocks(spec), seq_len),
+            decoder_extra=2 * d,  # the final LayerNorm
+            embedding=v * d + (0 if spec.tie_weights else v * d),
+            positions=spec.max_seq_len * d,
+            embed_head_flops=2 * seq_len * d * v,
+        )
 
     @staticmethod
     def sublayer_flops(d_model: int, n_head: int, d_inner: int, seq_len: int) -> tuple[int, int, int]:

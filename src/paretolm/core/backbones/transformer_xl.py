@@ -15,13 +15,32 @@ from paretolm.core.genes import adaptive, boolean, bounded, integer, per_layer, 
 
 class TransformerXL(Backbone):
     name = "transformer_xl"
-    genes = ("n_layer", "d_model", "n_head", "d_inner", "div_val", "d_embed", "cutoffs",
-             "d_head", "mem_len", "pre_lnorm")
+    genes = (
+        "n_layer",
+        "d_model",
+        "n_head",
+        "d_inner",
+        "div_val",
+        "d_embed",
+        "cutoffs",
+        "d_head",
+        "mem_len",
+        "pre_lnorm",
+    )
     model = "paretolm.models.transformer_xl:TransformerXLLM"
 
-    example = {"backbone": "transformer_xl", "n_layer": 2, "d_model": 32, "n_head": [2, 4],
-               "d_inner": [48, 64], "div_val": 2, "vocab_size": 300, "cutoffs": [100, 200],
-               "max_seq_len": 64, "mem_len": 16}
+    example = {
+        "backbone": "transformer_xl",
+        "n_layer": 2,
+        "d_model": 32,
+        "n_head": [2, 4],
+        "d_inner": [48, 64],
+        "div_val": 2,
+        "vocab_size": 300,
+        "cutoffs": [100, 200],
+        "max_seq_len": 64,
+        "mem_len": 16,
+    }
 
     def normalise(self, genes, common):
         out = stacked(genes, self.name)
@@ -40,14 +59,19 @@ class TransformerXL(Backbone):
     def blocks(self, spec):
         d = spec.d_model
         genes = zip(spec.n_head, spec.d_head, spec.d_inner, strict=True)
-        return [Block(d, Attention(h, dh, positions="relative", bias=False), FeedForward(f, "relu"),
-                      pre_norm=spec.pre_lnorm) for h, dh, f in genes]
+        return [
+            Block(
+                d, Attention(h, dh, positions="relative", bias=False), FeedForward(f, "relu"), pre_norm=spec.pre_lnorm
+            )
+            for h, dh, f in genes
+        ]
 
     def breakdown(self, spec, seq_len):
         # one segment with an empty memory: the keys are the segment's own tokens
         embedding, embed_flops = adaptive_side(spec, seq_len, adaptive_head=True)
-        return totals(stack(self.blocks(spec), seq_len, klen=seq_len), embedding=embedding,
-                      embed_head_flops=embed_flops)
+        return totals(
+            stack(self.blocks(spec), seq_len, klen=seq_len), embedding=embedding, embed_head_flops=embed_flops
+        )
 
     def retarget(self, spec, vocab_size, max_seq_len):
         return spec.with_(vocab_size=vocab_size, max_seq_len=max_seq_len, cutoffs=trim_cutoffs(spec, vocab_size))

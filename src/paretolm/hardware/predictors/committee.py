@@ -51,8 +51,19 @@ Choice = Literal["auto", Kind]  # a setting that picks one, or auto: the lowest 
 # The columns of the roofline model: work (FLOPs), weight traffic (parameters), activation traffic
 # summed over layers and at the widest layer (peak memory holds one layer's activations at a
 # time), and fixed per-layer / per-head costs (kernel launches, layer norms, softmaxes).
-ROOFLINE = ("flops", "total_params", "act_model", "act_inner", "act_attn", "act_model_max",
-            "act_inner_max", "act_attn_max", "logits", "n_layers", "n_head_sum")
+ROOFLINE = (
+    "flops",
+    "total_params",
+    "act_model",
+    "act_inner",
+    "act_attn",
+    "act_model_max",
+    "act_inner_max",
+    "act_attn_max",
+    "logits",
+    "n_layers",
+    "n_head_sum",
+)
 # Genes the per-layer view already describes; other scalar genes (div_val, d_embed, mem_len, ...)
 # become ``gene_<name>`` features, since they can change the cost in ways the counts do not show
 # (an adaptive softmax, div_val > 1, holds several vocabulary-sized buffers).
@@ -70,8 +81,11 @@ def design_features(spec: ArchSpec, seq_len: int) -> dict[str, float]:
     inner = [(b.ffn.d_inner if b.ffn else 0, b.times) for b in blocks]
     heads = [(b.attention.n_head if b.attention else 0, b.times) for b in blocks]
     n_layers = sum(b.times for b in blocks)
-    genes = {f"gene_{k}": float(v) for k, v in spec.genes().items()
-             if k not in LAYER_GENES and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    genes = {
+        f"gene_{k}": float(v)
+        for k, v in spec.genes().items()
+        if k not in LAYER_GENES and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     return {
         "flops": float(c.flops),
         "total_params": float(c.total_params),
@@ -113,8 +127,11 @@ def _roofline_design(X: pd.DataFrame, levels: dict[str, list[float]]) -> np.ndar
 
 def _fit_roofline(X: pd.DataFrame, y: np.ndarray, seed: int) -> LogModel:
     """Non-negative least squares of ``y ~ b0 + sum b_i x_i`` with relative residuals."""
-    levels = {c: sorted(X[c].unique().tolist()) for c in X.columns
-              if c.startswith("gene_") and 1 < X[c].nunique() <= MAX_LEVELS}
+    levels = {
+        c: sorted(X[c].unique().tolist())
+        for c in X.columns
+        if c.startswith("gene_") and 1 < X[c].nunique() <= MAX_LEVELS
+    }
     raw = _roofline_design(X, levels)
     scale = np.where(raw.max(axis=0) > 0, raw.max(axis=0), 1.0)  # conditioning only
     A = np.column_stack([np.ones(len(raw)), raw / scale])
@@ -134,8 +151,10 @@ def _fit_mlp(X: pd.DataFrame, y: np.ndarray, seed: int) -> LogModel:
 
 def _fit_gbt(X: pd.DataFrame, y: np.ndarray, seed: int) -> LogModel:
     from sklearn.ensemble import HistGradientBoostingRegressor
-    model = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, max_leaf_nodes=15,
-                                          min_samples_leaf=max(2, len(y) // 20), random_state=seed)
+
+    model = HistGradientBoostingRegressor(
+        max_iter=300, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=max(2, len(y) // 20), random_state=seed
+    )
     # one OpenMP thread: on a busy machine more threads make these tiny fits far slower
     with threadpool_limits(1):
         model.fit(np.log1p(X.to_numpy(dtype=float)), np.log(y))
@@ -148,7 +167,9 @@ def _fit_gbt(X: pd.DataFrame, y: np.ndarray, seed: int) -> LogModel:
 
 
 FITTERS: dict[str, Callable[[pd.DataFrame, np.ndarray, int], LogModel]] = {
-    "roofline": _fit_roofline, "mlp": _fit_mlp, "gbt": _fit_gbt,
+    "roofline": _fit_roofline,
+    "mlp": _fit_mlp,
+    "gbt": _fit_gbt,
 }
 
 
@@ -171,8 +192,7 @@ class TargetModel:
         return np.exp(logs.mean(axis=0)), np.sqrt(spread**2 + self.resid**2)
 
     def summary(self) -> dict[str, Any]:
-        return {"kind": self.kind, "rows": self.rows, "cv_mape_pct": self.cv_mape,
-                "resid_log": self.resid}
+        return {"kind": self.kind, "rows": self.rows, "cv_mape_pct": self.cv_mape, "resid_log": self.resid}
 
 
 def _folds(n: int, k: int, seed: int) -> list[np.ndarray]:
@@ -180,8 +200,9 @@ def _folds(n: int, k: int, seed: int) -> list[np.ndarray]:
     return [np.sort(order[i::k]) for i in range(k)]
 
 
-def fit_target(X: pd.DataFrame, y: Sequence[float], target: str, kinds: Sequence[str] = KINDS,
-               folds: int = 5, seed: int = 0) -> TargetModel:
+def fit_target(
+    X: pd.DataFrame, y: Sequence[float], target: str, kinds: Sequence[str] = KINDS, folds: int = 5, seed: int = 0
+) -> TargetModel:
     """Cross-validate every kind in ``kinds`` on ``(X, y)``; keep the one with the lowest
     out-of-fold MAPE (ties: the earlier kind). ``ensemble`` averages the other kinds tried."""
     y = np.asarray(y, dtype=float)
@@ -232,9 +253,15 @@ class HardwarePredictor:
         return {t: m.summary() for t, m in self.models.items()}
 
 
-def fit(specs: Sequence[ArchSpec], measured: pd.DataFrame, seq_len: int,
-        kinds: Sequence[str] | Mapping[str, Sequence[str]] = KINDS, targets: Sequence[str] = TARGETS,
-        folds: int = 5, seed: int = 0) -> HardwarePredictor:
+def fit(
+    specs: Sequence[ArchSpec],
+    measured: pd.DataFrame,
+    seq_len: int,
+    kinds: Sequence[str] | Mapping[str, Sequence[str]] = KINDS,
+    targets: Sequence[str] = TARGETS,
+    folds: int = 5,
+    seed: int = 0,
+) -> HardwarePredictor:
     """Fit one ``TargetModel`` per target column of ``measured`` (rows in the order of ``specs``);
     a target whose column is missing or not positive everywhere is skipped. ``kinds`` may name
     the kinds to try per target."""
@@ -289,9 +316,23 @@ def heldout_metrics(measured: Sequence[float], predicted: Sequence[float]) -> di
     if len(t) == 0:
         return {"n": 0, "mape_pct": None, "kendall": None}
     tau = float(kendalltau(t, p).statistic) if len(t) >= 2 else None
-    return {"n": int(len(t)), "mape_pct": float(100 * np.mean(np.abs(p - t) / t)),
-            "kendall": None if tau is None or np.isnan(tau) else tau}
+    return {
+        "n": int(len(t)),
+        "mape_pct": float(100 * np.mean(np.abs(p - t) / t)),
+        "kendall": None if tau is None or np.isnan(tau) else tau,
+    }
 
 
-__all__ = ["KINDS", "ROOFLINE", "TARGETS", "HardwarePredictor", "TargetModel", "active_order",
-           "design_features", "feature_table", "fit", "fit_target", "heldout_metrics"]
+__all__ = [
+    "KINDS",
+    "ROOFLINE",
+    "TARGETS",
+    "HardwarePredictor",
+    "TargetModel",
+    "active_order",
+    "design_features",
+    "feature_table",
+    "fit",
+    "fit_target",
+    "heldout_metrics",
+]

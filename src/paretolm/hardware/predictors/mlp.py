@@ -91,8 +91,7 @@ def spec_features(spec: ArchSpec, seq_len: int = DEFAULT_SEQ_LEN, positions: int
     return f
 
 
-def profile_features(df: pd.DataFrame, seq_len: int = DEFAULT_SEQ_LEN, positions: int | None = None
-                     ) -> pd.DataFrame:
+def profile_features(df: pd.DataFrame, seq_len: int = DEFAULT_SEQ_LEN, positions: int | None = None) -> pd.DataFrame:
     """Features of a profile table's ``spec`` column (``positions``: default the deepest spec)."""
     if "spec" not in df.columns:
         raise ValueError("spec: the profile table needs a spec column (JSON)")
@@ -103,9 +102,16 @@ def profile_features(df: pd.DataFrame, seq_len: int = DEFAULT_SEQ_LEN, positions
 
 
 HAT_FEATURES = (
-    "encoder_embed_dim", "encoder_layer_num", "encoder_ffn_embed_dim_avg", "encoder_self_attention_heads_avg",
-    "decoder_embed_dim", "decoder_layer_num", "decoder_ffn_embed_dim_avg", "decoder_self_attention_heads_avg",
-    "decoder_ende_attention_heads_avg", "decoder_arbitrary_ende_attn_avg",
+    "encoder_embed_dim",
+    "encoder_layer_num",
+    "encoder_ffn_embed_dim_avg",
+    "encoder_self_attention_heads_avg",
+    "decoder_embed_dim",
+    "decoder_layer_num",
+    "decoder_ffn_embed_dim_avg",
+    "decoder_self_attention_heads_avg",
+    "decoder_ende_attention_heads_avg",
+    "decoder_arbitrary_ende_attn_avg",
 )
 
 
@@ -251,8 +257,7 @@ class LatencyPredictor:
             "features": self.features,
             "mean": self.mean.tolist(),
             "std": self.std.tolist(),
-            "settings": {"epochs": self.epochs, "lr": self.lr, "weight_decay": self.weight_decay,
-                         "seed": self.seed},
+            "settings": {"epochs": self.epochs, "lr": self.lr, "weight_decay": self.weight_decay, "seed": self.seed},
             "meta": self.meta,
         }
         tensors = {k: v.detach().contiguous() for k, v in self._net.state_dict().items()}
@@ -273,9 +278,17 @@ class LatencyPredictor:
         if header.get("format") != FORMAT:
             raise ValueError(f"{path}: format {header.get('format')!r}, expected {FORMAT!r}")
         s = header["settings"]
-        pred = cls(hidden=tuple(header["hidden"]), epochs=s["epochs"], lr=s["lr"],
-                   weight_decay=s["weight_decay"], seed=s["seed"], features=list(header["features"]),
-                   mean=np.asarray(header["mean"]), std=np.asarray(header["std"]), meta=header["meta"])
+        pred = cls(
+            hidden=tuple(header["hidden"]),
+            epochs=s["epochs"],
+            lr=s["lr"],
+            weight_decay=s["weight_decay"],
+            seed=s["seed"],
+            features=list(header["features"]),
+            mean=np.asarray(header["mean"]),
+            std=np.asarray(header["std"]),
+            meta=header["meta"],
+        )
         net = pred._build(len(pred.features))
         net.load_state_dict(tensors)
         pred._net = net.eval()
@@ -324,27 +337,32 @@ def fit_profile(df: pd.DataFrame, seq_len: int = DEFAULT_SEQ_LEN, **settings: An
     return pred
 
 
-def params_only_baseline(X_train: pd.DataFrame, y_train: Iterable[float], X_test: pd.DataFrame,
-                         column: str = "total_params", **settings: Any) -> np.ndarray:
+def params_only_baseline(
+    X_train: pd.DataFrame, y_train: Iterable[float], X_test: pd.DataFrame, column: str = "total_params", **settings: Any
+) -> np.ndarray:
     """Predictions of the same MLP fitted to one feature (parameters only)."""
     pred = LatencyPredictor(**settings).fit(X_train[[column]], y_train)
     return pred.predict(X_test[[column]])
 
 
-def holdout(X: pd.DataFrame, y: pd.Series, test_fraction: float = 0.2, seed: int = 0,
-            **settings: Any) -> dict[str, Any]:
+def holdout(
+    X: pd.DataFrame, y: pd.Series, test_fraction: float = 0.2, seed: int = 0, **settings: Any
+) -> dict[str, Any]:
     """Fit on a seeded train split, report predictor and params-only metrics on the test split."""
     train, test = split(len(y), test_fraction, seed)
     Xtr, Xte = X.iloc[train], X.iloc[test]
     ytr, yte = y.iloc[train], y.iloc[test]
     pred = LatencyPredictor(seed=seed, **settings).fit(Xtr, ytr)
     base = params_only_baseline(Xtr, ytr, Xte, seed=seed, **settings)
-    return {"predictor": evaluate(yte, pred.predict(Xte)), "params_only": evaluate(yte, base),
-            "train_rows": len(train), "test_rows": len(test)}
+    return {
+        "predictor": evaluate(yte, pred.predict(Xte)),
+        "params_only": evaluate(yte, base),
+        "train_rows": len(train),
+        "test_rows": len(test),
+    }
 
 
-def cross_validate(X: pd.DataFrame, y: pd.Series, folds: int = 5, seed: int = 0,
-                   **settings: Any) -> dict[str, Any]:
+def cross_validate(X: pd.DataFrame, y: pd.Series, folds: int = 5, seed: int = 0, **settings: Any) -> dict[str, Any]:
     """K-fold out-of-fold predictions (for small measured sets): metrics over all rows."""
     n = len(y)
     if not 2 <= folds <= n:
@@ -357,7 +375,5 @@ def cross_validate(X: pd.DataFrame, y: pd.Series, folds: int = 5, seed: int = 0,
         train = np.setdiff1d(np.arange(n), test)
         pred = LatencyPredictor(seed=seed, **settings).fit(X.iloc[train], y.iloc[train])
         oof[test] = pred.predict(X.iloc[test])
-        oof_base[test] = params_only_baseline(X.iloc[train], y.iloc[train], X.iloc[test], seed=seed,
-                                              **settings)
-    return {"predictor": evaluate(y, oof), "params_only": evaluate(y, oof_base), "folds": folds,
-            "rows": n}
+        oof_base[test] = params_only_baseline(X.iloc[train], y.iloc[train], X.iloc[test], seed=seed, **settings)
+    return {"predictor": evaluate(y, oof), "params_only": evaluate(y, oof_base), "folds": folds, "rows": n}

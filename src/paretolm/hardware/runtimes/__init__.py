@@ -24,7 +24,6 @@ else:  # torch is imported on first use: reading this module (the config check, 
     torch = lazy.module("torch")
 
 
-
 class Session:
     """A model prepared by a runtime. ``paretolm.hardware.profiling`` converts token ids with ``inputs``,
     times ``__call__`` (prefill) and ``step`` (one decoding call) with ``time_call``, and reads
@@ -77,11 +76,15 @@ class Runtime:
         """Raise ValueError naming target ``name`` and what is missing if this machine cannot run
         it. ``target`` has ``runtime``, ``device`` and ``dtype`` resolved (``resolve``)."""
         if target["device"] not in self.devices:
-            raise ValueError(f"hardware target {name!r}: runtime {self.name} runs on device "
-                             f"{' or '.join(self.devices)}, not {target['device']!r}")
+            raise ValueError(
+                f"hardware target {name!r}: runtime {self.name} runs on device "
+                f"{' or '.join(self.devices)}, not {target['device']!r}"
+            )
         if target["dtype"] not in self.dtypes:
-            raise ValueError(f"hardware target {name!r}: runtime {self.name} runs dtype "
-                             f"{' or '.join(self.dtypes)}, not {target['dtype']!r}")
+            raise ValueError(
+                f"hardware target {name!r}: runtime {self.name} runs dtype "
+                f"{' or '.join(self.dtypes)}, not {target['dtype']!r}"
+            )
 
     def load(self, model: Any, settings: Any) -> Session:
         """The eval-mode ``model`` as the target runs it."""

@@ -64,7 +64,7 @@ class CacheLayout:
     def unflatten(self, flat: tuple[Any, ...]) -> list[Any]:
         past, i = [], 0
         for w in self.widths:
-            past.append(tuple(flat[i:i + w]) if w > 1 else flat[i])
+            past.append(tuple(flat[i : i + w]) if w > 1 else flat[i])
             i += w
         return past
 
@@ -126,8 +126,16 @@ def export(model: Any, vocab_size: int, causal: bool, path: Path) -> CacheLayout
         # logits check below is what tells whether the graph is right
         warnings.simplefilter("ignore")
         if not causal:
-            torch.onnx.export(plain_graph(model), (ids,), str(path), input_names=["input_ids"],
-                              output_names=["logits"], dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
+            torch.onnx.export(
+                plain_graph(model),
+                (ids,),
+                str(path),
+                input_names=["input_ids"],
+                output_names=["logits"],
+                dynamic_axes=dynamic,
+                opset_version=OPSET,
+                dynamo=False,
+            )
             return None
         layout = cache_layout(model, vocab_size)
         # trace with a non-empty cache so every branch that concatenates the cache is recorded
@@ -138,10 +146,16 @@ def export(model: Any, vocab_size: int, causal: bool, path: Path) -> CacheLayout
         for i, axis in enumerate(layout.seq_axes):
             dynamic[f"past_{i}"] = {0: "batch", axis: "past_tokens"}
             dynamic[f"present_{i}"] = {0: "batch", axis: "total_tokens"}
-        torch.onnx.export(step_graph(model, layout), (ids, *flat), str(path),
-                          input_names=["input_ids", *(f"past_{i}" for i in range(n))],
-                          output_names=["logits", *(f"present_{i}" for i in range(n))],
-                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
+        torch.onnx.export(
+            step_graph(model, layout),
+            (ids, *flat),
+            str(path),
+            input_names=["input_ids", *(f"past_{i}" for i in range(n))],
+            output_names=["logits", *(f"present_{i}" for i in range(n))],
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            dynamo=False,
+        )
     return layout
 
 
@@ -205,8 +219,7 @@ class OrtSession(Session):
 
         self._bytes, self.layout, self.threads, self._weights = model_bytes, layout, threads, weights
         self.check_error: float | None = None  # relative error of its logits against PyTorch's
-        self.session = ort.InferenceSession(model_bytes, session_options(threads),
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(model_bytes, session_options(threads), providers=["CPUExecutionProvider"])
         self.outputs = [o.name for o in self.session.get_outputs()]
         self._empty: dict[int, list[Any]] = {}
 
@@ -219,8 +232,10 @@ class OrtSession(Session):
         import onnxruntime as ort
 
         if batch not in self._empty:
-            self._empty[batch] = [ort.OrtValue.ortvalue_from_numpy(np.zeros((batch, *shape[1:]), np.float32))
-                                  for shape in self.layout.empty_shapes]
+            self._empty[batch] = [
+                ort.OrtValue.ortvalue_from_numpy(np.zeros((batch, *shape[1:]), np.float32))
+                for shape in self.layout.empty_shapes
+            ]
         return self._empty[batch]
 
     def step(self, ids: Any, past: Any | None) -> tuple[Any, Any]:
@@ -246,8 +261,9 @@ class OrtSession(Session):
     def peak_bytes(self, ids: Any, weights: int) -> tuple[int, int]:
         import onnxruntime as ort
 
-        fresh = ort.InferenceSession(self._bytes, session_options(self.threads, arena=False),
-                                     providers=["CPUExecutionProvider"])
+        fresh = ort.InferenceSession(
+            self._bytes, session_options(self.threads, arena=False), providers=["CPUExecutionProvider"]
+        )
         if self.layout is None:
             feeds = {"input_ids": ids}
         else:
@@ -277,17 +293,21 @@ def check_logits(session: OrtSession, model: Any, vocab_size: int, dtype: str, s
         got = session.logits(session(session.inputs(ids[:, :CHECK_TOKENS])))
     else:
         parts, past = [], None
-        for chunk in (ids[:, :CHECK_TOKENS], ids[:, CHECK_TOKENS:CHECK_TOKENS + 1], ids[:, CHECK_TOKENS + 1:]):
+        for chunk in (ids[:, :CHECK_TOKENS], ids[:, CHECK_TOKENS : CHECK_TOKENS + 1], ids[:, CHECK_TOKENS + 1 :]):
             logits, past = session.step(session.inputs(chunk), past)
             parts.append(session.logits(logits))
         got = np.concatenate(parts, axis=1)
     if got.shape != want.shape:
-        raise ValueError(f"onnxruntime: the exported model returns logits of shape {got.shape}, "
-                         f"PyTorch {want.shape}; refusing to time it")
+        raise ValueError(
+            f"onnxruntime: the exported model returns logits of shape {got.shape}, "
+            f"PyTorch {want.shape}; refusing to time it"
+        )
     err = relative_error(got, want)
     if not err <= TOLERANCE[dtype]:  # also catches NaN
-        raise ValueError(f"onnxruntime: the exported {dtype} model's logits differ from PyTorch's "
-                         f"(relative error {err:.3g} > {TOLERANCE[dtype]:g}); refusing to time it")
+        raise ValueError(
+            f"onnxruntime: the exported {dtype} model's logits differ from PyTorch's "
+            f"(relative error {err:.3g} > {TOLERANCE[dtype]:g}); refusing to time it"
+        )
     return err
 
 
@@ -302,11 +322,14 @@ class OnnxRuntime(Runtime):
             import onnx  # noqa: F401
             import onnxruntime  # noqa: F401
         except ImportError as e:
-            raise ValueError(f"hardware target {name!r}: runtime onnxruntime needs the onnx and onnxruntime "
-                             f"packages ({e})") from e
+            raise ValueError(
+                f"hardware target {name!r}: runtime onnxruntime needs the onnx and onnxruntime packages ({e})"
+            ) from e
         if target.get("memory", True) and not os.access("/proc/self/clear_refs", os.W_OK):
-            raise ValueError(f"hardware target {name!r}: onnxruntime's peak memory is read from Linux's "
-                             "/proc/self (VmHWM), not available here; set profile.memory: false")
+            raise ValueError(
+                f"hardware target {name!r}: onnxruntime's peak memory is read from Linux's "
+                "/proc/self (VmHWM), not available here; set profile.memory: false"
+            )
 
     def load(self, model: Any, settings: Any) -> Session:
         spec: ArchSpec = model.spec

@@ -21,12 +21,14 @@ else:  # torch is imported on first use: reading this module (the config check, 
     profiler = lazy.module("torch.profiler")
 
 
-
 def cpu_peak_bytes(model: Any, ids: Any) -> int:
     """Peak bytes held at once by tensors allocated during one forward pass on CPU: the maximum of
     the time-ordered running sum of the profiler's ``[memory]`` events (allocations positive,
     frees negative), so freed blocks are subtracted as they are freed."""
-    with torch.inference_mode(), profiler.profile(activities=[profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+    with (
+        torch.inference_mode(),
+        profiler.profile(activities=[profiler.ProfilerActivity.CPU], profile_memory=True) as prof,
+    ):
         out = model(ids)
         del out
     events = [

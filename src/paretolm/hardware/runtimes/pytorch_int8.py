@@ -19,7 +19,6 @@ else:  # torch is imported on first use: reading this module (the config check, 
     torch = lazy.module("torch")
 
 
-
 def quantize_dynamic_fn() -> Callable[..., Any]:
     """``quantize_dynamic`` from wherever this PyTorch keeps it (the API has been moving from
     ``torch.quantization`` to ``torch.ao.quantization``); ValueError if neither has it."""
@@ -43,8 +42,9 @@ class TorchInt8(Runtime):
 
     def check(self, name: str, target: Mapping[str, Any]) -> None:
         if target["device"] != "cpu":
-            raise ValueError(f"hardware target {name!r}: dynamic int8 quantization (runtime torch_int8) "
-                             "runs on device cpu only")
+            raise ValueError(
+                f"hardware target {name!r}: dynamic int8 quantization (runtime torch_int8) runs on device cpu only"
+            )
         super().check(name, target)
         quantize_dynamic_fn()
         engines = [e for e in torch.backends.quantized.supported_engines if e != "none"]

@@ -58,8 +58,14 @@ def read_archs(path: str | Path) -> list[ArchSpec]:
     return list(first.values())
 
 
-def measure_table(hardware: str, part: Mapping[str, Any], specs: list[ArchSpec], cache_dir: str | Path | None,
-                  out: str | Path, inputs: list[str | Path] = ()) -> pd.DataFrame:
+def measure_table(
+    hardware: str,
+    part: Mapping[str, Any],
+    specs: list[ArchSpec],
+    cache_dir: str | Path | None,
+    out: str | Path,
+    inputs: list[str | Path] = (),
+) -> pd.DataFrame:
     """Measure ``specs`` on this machine as target ``hardware`` (through the cache, so a killed run
     resumes) and write ``out``: ``arch_id``, ``spec`` and the profile stage's measurement columns,
     with the device's fingerprint, torch version and settings in the provenance."""
@@ -72,10 +78,18 @@ def measure_table(hardware: str, part: Mapping[str, Any], specs: list[ArchSpec],
         log.info("%d/%d %s", i, len(specs), spec.arch_id)
     df = pd.DataFrame(rows)
     df.insert(1, "spec", [s.to_json() for s in specs])
-    prov = provenance(MEASURE_STAGE, part, inputs, target=hardware, settings=settings.to_dict(),
-                      device=profiler.fingerprint, device_torch=profiler.torch_version,
-                      measurement_key=profiler.key_hash, measurements=profiler.counts(),
-                      seconds=time.perf_counter() - t0)
+    prov = provenance(
+        MEASURE_STAGE,
+        part,
+        inputs,
+        target=hardware,
+        settings=settings.to_dict(),
+        device=profiler.fingerprint,
+        device_torch=profiler.torch_version,
+        measurement_key=profiler.key_hash,
+        measurements=profiler.counts(),
+        seconds=time.perf_counter() - t0,
+    )
     write_table(df, out, prov)
     log.info("wrote %d measurements of %r to %s: %s", len(df), hardware, out, profiler.counts())
     return df

@@ -18,8 +18,8 @@ from typing import Any
 
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import canonical_hash, read_provenance, read_table
-from paretolm.hardware.profiling import ordered, measurement_problem
-from paretolm.hardware.sources import (
+from paretolm.hardware.profiling import measurement_problem, ordered
+from paretolm.hardware.sources.base import (
     MissingMeasurements,
     Source,
     fingerprint_problem,
@@ -47,10 +47,16 @@ class ImportSource(Source):
         self.imported = 0
         for path in sorted(self.folder.glob("*.parquet")) if self.folder.is_dir() else []:
             self._read(path, target)
-        self.key_hash = canonical_hash({"fingerprint": self.device, "torch": self.torch,
-                                        "settings": settings.to_dict()})
-        log.info("hardware target %r: %d measurements in %d file(s) of %s", hardware, len(self.rows),
-                 len(self.files), self.folder)
+        self.key_hash = canonical_hash(
+            {"fingerprint": self.device, "torch": self.torch, "settings": settings.to_dict()}
+        )
+        log.info(
+            "hardware target %r: %d measurements in %d file(s) of %s",
+            hardware,
+            len(self.rows),
+            len(self.files),
+            self.folder,
+        )
 
     def _read(self, path: Path, target: Mapping[str, Any]) -> None:
         def refuse(why: str) -> ValueError:
@@ -70,11 +76,18 @@ class ImportSource(Source):
         if problem:
             raise refuse(problem)
         if self.files and device != self.device:
-            raise refuse(f"measured on another machine than {self.files[0]} ({device} vs {self.device}); "
-                         "keep one device's files per import folder")
+            raise refuse(
+                f"measured on another machine than {self.files[0]} ({device} vs {self.device}); "
+                "keep one device's files per import folder"
+            )
         if self.files and prov.get("device_torch") != self.torch:
-            log.warning("%s was measured with torch %s, %s with torch %s", path, prov.get("device_torch"),
-                        self.files[0], self.torch)
+            log.warning(
+                "%s was measured with torch %s, %s with torch %s",
+                path,
+                prov.get("device_torch"),
+                self.files[0],
+                self.torch,
+            )
         self.device, self.torch = device, self.torch or str(prov.get("device_torch"))
         df = read_table(path)
         for row in df.to_dict("records"):
@@ -93,10 +106,13 @@ class ImportSource(Source):
         if row is None:  # a candidate the search bred: it has never been on the device
             command = measure_command(self.hardware, "candidates.jsonl", "candidates.parquet")
             raise MissingMeasurements(
-                self.hardware, [spec.arch_id], command,
+                self.hardware,
+                [spec.arch_id],
+                command,
                 f"candidates.jsonl holds the spec, one JSON object per line: {spec.to_json()}. The search of an "
                 "import target can only use architectures measured on the device: run it with no iterations for "
-                "the frontier of the imported samples, or measure in the loop with source: remote (docs/hardware.md)")
+                "the frontier of the imported samples, or measure in the loop with source: remote (docs/hardware.md)",
+            )
         self.imported += 1
         return dict(row)
 
@@ -107,6 +123,10 @@ class ImportSource(Source):
             raise MissingMeasurements(self.hardware, missing, command, f"the import folder is {self.folder}")
 
     def counts(self) -> dict[str, int]:
-        return {"measured": 0, "cache_hits": 0, "invalid_entries": 0, "imported": self.imported,
-                "files": len(self.files)}
-
+        return {
+            "measured": 0,
+            "cache_hits": 0,
+            "invalid_entries": 0,
+            "imported": self.imported,
+            "files": len(self.files),
+        }

@@ -27,7 +27,7 @@ from typing import Any
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import canonical_hash, write_json
 from paretolm.hardware.profiling import Profiler
-from paretolm.hardware.sources import DEFAULT_TOKEN_ENV, ProfilerSource, fingerprint_problem, settings_difference
+from paretolm.hardware.sources.base import DEFAULT_TOKEN_ENV, ProfilerSource, fingerprint_problem, settings_difference
 
 log = logging.getLogger("paretolm.hardware.sources")
 
@@ -48,8 +48,10 @@ def token_from_env(hardware: str, env: str = DEFAULT_TOKEN_ENV) -> str:
     """The shared secret from environment variable ``env``; ValueError naming it when unset."""
     token = os.environ.get(env, "")
     if not token:
-        raise ValueError(f"hardware target {hardware!r}: remote measurement needs the server's token in the "
-                         f"environment variable {env} (see docs/hardware.md)")
+        raise ValueError(
+            f"hardware target {hardware!r}: remote measurement needs the server's token in the "
+            f"environment variable {env} (see docs/hardware.md)"
+        )
     return token
 
 
@@ -81,8 +83,9 @@ class Client:
             raise RemoteError(f"{self.url}: the server answered for another architecture than {spec.arch_id}")
         return result
 
-    def _request(self, method: str, path: str, body: Mapping[str, Any] | None = None,
-                 retries: int | None = None) -> dict[str, Any]:
+    def _request(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, retries: int | None = None
+    ) -> dict[str, Any]:
         retries = self.retries if retries is None else retries
         data = None if body is None else json.dumps(body).encode()
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
@@ -157,23 +160,36 @@ def server_info(client: Client, hardware: str, cache_dir: str | Path | None) -> 
     return info
 
 
-def remote_source(hardware: str, target: Mapping[str, Any], settings: Any,
-                  cache_dir: str | Path | None) -> ProfilerSource:
+def remote_source(
+    hardware: str, target: Mapping[str, Any], settings: Any, cache_dir: str | Path | None
+) -> ProfilerSource:
     """Measure through the server at ``target.remote.url``, caching its answers under ``cache_dir``."""
     remote = dict(target.get("remote") or {})
     if not remote.get("url"):
         raise ValueError(f"hardware.{hardware}.remote.url: a remote target needs the server's URL")
-    client = Client(remote["url"], token_from_env(hardware, remote.get("token_env") or DEFAULT_TOKEN_ENV),
-                    timeout=float(remote.get("timeout", 900)), retries=int(remote.get("retries", 8)))
+    client = Client(
+        remote["url"],
+        token_from_env(hardware, remote.get("token_env") or DEFAULT_TOKEN_ENV),
+        timeout=float(remote.get("timeout", 900)),
+        retries=int(remote.get("retries", 8)),
+    )
     info = server_info(client, hardware, cache_dir)
     differ = settings_difference(settings.to_dict(), info.get("settings") or {})
     if differ:
-        raise RemoteError(f"hardware target {hardware!r}: the server at {client.url} measures with other settings: "
-                          f"{', '.join(differ)}; start it with the same config")
+        raise RemoteError(
+            f"hardware target {hardware!r}: the server at {client.url} measures with other settings: "
+            f"{', '.join(differ)}; start it with the same config"
+        )
     problem = fingerprint_problem(target, info.get("fingerprint") or {})
     if problem:
         raise RemoteError(f"hardware target {hardware!r}: the server at {client.url} does not fit: {problem}")
-    profiler = Profiler(hardware, settings, cache_dir,
-                        measure_fn=lambda spec, s: client.measure(spec, s.to_dict()),
-                        fingerprint=info["fingerprint"], torch_version=info["torch"], check=False)
+    profiler = Profiler(
+        hardware,
+        settings,
+        cache_dir,
+        measure_fn=lambda spec, s: client.measure(spec, s.to_dict()),
+        fingerprint=info["fingerprint"],
+        torch_version=info["torch"],
+        check=False,
+    )
     return ProfilerSource("remote", profiler, lambda: {"retries": client.retried})

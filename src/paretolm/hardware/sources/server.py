@@ -44,7 +44,7 @@ from paretolm import __version__
 from paretolm.core.arch import ArchSpec
 from paretolm.core.counting import count
 from paretolm.hardware.profiling import Profiler
-from paretolm.hardware.sources import settings_difference
+from paretolm.hardware.sources.base import settings_difference
 
 log = logging.getLogger("paretolm.serve")
 
@@ -111,10 +111,16 @@ class Measurements:
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="measure")
         self.rate = RateLimit(self.limits.rate)
         self.connections = threading.BoundedSemaphore(self.limits.max_clients)
-        self.info = {"hardware": self.hardware, "settings": self.profiler.settings.to_dict(),
-                     "fingerprint": self.profiler.fingerprint, "torch": self.profiler.torch_version,
-                     "paretolm": __version__, "measurement_key": self.profiler.key_hash,
-                     "max_params": self.limits.max_params, "max_body": self.limits.max_body}
+        self.info = {
+            "hardware": self.hardware,
+            "settings": self.profiler.settings.to_dict(),
+            "fingerprint": self.profiler.fingerprint,
+            "torch": self.profiler.torch_version,
+            "paretolm": __version__,
+            "measurement_key": self.profiler.key_hash,
+            "max_params": self.limits.max_params,
+            "max_body": self.limits.max_body,
+        }
 
     def authorised(self, header: str | None) -> bool:
         scheme, _, given = (header or "").partition(" ")
@@ -135,18 +141,23 @@ class Measurements:
         except (ValueError, TypeError, KeyError) as e:
             raise Refused(400, f"invalid spec: {e}") from None
         if n_params > self.limits.max_params:
-            raise Refused(400, f"spec {spec.arch_id}: {n_params:,} parameters, over this server's cap of "
-                               f"{self.limits.max_params:,} (paretolm serve --max-params)")
+            raise Refused(
+                400,
+                f"spec {spec.arch_id}: {n_params:,} parameters, over this server's cap of "
+                f"{self.limits.max_params:,} (paretolm serve --max-params)",
+            )
         if self.profiler.settings.seq_len > spec.max_seq_len:
-            raise Refused(400, f"spec {spec.arch_id}: max_seq_len={spec.max_seq_len} is below the measured "
-                               f"seq_len={self.profiler.settings.seq_len}")
+            raise Refused(
+                400,
+                f"spec {spec.arch_id}: max_seq_len={spec.max_seq_len} is below the measured "
+                f"seq_len={self.profiler.settings.seq_len}",
+            )
         return spec
 
     def measure(self, spec: ArchSpec) -> dict[str, Any]:
         """Measure ``spec`` (or read it from the cache), one measurement at a time."""
         if not self.lock.acquire(timeout=self.limits.wait):
-            raise Refused(503, f"busy: another measurement has run for over {self.limits.wait:.0f} s",
-                          retry_after=30)
+            raise Refused(503, f"busy: another measurement has run for over {self.limits.wait:.0f} s", retry_after=30)
         try:
             log.info("measuring %s", spec.arch_id)
             hits = self.profiler.cache_hits
@@ -156,8 +167,12 @@ class Measurements:
             except Exception as e:  # noqa: BLE001  (the client gets the reason; the server keeps serving)
                 log.exception("measuring %s failed", spec.arch_id)
                 raise Refused(500, f"measuring {spec.arch_id} failed: {type(e).__name__}: {e}") from None
-            return {"result": result, "cached": self.profiler.cache_hits > hits, "started": started,
-                    "finished": time.time()}
+            return {
+                "result": result,
+                "cached": self.profiler.cache_hits > hits,
+                "started": started,
+                "finished": time.time(),
+            }
         finally:
             self.lock.release()
 
@@ -176,8 +191,13 @@ class Handler(BaseHTTPRequestHandler):
         self._handle(lambda: self.state.info if self._path() == "/info" else self._not_found())
 
     def do_POST(self) -> None:  # noqa: N802
-        self._handle(lambda: self.state.measure(self.state.spec_of(self._body()))
-                     if self._path() == "/measure" else self._not_found())
+        self._handle(
+            lambda: (
+                self.state.measure(self.state.spec_of(self._body()))
+                if self._path() == "/measure"
+                else self._not_found()
+            )
+        )
 
     def _path(self) -> str:
         return self.path.split("?", 1)[0]
@@ -191,8 +211,11 @@ class Handler(BaseHTTPRequestHandler):
             raise Refused(400, "a request body needs a Content-Length")
         if int(length) > self.state.limits.max_body:
             self._drain(int(length))
-            raise Refused(413, f"request body of {int(length):,} bytes, over the cap of "
-                               f"{self.state.limits.max_body:,} (paretolm serve --max-body)")
+            raise Refused(
+                413,
+                f"request body of {int(length):,} bytes, over the cap of "
+                f"{self.state.limits.max_body:,} (paretolm serve --max-body)",
+            )
         try:
             return json.loads(self.rfile.read(int(length)))
         except (ValueError, UnicodeDecodeError) as e:
@@ -221,8 +244,9 @@ class Handler(BaseHTTPRequestHandler):
         try:
             wait = state.rate.retry_after(client)
             if wait is not None:
-                raise Refused(429, f"more than {state.limits.rate} requests in a minute from {client}",
-                              retry_after=wait)
+                raise Refused(
+                    429, f"more than {state.limits.rate} requests in a minute from {client}", retry_after=wait
+                )
             if not state.authorised(self.headers.get("Authorization")):
                 log.warning("refused %s %s from %s: missing or wrong token", self.command, self._path(), client)
                 raise Refused(401, "missing or wrong token (Authorization: Bearer <token>)")
@@ -233,8 +257,15 @@ class Handler(BaseHTTPRequestHandler):
             state.connections.release()
         self._send(status, body, retry_after=retry)
         arch = (body.get("result") or {}).get("arch_id", "") if status == 200 else body.get("error", "")
-        log.info("%s %s from %s: %d %s (%.0f ms)", self.command, self._path(), client, status, arch,
-                 1000 * (time.perf_counter() - t0))
+        log.info(
+            "%s %s from %s: %d %s (%.0f ms)",
+            self.command,
+            self._path(),
+            client,
+            status,
+            arch,
+            1000 * (time.perf_counter() - t0),
+        )
 
     def _send(self, status: int, body: Mapping[str, Any], retry_after: float | None = None) -> None:
         data = json.dumps(body, default=str).encode()
@@ -270,8 +301,15 @@ class MeasurementServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
 
-def make_server(hardware: str, settings: Any, token: str, cache_dir: Any, host: str = "127.0.0.1", port: int = 8750,
-                limits: Limits | None = None) -> MeasurementServer:
+def make_server(
+    hardware: str,
+    settings: Any,
+    token: str,
+    cache_dir: Any,
+    host: str = "127.0.0.1",
+    port: int = 8750,
+    limits: Limits | None = None,
+) -> MeasurementServer:
     """A server measuring target ``hardware`` with ``settings`` on this machine (checked first)."""
     profiler = Profiler(hardware, settings, cache_dir)
     return MeasurementServer((host, port), Measurements(hardware, profiler, token, limits or Limits()))

@@ -11,7 +11,7 @@ A method takes a ``SearchProblem`` (the space, the settings, the proxies' ``Scor
 stage's table as a start, and ``hardware``: the latency and memory of a batch of specs) and returns
 a ``SearchResult`` whose archive holds every candidate it evaluated. Whether ``hardware`` measures
 each spec on the target or predicts it (``search.measure: verify``) is decided outside the method,
-by ``search`` (``paretolm.search.methods.driver``), which also normalises every method's archive to the
+by ``paretolm.search.driver.search``, which also normalises every method's archive to the
 common columns (``COLUMNS``) and computes the frontier, so the report, audit and validation read
 the same tables whatever the method.
 """
@@ -49,8 +49,18 @@ HARDWARE = ("latency_ms", "peak_memory_mb")
 #   measured    its hardware numbers were measured on the target (else predicted, or absent)
 #   measured_at its position in the order of measurements (profile rows first); null if predicted
 #   on_front    on the frontier: non-dominated among the feasible, measured candidates
-COLUMNS = ("arch_id", "spec", "iteration", "origin", "parents", "in_bounds", "feasible", "measured",
-           "measured_at", "on_front")
+COLUMNS = (
+    "arch_id",
+    "spec",
+    "iteration",
+    "origin",
+    "parents",
+    "in_bounds",
+    "feasible",
+    "measured",
+    "measured_at",
+    "on_front",
+)
 
 
 @dataclass(frozen=True)
@@ -230,8 +240,7 @@ def common_table(archive: pd.DataFrame, objectives: Mapping[str, str]) -> pd.Dat
     if "arch_id" not in df.columns or "spec" not in df.columns:
         raise ValueError("archive: a method's archive needs arch_id and spec columns")
     df = df.drop_duplicates("arch_id", keep="first").reset_index(drop=True)
-    defaults: dict[str, Any] = {"iteration": 0, "origin": "", "in_bounds": True, "measured": False,
-                                "on_front": False}
+    defaults: dict[str, Any] = {"iteration": 0, "origin": "", "in_bounds": True, "measured": False, "on_front": False}
     for col, value in defaults.items():
         if col not in df.columns:
             df[col] = value
@@ -263,12 +272,20 @@ def frontier(archive: pd.DataFrame, objectives: Mapping[str, str]) -> pd.DataFra
     return pareto.pareto_front(pool, objectives).reset_index(drop=True)
 
 
-def search(problem: SearchProblem, measure: Measure, **options: Any) -> SearchResult:
-    """Run the configured method with ``search.measure``'s strategy; see ``methods.driver``."""
-    from paretolm.search.methods.driver import run
-
-    return run(problem, measure, **options)
-
-
-__all__ = ["COLUMNS", "HARDWARE", "METHODS", "Bounds", "Hardware", "Measure", "Method", "MethodSettings", "SearchProblem",
-           "SearchResult", "common_table", "frontier", "get", "measure_each", "objectives_of", "search"]
+__all__ = [
+    "COLUMNS",
+    "HARDWARE",
+    "METHODS",
+    "Bounds",
+    "Hardware",
+    "Measure",
+    "Method",
+    "MethodSettings",
+    "SearchProblem",
+    "SearchResult",
+    "common_table",
+    "frontier",
+    "get",
+    "measure_each",
+    "objectives_of",
+]

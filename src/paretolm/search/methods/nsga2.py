@@ -46,8 +46,9 @@ class Nsga2Settings(MethodSettings):
     crossover_prob: float = setting(0.9, minimum=0, maximum=1)
     crossover_eta: float = setting(15, exclusive_minimum=0, maximum=10000)
     mutation_eta: float = setting(20, exclusive_minimum=0, maximum=10000)
-    partitions: int = setting(12, minimum=1, maximum=MAX,
-                              doc="Das-Dennis partitions of the reference directions (nsga3, moead).")
+    partitions: int = setting(
+        12, minimum=1, maximum=MAX, doc="Das-Dennis partitions of the reference directions (nsga3, moead)."
+    )
 
     def __post_init__(self) -> None:
         check(self, "search.nsga2")
@@ -105,9 +106,14 @@ class PymooSearch(Method):
                 for spec, score, hw in zip(new, scores, numbers, strict=True):
                     first = "random" if generation[0] == 0 else "offspring"
                     origin = "sample" if spec.arch_id in initial_ids else first
-                    rows[spec.arch_id] = {**score, "spec": spec.to_json(), "iteration": generation[0],
-                                          "origin": origin, "in_bounds": bounds.params_ok(score),
-                                          **{k: v for k, v in hw.items() if k not in score}}
+                    rows[spec.arch_id] = {
+                        **score,
+                        "spec": spec.to_json(),
+                        "iteration": generation[0],
+                        "origin": origin,
+                        "in_bounds": bounds.params_ok(score),
+                        **{k: v for k, v in hw.items() if k not in score},
+                    }
             generation[0] += 1
             F = np.full((len(X), len(objectives)), PENALTY)
             G = np.full((len(X), n_constr), PENALTY)
@@ -134,8 +140,14 @@ class PymooSearch(Method):
 
         class Genome(Problem):
             def __init__(self) -> None:
-                super().__init__(n_var=len(keys), n_obj=len(objectives), n_ieq_constr=n_constr if constrained else 0,
-                                 xl=0, xu=np.array([len(c) - 1 for c in choices]), vtype=int)
+                super().__init__(
+                    n_var=len(keys),
+                    n_obj=len(objectives),
+                    n_ieq_constr=n_constr if constrained else 0,
+                    xl=0,
+                    xu=np.array([len(c) - 1 for c in choices]),
+                    vtype=int,
+                )
 
             def _evaluate(self, X: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
                 F, G = evaluate(np.asarray(X).round().astype(int))
@@ -154,16 +166,19 @@ class PymooSearch(Method):
         initial_ids: set[str] = set()
         start = self._first_population(problem, size, rng, indices, initial_ids)
         algorithm = self._algorithm(block, ref_dirs, start, SpaceRepair())
-        res = minimize(Genome(), algorithm, ("n_gen", int(block["generations"]) + 1), seed=problem.seed,
-                       verbose=False)
+        res = minimize(Genome(), algorithm, ("n_gen", int(block["generations"]) + 1), seed=problem.seed, verbose=False)
         archive = pd.DataFrame(list(rows.values()))  # each row starts with its arch_id (from the scores)
-        stats = {"algorithm": algorithm_name, "evaluations": int(res.algorithm.evaluator.n_eval),
-                 "generations": int(res.algorithm.n_gen)}
+        stats = {
+            "algorithm": algorithm_name,
+            "evaluations": int(res.algorithm.evaluator.n_eval),
+            "generations": int(res.algorithm.n_gen),
+        }
         return SearchResult(archive, archive.iloc[0:0], objectives, stats)
 
     @staticmethod
-    def _first_population(problem: SearchProblem, size: int, rng: random.Random, indices: Any,
-                          initial_ids: set[str]) -> np.ndarray:
+    def _first_population(
+        problem: SearchProblem, size: int, rng: random.Random, indices: Any, initial_ids: set[str]
+    ) -> np.ndarray:
         bounds = problem.bounds
         specs = problem.initial_specs()
         scores = problem.score(specs).to_dict("records") if specs else []
@@ -189,8 +204,7 @@ class PymooSearch(Method):
         from pymoo.operators.mutation.pm import PM
         from pymoo.operators.repair.rounding import RoundingRepair
 
-        crossover = SBX(prob=block["crossover_prob"], eta=block["crossover_eta"], vtype=float,
-                        repair=RoundingRepair())
+        crossover = SBX(prob=block["crossover_prob"], eta=block["crossover_eta"], vtype=float, repair=RoundingRepair())
         mutation = PM(eta=block["mutation_eta"], vtype=float, repair=RoundingRepair())
         kw = dict(sampling=start, crossover=crossover, mutation=mutation, repair=repair)
         name = block["algorithm"]

@@ -56,8 +56,7 @@ class RandomSearch(Method):
         archive = pd.concat([scores, hw.drop(columns=[c for c in hw.columns if c in scores.columns])], axis=1)
         archive.insert(1, "spec", [s.to_json() for s in specs])
         archive["origin"] = [origin for _, origin in chosen.values()]
-        return SearchResult(archive, archive.iloc[0:0], problem.objectives,
-                            {"short_of_candidates": want - len(specs)})
+        return SearchResult(archive, archive.iloc[0:0], problem.objectives, {"short_of_candidates": want - len(specs)})
 
 
 METHODS.add("random", RandomSearch())

@@ -39,8 +39,9 @@ class LTS(Method):
     def check(self, config: Mapping[str, Any], space: SearchSpace) -> None:
         block = config["search"]["lts"]
         if block["parents"] > block["population"]:
-            raise ValueError(f"search.lts.parents: {block['parents']} is more than "
-                             f"search.lts.population={block['population']}")
+            raise ValueError(
+                f"search.lts.parents: {block['parents']} is more than search.lts.population={block['population']}"
+            )
 
     def run(self, problem: SearchProblem) -> SearchResult:
         cfg = SearchConfig.from_config(problem.settings)

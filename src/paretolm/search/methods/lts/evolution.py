@@ -126,8 +126,9 @@ class EvolutionarySearch:
     each); ``score`` returns a proxy table (``arch_id`` + proxy columns) for specs; ``initial``
     are the profiled architectures the first population starts from."""
 
-    def __init__(self, space: SearchSpace, cfg: SearchConfig, hardware: Hardware, score: Score,
-                 initial: Sequence[ArchSpec] = ()):
+    def __init__(
+        self, space: SearchSpace, cfg: SearchConfig, hardware: Hardware, score: Score, initial: Sequence[ArchSpec] = ()
+    ):
         self.space = space
         self.cfg = cfg
         self.hardware = hardware
@@ -203,8 +204,7 @@ class EvolutionarySearch:
             first.append(cand)
         self._evaluate(first)
 
-    def _breed(self, parents: list[Candidate], kind: str, n: int, iteration: int,
-               taken: set[str]) -> list[Candidate]:
+    def _breed(self, parents: list[Candidate], kind: str, n: int, iteration: int, taken: set[str]) -> list[Candidate]:
         children = []
         for _ in range(n):
             for _attempt in range(self.cfg.max_attempts):
@@ -244,16 +244,30 @@ class EvolutionarySearch:
             children = self._breed(parents, "mutation", self.cfg.mutations, it, taken)
             children += self._breed(parents, "crossover", self.cfg.crossovers, it, taken)
             self._evaluate(children)
-            log.debug("iteration %d: %d parents, %d new candidates, archive %d (%.1f s)",
-                      it, len(parents), len(children), len(self.archive), time.perf_counter() - t0)
+            log.debug(
+                "iteration %d: %d parents, %d new candidates, archive %d (%.1f s)",
+                it,
+                len(parents),
+                len(children),
+                len(self.archive),
+                time.perf_counter() - t0,
+            )
         return self.archive_table(), self.frontier()
 
     # -- tables ----------------------------------------------------------------------------
     def archive_table(self) -> pd.DataFrame:
         rows = []
         for c in self.archive.values():
-            rows.append({"arch_id": c.spec.arch_id, "spec": c.spec.to_json(), "iteration": c.iteration,
-                         "origin": c.origin, "parents": list(c.parents), **c.values})
+            rows.append(
+                {
+                    "arch_id": c.spec.arch_id,
+                    "spec": c.spec.to_json(),
+                    "iteration": c.iteration,
+                    "origin": c.origin,
+                    "parents": list(c.parents),
+                    **c.values,
+                }
+            )
         df = pd.DataFrame(rows)
         if len(df):
             df["feasible"] = df["feasible"].astype(bool)

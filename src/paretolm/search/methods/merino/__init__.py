@@ -48,11 +48,12 @@ class MeRino(Method):
         specs = [ArchSpec.from_json(s) for s in archive["spec"]]
         # the scorer's proxies (the objectives and bounds read them) replace MeRino's own counts
         scores = problem.score(specs).drop(columns="arch_id")
-        archive = pd.concat([archive.drop(columns=[c for c in scores.columns if c in archive.columns]),
-                             scores], axis=1)
+        archive = pd.concat([archive.drop(columns=[c for c in scores.columns if c in archive.columns]), scores], axis=1)
         bounds = problem.bounds
-        archive["in_bounds"] = [bool(ok) and bounds.params_ok(r)
-                                for ok, r in zip(archive["in_bounds"], archive.to_dict("records"), strict=True)]
+        archive["in_bounds"] = [
+            bool(ok) and bounds.params_ok(r)
+            for ok, r in zip(archive["in_bounds"], archive.to_dict("records"), strict=True)
+        ]
         feasible = archive[archive["in_bounds"]]
         top = feasible.sort_values("score", ascending=False, kind="stable").head(cfg.top)
         numbers = problem.hardware([ArchSpec.from_json(s) for s in top["spec"]])

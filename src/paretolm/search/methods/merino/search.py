@@ -59,10 +59,12 @@ class MerinoConfig(MethodSettings):
     iterations: int = setting(10_000, minimum=1, maximum=MAX)
     init_samples: int = setting(64, minimum=0, maximum=MAX)
     parent_selection: Literal["random", "tournament"] = setting(
-        "random", doc="random (MeRino, Zen-NAS) or the best of tournament_size random members.")
+        "random", doc="random (MeRino, Zen-NAS) or the best of tournament_size random members."
+    )
     tournament_size: int = setting(8, minimum=1, maximum=MAX)
-    mutation_prob: float | None = setting(None, exclusive_minimum=0, maximum=1,
-                                          doc="Per genome entry; null: one entry in expectation.")
+    mutation_prob: float | None = setting(
+        None, exclusive_minimum=0, maximum=1, doc="Per genome entry; null: one entry in expectation."
+    )
     crossover_prob: float = setting(0.0, minimum=0, maximum=1)
     max_flops: float | None = setting(None, exclusive_minimum=0, maximum=1.0e17)
     max_params: float | None = setting(None, exclusive_minimum=0, maximum=1.0e13)
@@ -76,8 +78,9 @@ class MerinoConfig(MethodSettings):
         for name in ("seq_len", "seed"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < (name == "seq_len"):
-                raise ValueError(f"{name}: must be a {'positive' if name == 'seq_len' else 'non-negative'} "
-                                 f"integer, got {value!r}")
+                raise ValueError(
+                    f"{name}: must be a {'positive' if name == 'seq_len' else 'non-negative'} integer, got {value!r}"
+                )
 
 
 @dataclass
@@ -241,8 +244,7 @@ def merino_search(
         "candidates_per_second": (len(archive) + duplicates) / seconds if seconds > 0 else math.inf,
         "config": asdict(cfg),
     }
-    return SearchResult(archive=archive, best=best, best_score=float(archive.at[best_idx, "score"]),
-                        stats=stats)
+    return SearchResult(archive=archive, best=best, best_score=float(archive.at[best_idx, "score"]), stats=stats)
 
 
 def random_search(

@@ -7,8 +7,9 @@ import math
 from paretolm.core.arch import ArchSpec
 
 
-def par_design_rules(spec: ArchSpec, attention_span: float = 2 / 3, max_attention_share: float = 1 / 3,
-                     max_ffn_run: int = 5) -> list[str]:
+def par_design_rules(
+    spec: ArchSpec, attention_span: float = 2 / 3, max_attention_share: float = 1 / 3, max_ffn_run: int = 5
+) -> list[str]:
     """Which of PAR's design rules the layer string of ``spec`` breaks (empty list: none).
 
     PAR's search on Transformer-XL led to two findings, summarised as "self-attention blocks may
@@ -63,5 +64,3 @@ def par_design_rules(spec: ArchSpec, attention_span: float = 2 / 3, max_attentio
                 f"from sub-layer {where[run_start]} inside the attention span"
             )
     return broken
-
-

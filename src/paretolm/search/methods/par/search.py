@@ -33,8 +33,7 @@ class ParSupernet(nn.Module):
     """The search supernet: ``n_sublayer`` mixed positions and architecture logits ``(n, 3)`` over
     (s, f, i)."""
 
-    def __init__(self, n_sublayer: int, d_model: int, n_head: int, d_inner: int, vocab_size: int,
-                 max_seq_len: int):
+    def __init__(self, n_sublayer: int, d_model: int, n_head: int, d_inner: int, vocab_size: int, max_seq_len: int):
         super().__init__()
         self.wte = nn.Embedding(vocab_size, d_model)
         self.wpe = nn.Embedding(max_seq_len, d_model)
@@ -101,18 +100,32 @@ def gumbel_par_search(
     The run is seeded (initialisation and Gumbel noise) and leaves the global RNG untouched.
     Returns the argmax layer string as a ``par`` spec and the final probabilities.
     """
-    for name, value in (("n_sublayer", n_sublayer), ("d_model", d_model), ("n_head", n_head),
-                        ("d_inner", d_inner), ("vocab_size", vocab_size), ("max_seq_len", max_seq_len),
-                        ("steps", steps)):
+    for name, value in (
+        ("n_sublayer", n_sublayer),
+        ("d_model", d_model),
+        ("n_head", n_head),
+        ("d_inner", d_inner),
+        ("vocab_size", vocab_size),
+        ("max_seq_len", max_seq_len),
+        ("steps", steps),
+    ):
         if not isinstance(value, int) or value <= 0:
             raise ValueError(f"{name}: must be a positive integer, got {value!r}")
     if d_model % n_head:
         raise ValueError(f"n_head: {n_head} heads do not divide d_model={d_model}")
     if not 0 < tau_end <= tau_start:
         raise ValueError(f"tau_end: need 0 < tau_end <= tau_start, got {tau_end}, {tau_start}")
+
     def template(layers: str) -> ArchSpec:
-        return ArchSpec(backbone="par", layers=layers, d_model=d_model, n_head=n_head, d_inner=d_inner,
-                        vocab_size=vocab_size, max_seq_len=max_seq_len)
+        return ArchSpec(
+            backbone="par",
+            layers=layers,
+            d_model=d_model,
+            n_head=n_head,
+            d_inner=d_inner,
+            vocab_size=vocab_size,
+            max_seq_len=max_seq_len,
+        )
 
     train_iter = iter(batches)
     arch_iter = iter(arch_batches) if arch_batches is not None else train_iter
@@ -123,13 +136,13 @@ def gumbel_par_search(
         try:
             batch = next(it)
         except StopIteration:
-            raise ValueError(f"batches: the stream ended after {used} batches; {steps} steps need "
-                             f"{2 * steps if arch_batches is None else steps} of them") from None
+            raise ValueError(
+                f"batches: the stream ended after {used} batches; {steps} steps need "
+                f"{2 * steps if arch_batches is None else steps} of them"
+            ) from None
         used += 1
         if batch.dim() != 2 or batch.size(1) > max_seq_len:
-            raise ValueError(
-                f"batches: expected (batch, seq<={max_seq_len}) token ids, got {tuple(batch.shape)}"
-            )
+            raise ValueError(f"batches: expected (batch, seq<={max_seq_len}) token ids, got {tuple(batch.shape)}")
         return batch
 
     with torch.random.fork_rng(devices=[]):
@@ -171,9 +184,7 @@ def gumbel_par_search(
             a_opt.step()
             for p in net.weight_parameters():
                 p.requires_grad_(True)
-            history.append(
-                {"step": step, "tau": tau, "weight_loss": w_loss.item(), "arch_loss": a_loss.item()}
-            )
+            history.append({"step": step, "tau": tau, "weight_loss": w_loss.item(), "arch_loss": a_loss.item()})
 
         final = net.arch_logits.detach().clone()
     probs = F.softmax(final, dim=-1)

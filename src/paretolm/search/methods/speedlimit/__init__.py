@@ -48,11 +48,14 @@ class SpeedLimit(Method):
             raise ValueError("search.bounds.latency_ms_max: speedlimit needs a latency bound and a proxy")
         specs = problem.initial_specs()
         if len(specs) < 4:
-            raise ValueError("sample.n: speedlimit fits its narrowing predictor on the profile stage's "
-                             f"measurements; it needs at least 4, got {len(specs)}")
+            raise ValueError(
+                "sample.n: speedlimit fits its narrowing predictor on the profile stage's "
+                f"measurements; it needs at least 4, got {len(specs)}"
+            )
         kinds = KINDS if cfg.predictor == "auto" else (cfg.predictor,)
-        narrowing = fit(specs, problem.initial, problem.seq_len, kinds=kinds, targets=("latency_ms",),
-                        seed=problem.seed)
+        narrowing = fit(
+            specs, problem.initial, problem.seq_len, kinds=kinds, targets=("latency_ms",), seed=problem.seed
+        )
 
         def predict(batch: Sequence[ArchSpec]) -> np.ndarray:
             return narrowing.predict(list(batch))["latency_ms"].to_numpy()

@@ -49,14 +49,31 @@ Child = tuple[ArchSpec, str, tuple[str, ...]]
 
 
 # -- measurement -----------------------------------------------------------------------------------
-def int8_latency(spec: ArchSpec, seq_len: int = 128, batch: int = 1, threads: int = 1, warmup: int = 2,
-                 repeats: int = 5, seed: int = 0) -> dict[str, Any]:
+def int8_latency(
+    spec: ArchSpec,
+    seq_len: int = 128,
+    batch: int = 1,
+    threads: int = 1,
+    warmup: int = 2,
+    repeats: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Median forward latency (ms) of ``spec`` with int8 dynamic quantization of its Linear layers,
     on the CPU, in eval mode under ``torch.inference_mode``, after ``warmup`` passes."""
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats: need repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
-    s = Settings(device="cpu", quantize="dynamic_int8", threads=threads, batch=batch, seq_len=seq_len,
-                 warmup=warmup, min_repeats=repeats, max_repeats=repeats, memory=False, seed=seed)
+    s = Settings(
+        device="cpu",
+        quantize="dynamic_int8",
+        threads=threads,
+        batch=batch,
+        seq_len=seq_len,
+        warmup=warmup,
+        min_repeats=repeats,
+        max_repeats=repeats,
+        memory=False,
+        seed=seed,
+    )
     return measure(spec, s)
 
 
@@ -79,9 +96,17 @@ def measure_table(specs: Sequence[ArchSpec], **settings: Any) -> pd.DataFrame:
     rows = []
     for spec in specs:
         m = int8_latency(spec, **settings)
-        rows.append({"arch_id": spec.arch_id, "spec": spec.to_json(), "latency_ms": m["latency_ms"],
-                     "latency_min_ms": m["latency_min_ms"], "latency_iqr_ms": m["latency_iqr_ms"],
-                     "repeats": m["repeats"], "measure_seconds": m["measure_seconds"]})
+        rows.append(
+            {
+                "arch_id": spec.arch_id,
+                "spec": spec.to_json(),
+                "latency_ms": m["latency_ms"],
+                "latency_min_ms": m["latency_min_ms"],
+                "latency_iqr_ms": m["latency_iqr_ms"],
+                "repeats": m["repeats"],
+                "measure_seconds": m["measure_seconds"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -97,8 +122,12 @@ class SpeedLimitConfig(MethodSettings):
     mutations: int = setting(10, minimum=0, maximum=MAX)
     crossovers: int = setting(5, minimum=0, maximum=MAX)
     mutation_prob: float = setting(0.3, exclusive_minimum=0, maximum=1)
-    margin: float = setting(0.1, minimum=0, exclusive_maximum=10,
-                            doc="Relative margin over the bound before a predicted latency prunes a candidate.")
+    margin: float = setting(
+        0.1,
+        minimum=0,
+        exclusive_maximum=10,
+        doc="Relative margin over the bound before a predicted latency prunes a candidate.",
+    )
     max_attempts: int = setting(50, minimum=1, maximum=MAX)
     predictor: Choice = setting("auto", doc="The narrowing predictor's kind (auto: lowest out-of-fold error).")
     seq_len: int = setting(128, minimum=1, config=False)  # proxies.seq_len
@@ -151,10 +180,20 @@ def speedlimit_search(
             return False
         predicted = float(predict([spec])[0])
         c = count(spec, cfg.seq_len)
-        row = {"arch_id": spec.arch_id, "iteration": iteration, "origin": origin,
-               "parents": ",".join(parents), "predicted_ms": predicted, "latency_ms": math.nan,
-               "status": "pruned", "feasible": False, "score": math.nan,
-               "decoder_params": c.decoder_params, "flops": c.flops, "spec": spec.to_json()}
+        row = {
+            "arch_id": spec.arch_id,
+            "iteration": iteration,
+            "origin": origin,
+            "parents": ",".join(parents),
+            "predicted_ms": predicted,
+            "latency_ms": math.nan,
+            "status": "pruned",
+            "feasible": False,
+            "score": math.nan,
+            "decoder_params": c.decoder_params,
+            "flops": c.flops,
+            "spec": spec.to_json(),
+        }
         seen[spec.arch_id] = len(rows)
         rows.append(row)
         genomes.append(space.encode(spec))
@@ -217,5 +256,6 @@ def speedlimit_search(
     if not stats["feasible"]:
         return SearchResult(archive, None, math.nan, stats)
     best_idx = int(archive.loc[archive["feasible"], "score"].idxmax())
-    return SearchResult(archive, ArchSpec.from_json(archive.at[best_idx, "spec"]),
-                        float(archive.at[best_idx, "score"]), stats)
+    return SearchResult(
+        archive, ArchSpec.from_json(archive.at[best_idx, "spec"]), float(archive.at[best_idx, "score"]), stats
+    )

@@ -70,8 +70,7 @@ class Device:
     made (the profile stage's first). ``predicted`` keeps, per architecture measured under
     ``verify``, what the predictor said before the measurement."""
 
-    def __init__(self, measure: Measure, initial: pd.DataFrame | None = None,
-                 proxy_names: Sequence[str] = ()):
+    def __init__(self, measure: Measure, initial: pd.DataFrame | None = None, proxy_names: Sequence[str] = ()):
         self.measure_fn = measure
         self.values: dict[str, dict[str, Any]] = {}
         self.specs: dict[str, ArchSpec] = {}
@@ -80,8 +79,11 @@ class Device:
         if initial is not None and len(initial):
             # the profile table holds the measurement, the spec and the proxy columns
             skip = {"arch_id", "spec"}
-            cols = [c for c in initial.columns if c not in skip
-                    and not any(c == p or c.startswith(p + "_") for p in proxy_names)]
+            cols = [
+                c
+                for c in initial.columns
+                if c not in skip and not any(c == p or c.startswith(p + "_") for p in proxy_names)
+            ]
             for row in initial.to_dict("records"):
                 spec = ArchSpec.from_json(row["spec"])
                 if spec.arch_id not in self.values:
@@ -143,19 +145,30 @@ class Predicted:
 # -- verify ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class VerifySettings:
-    """How search.measure verify chooses what to measure (paretolm.search.methods.driver)."""
+    """How search.measure verify chooses what to measure (paretolm.search.driver)."""
 
     predictor: Choice = setting("auto", doc="auto picks the kind with the lowest out-of-fold error.")
     folds: int = setting(5, minimum=2, maximum=MAX)
-    initial: int = setting(16, minimum=0, maximum=MAX, doc="Measurements chosen by active sampling before the first round.")
-    batch: int = setting(16, minimum=1, maximum=65536, doc="Candidates measured per round at most (the most promising).")
+    initial: int = setting(
+        16, minimum=0, maximum=MAX, doc="Measurements chosen by active sampling before the first round."
+    )
+    batch: int = setting(
+        16, minimum=1, maximum=65536, doc="Candidates measured per round at most (the most promising)."
+    )
     explore: int = setting(2, minimum=0, maximum=MAX, doc="The most uncertain candidates measured per round besides.")
-    band: float = setting(2.0, minimum=0, maximum=1000, doc="Optimism in standard deviations of the predictor's uncertainty.")
-    tolerance: float = setting(0.002, minimum=0, maximum=1,
-                               doc="Stop when a round grows the measured frontier's hypervolume less than this (relative).")
+    band: float = setting(
+        2.0, minimum=0, maximum=1000, doc="Optimism in standard deviations of the predictor's uncertainty."
+    )
+    tolerance: float = setting(
+        0.002,
+        minimum=0,
+        maximum=1,
+        doc="Stop when a round grows the measured frontier's hypervolume less than this (relative).",
+    )
     max_rounds: int = setting(20, minimum=1, maximum=MAX)
-    max_measurements: int | None = setting(None, minimum=0, maximum=MAX,
-                                           doc="Measurements the search may add to the profile stage's.")
+    max_measurements: int | None = setting(
+        None, minimum=0, maximum=MAX, doc="Measurements the search may add to the profile stage's."
+    )
 
     def __post_init__(self) -> None:
         check(self, "search.verify")
@@ -268,9 +281,12 @@ class Verify:
         chosen = [int(band[i]) for i in picks]
         room = int(min(self.cfg.explore, self.budget_left() - len(chosen)))
         if room > 0 and len(band):  # a few of the most uncertain, for the predictor's sake
-            spread = np.sqrt((sigma ** 2).sum(axis=1))
-            rest = [int(k) for k in unmeasured[np.argsort(-spread[unmeasured], kind="stable")]
-                    if int(k) not in chosen and could[int(k)]]
+            spread = np.sqrt((sigma**2).sum(axis=1))
+            rest = [
+                int(k)
+                for k in unmeasured[np.argsort(-spread[unmeasured], kind="stable")]
+                if int(k) not in chosen and could[int(k)]
+            ]
             chosen += rest[:room]
         return [pool.at[k, "arch_id"] for k in chosen], {"band": int(len(band)), "unmeasured": int(len(unmeasured))}
 
@@ -299,14 +315,29 @@ class Verify:
             archive = mark_frontier(update_measured(archive, self.device, self.problem), self.objectives)
             after = archive[archive["on_front"]]["arch_id"].tolist()
             hv_after = self.hypervolume(archive)
-            self.rounds.append({
-                "round": r, "candidates": int(len(archive)), **seen, "measured": len(picks),
-                "measurements": len(self.device), "frontier": len(after), "hypervolume": hv_after,
-                "seconds": time.perf_counter() - t0, "predictor": self.predictor.summary(),
-            })
-            log.info("verify round %d: %d candidates, %d in the band, measured %d (total %d), frontier %d, "
-                     "hypervolume %.6g", r, len(archive), seen["band"], len(picks), len(self.device), len(after),
-                     hv_after)
+            self.rounds.append(
+                {
+                    "round": r,
+                    "candidates": int(len(archive)),
+                    **seen,
+                    "measured": len(picks),
+                    "measurements": len(self.device),
+                    "frontier": len(after),
+                    "hypervolume": hv_after,
+                    "seconds": time.perf_counter() - t0,
+                    "predictor": self.predictor.summary(),
+                }
+            )
+            log.info(
+                "verify round %d: %d candidates, %d in the band, measured %d (total %d), frontier %d, hypervolume %.6g",
+                r,
+                len(archive),
+                seen["band"],
+                len(picks),
+                len(self.device),
+                len(after),
+                hv_after,
+            )
             gain = (hv_after - hv_before) / hv_before if hv_before > 0 else math.inf
             if not picks:
                 self.stopped = "nothing left that could be on the frontier"
@@ -322,8 +353,10 @@ class Verify:
             self.stopped = "max_rounds reached"
         assert result is not None
         result.archive = archive
-        result.stats = {**result.stats, "verify": {"rounds": self.rounds, "stopped": self.stopped,
-                                                   "predictor": self.predictor.summary()}}
+        result.stats = {
+            **result.stats,
+            "verify": {"rounds": self.rounds, "stopped": self.stopped, "predictor": self.predictor.summary()},
+        }
         return result
 
 
@@ -334,12 +367,13 @@ def _weakly_dominated(F: np.ndarray, points: np.ndarray) -> np.ndarray:
         return out
     step = max(1, 2_000_000 // max(1, F.size))
     for s in range(0, len(points), step):
-        out[s:s + step] = (F[None, :, :] <= points[s:s + step, None, :]).all(axis=2).any(axis=1)
+        out[s : s + step] = (F[None, :, :] <= points[s : s + step, None, :]).all(axis=2).any(axis=1)
     return out
 
 
-def _greedy_improvement(front: np.ndarray, mean: np.ndarray, optimistic: np.ndarray, reference: np.ndarray,
-                        k: int) -> list[int]:
+def _greedy_improvement(
+    front: np.ndarray, mean: np.ndarray, optimistic: np.ndarray, reference: np.ndarray, k: int
+) -> list[int]:
     """Up to ``k`` row indices of the candidates, chosen one at a time by the hypervolume their
     predicted point would add to ``front`` (then, among those adding nothing, by what their
     optimistic point would add), each pick's predicted point joining the front before the next:
@@ -349,8 +383,12 @@ def _greedy_improvement(front: np.ndarray, mean: np.ndarray, optimistic: np.ndar
     if k <= 0 or not len(mean):
         return []
     current = np.asarray(front, dtype=float).reshape(-1, len(reference))
-    gains = np.column_stack([pareto.hypervolume_improvements(current, mean, reference),
-                             pareto.hypervolume_improvements(current, optimistic, reference)])
+    gains = np.column_stack(
+        [
+            pareto.hypervolume_improvements(current, mean, reference),
+            pareto.hypervolume_improvements(current, optimistic, reference),
+        ]
+    )
     # (negated gains, index, size of the front they were computed against)
     heap = [(-gains[i, 0], -gains[i, 1], i, len(current)) for i in range(len(mean))]
     heapq.heapify(heap)
@@ -360,8 +398,10 @@ def _greedy_improvement(front: np.ndarray, mean: np.ndarray, optimistic: np.ndar
         if g0 == 0 and g1 == 0:
             break
         if seen != len(current):  # the front grew since this gain was computed
-            fresh = (pareto.hypervolume_improvements(current, mean[i:i + 1], reference)[0],
-                     pareto.hypervolume_improvements(current, optimistic[i:i + 1], reference)[0])
+            fresh = (
+                pareto.hypervolume_improvements(current, mean[i : i + 1], reference)[0],
+                pareto.hypervolume_improvements(current, optimistic[i : i + 1], reference)[0],
+            )
             heapq.heappush(heap, (-fresh[0], -fresh[1], i, len(current)))
             continue
         picks.append(i)
@@ -412,8 +452,9 @@ def reference_point(objectives: Mapping[str, str], table: pd.DataFrame) -> dict[
     return ref
 
 
-def hypervolume_trace(archive: pd.DataFrame, objectives: Mapping[str, str], reference: Mapping[str, float],
-                      total: int, points: int = 60) -> list[list[float]]:
+def hypervolume_trace(
+    archive: pd.DataFrame, objectives: Mapping[str, str], reference: Mapping[str, float], total: int, points: int = 60
+) -> list[list[float]]:
     """``[measurements spent, hypervolume of the frontier of what was measured by then]`` at up to
     ``points`` steps, ending at ``total`` measurements."""
     pool = archive[archive["feasible"] & archive["measured"]]
@@ -431,7 +472,7 @@ def hypervolume_trace(archive: pd.DataFrame, objectives: Mapping[str, str], refe
     return out
 
 
-def run(problem: SearchProblem, measure: Measure, *, reference: Mapping[str, float] | None = None) -> SearchResult:
+def search(problem: SearchProblem, measure: Measure, *, reference: Mapping[str, float] | None = None) -> SearchResult:
     """Run ``problem.method`` with the configured measurement strategy; the result's archive and
     frontier are in the common columns and its stats are the run's record (module docstring)."""
     method = get(problem.method)
@@ -484,5 +525,15 @@ def heldout(archive: pd.DataFrame, device: Device) -> dict[str, Any]:
     return out
 
 
-__all__ = ["Device", "Predicted", "Verify", "VerifySettings", "heldout", "hypervolume_trace", "mark_frontier",
-           "reference_point", "run", "update_measured"]
+__all__ = [
+    "Device",
+    "Predicted",
+    "Verify",
+    "VerifySettings",
+    "heldout",
+    "hypervolume_trace",
+    "mark_frontier",
+    "reference_point",
+    "search",
+    "update_measured",
+]
