@@ -128,3 +128,63 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def shared_data() -> Callable[..., Path]:
     """``data_path`` as a fixture: ``shared_data("tokenizers/gpt2")``."""
     return data_path
+
+
+# -- runtimes: what every registered runtime must do, on every backbone it supports ----------------
+RUNTIME_PROFILE = dict(seq_len=24, decode_tokens=4, warmup=1, min_repeats=10, max_repeats=10, rel_iqr_max=1.0)
+
+
+def runtime_cases() -> list[tuple[str, str, str]]:
+    """(runtime, dtype, backbone) for every registered runtime that runs on this machine's CPU, each
+    of its dtypes and each registered backbone it supports (a runtime whose check fails here is
+    not skipped: its case fails, naming what is missing)."""
+    from paretolm.core.arch import ArchSpec
+    from paretolm.core.backbones import BACKBONES
+    from paretolm.hardware.runtimes import RUNTIMES
+
+    cases = []
+    for name, runtime in RUNTIMES.items():
+        if "cpu" not in runtime.devices:
+            continue
+        for dtype in runtime.dtypes:
+            for backbone, plugin in BACKBONES.items():
+                if runtime.supports(ArchSpec.from_dict(plugin.example)) is None:
+                    cases.append((name, dtype, backbone))
+    return cases
+
+
+def check_runtime(runtime: str, dtype: str, spec) -> dict:
+    """Load ``spec``'s model through the runtime (which checks its logits against PyTorch's before
+    it is timed), compare a prefill on another batch and length and, for causal backbones, cached
+    decoding steps with the eager model within the runtime's tolerance, then measure it; returns
+    the measurement."""
+    import numpy as np
+    import torch
+
+    from paretolm.hardware import profiling
+    from paretolm.hardware.runtimes import RUNTIMES, relative_error
+    from paretolm.hardware.settings import Settings
+
+    settings = Settings(runtime=runtime, dtype=dtype, **RUNTIME_PROFILE)
+    tolerance = RUNTIMES.get(runtime).tolerance[dtype]
+    session = profiling.prepare_model(spec, settings)
+    torch.manual_seed(0)
+    model = spec.plugin.build(spec).eval()
+    ids = torch.randint(0, spec.vocab_size, (2, 10), generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        want = model(ids).logits.float().numpy()
+    got = session.logits(session(session.inputs(ids)))
+    assert got.shape == want.shape and relative_error(got, want) <= tolerance, relative_error(got, want)
+    if spec.plugin.causal:
+        logits, past = session.step(session.inputs(ids[:, :7]), None)
+        parts = [session.logits(logits)]
+        for i in range(7, 10):
+            logits, past = session.step(session.inputs(ids[:, i : i + 1]), past)
+            parts.append(session.logits(logits))
+        assert relative_error(np.concatenate(parts, axis=1), want) <= tolerance
+    measured = profiling.measure(spec, settings)
+    assert measured["runtime"] == runtime and measured["dtype"] == dtype
+    assert measured["prefill_ms"] > 0 and measured["peak_memory_mb"] > 0
+    if spec.plugin.causal:
+        assert measured["decode_ms_per_token"] > 0 and measured["decode_repeats"] == 10
+    return measured

@@ -111,6 +111,12 @@ def test_every_method_writes_the_common_tables_and_repeats_them(method: str) -> 
     again, _ = run(method)  # same config, same seed, same measurements: same result
     pd.testing.assert_frame_equal(result.archive, again.archive)
     pd.testing.assert_frame_equal(result.frontier, again.frontier)
+    check_common_tables(result, device)
+
+
+def check_common_tables(result, device: Counted) -> None:
+    """What every method's result must be: the common columns, a frontier of measured feasible
+    points, every measured number the device's, nothing measured twice, the report's trace."""
     archive, front = result.archive, result.frontier
     objectives = {"decoder_params": "max", "latency_ms": "min", "peak_memory_mb": "min"}
     assert list(archive.columns[: len(COLUMNS)]) == list(COLUMNS)

@@ -1,5 +1,7 @@
-"""Adding a backbone or a proxy is one file: a toy of each, written as a user would write it,
-is counted, built, scored and searched without touching paretolm."""
+"""Adding a plugin is one file: a toy backbone, a toy proxy with settings, a toy search method with
+settings and a toy runtime, each written to a file of its own as a user would write it, are
+validated in a config, listed and run through the same registry-wide checks as the built-in
+ones, with no other edit to paretolm or to its tests."""
 
 from __future__ import annotations
 
@@ -10,15 +12,18 @@ import textwrap
 import pandas as pd
 import pytest
 import torch
+from conftest import check_runtime, runtime_cases
 
+from paretolm.config import load_config, load_schema
 from paretolm.core.arch import ArchSpec
 from paretolm.core.backbones import BACKBONES
 from paretolm.core.counting import count
 from paretolm.core.spaces import SearchSpace
+from paretolm.hardware.runtimes import RUNTIMES
 from paretolm.models import build_model
 from paretolm.proxies import PROXIES, Scorer
 from paretolm.search.driver import search
-from paretolm.search.methods import SearchProblem, measure_each
+from paretolm.search.methods import METHODS, SearchProblem, measure_each
 
 TOY_BACKBONE = '''
 """A toy backbone: residual feed-forward layers, no attention."""
@@ -87,12 +92,16 @@ TOY_PROXY = '''
 """A toy proxy with one setting."""
 from dataclasses import dataclass
 
+from paretolm.core.settings import check, setting
 from paretolm.proxies import proxy
 
 
 @dataclass(frozen=True)
 class WidthSettings:
-    power: float = 1.0
+    power: float = setting(1.0, exclusive_minimum=0, maximum=4, doc="The exponent of each width.")
+
+    def __post_init__(self):
+        check(self, "proxies.settings.toy_width")
 
 
 @proxy("toy_width", settings=WidthSettings, doc="sum of FFN widths ** power (higher = better).")
@@ -101,18 +110,77 @@ def toy_width(spec, seq_len=192, settings=WidthSettings()):
 '''
 
 
+TOY_METHOD = '''
+"""A toy search method with settings: the best of a few random draws, every one measured."""
+import random
+from dataclasses import dataclass
+
+import pandas as pd
+
+from paretolm.core.settings import check, setting
+from paretolm.search.methods import METHODS, Method, MethodSettings, SearchResult
+
+
+@dataclass(frozen=True)
+class DrawSettings(MethodSettings):
+    draws: int = setting(12, minimum=1, maximum=1000, doc="Random architectures drawn and measured.")
+
+    def __post_init__(self):
+        check(self, "search.toy_draws")
+
+
+class Draws(Method):
+    settings = DrawSettings
+    test_settings = {"draws": 9}
+
+    def run(self, problem):
+        rng = random.Random(problem.seed)
+        specs = list({s.arch_id: s for s in (problem.space.sample_genome(rng)[1]
+                                              for _ in range(problem.options.draws))}.values())
+        scores = problem.score(specs)
+        hardware = pd.DataFrame(problem.hardware(specs))
+        archive = pd.concat([scores, hardware.drop(columns=[c for c in hardware if c in scores])], axis=1)
+        archive.insert(1, "spec", [s.to_json() for s in specs])
+        return SearchResult(archive, archive.iloc[0:0], problem.objectives)
+
+
+METHODS.add("toy_draws", Draws())
+'''
+
+TOY_RUNTIME = '''
+"""A toy runtime: the eager model behind a session of its own."""
+from paretolm.hardware.runtimes import RUNTIMES, Runtime
+from paretolm.hardware.runtimes.pytorch import TorchSession
+
+
+class Eager(Runtime):
+    name = "toy_eager"
+    devices = ("cpu",)
+    dtypes = ("float32",)
+
+    def load(self, model, settings):
+        return TorchSession(model, self.name)
+
+
+RUNTIMES.add("toy_eager", Eager())
+'''
+
+FILES = {"toy_backbone": TOY_BACKBONE, "toy_proxy": TOY_PROXY, "toy_method": TOY_METHOD, "toy_runtime": TOY_RUNTIME}
+
+
 @pytest.fixture
 def toy_plugins(tmp_path, monkeypatch):
-    (tmp_path / "toy_backbone.py").write_text(textwrap.dedent(TOY_BACKBONE))
-    (tmp_path / "toy_proxy.py").write_text(textwrap.dedent(TOY_PROXY))
     monkeypatch.syspath_prepend(str(tmp_path))
-    importlib.import_module("toy_backbone")
-    importlib.import_module("toy_proxy")
+    for module, text in FILES.items():
+        (tmp_path / f"{module}.py").write_text(textwrap.dedent(text))
+        importlib.import_module(module)
     yield
     BACKBONES.remove("toy_mlp")
     PROXIES.remove("toy_width")
-    for mod in ("toy_backbone", "toy_proxy"):
-        sys.modules.pop(mod, None)
+    METHODS.remove("toy_draws")
+    RUNTIMES.remove("toy_eager")
+    for module in FILES:
+        sys.modules.pop(module, None)
 
 
 def test_a_toy_backbone_and_proxy_count_build_score_and_search(toy_plugins) -> None:
@@ -182,5 +250,43 @@ def test_a_toy_backbone_and_proxy_count_build_score_and_search(toy_plugins) -> N
     assert isinstance(archive, pd.DataFrame) and {"toy_width", "latency_ms"} <= set(front.columns)
 
 
+def test_toy_plugins_are_listed_and_their_settings_validated(toy_plugins) -> None:
+    assert "toy_draws" in METHODS.names() and "toy_eager" in RUNTIMES.names() and "toy_width" in PROXIES.names()
+    schema = load_schema()["properties"]
+    assert schema["search"]["properties"]["toy_draws"]["properties"]["draws"]["default"] == 12
+    assert "toy_eager" in schema["hardware"]["additionalProperties"]["properties"]["runtime"]["enum"]
+    config = load_config(
+        overrides={
+            "search": {"method": "toy_draws", "toy_draws": {"draws": 5}},
+            "hardware": {"toy": {"device": "cpu", "runtime": "toy_eager"}},
+            "proxies": {"names": ["decoder_params", "toy_width"], "settings": {"toy_width": {"power": 2.0}}},
+        }
+    )
+    assert config["search"]["toy_draws"] == {"space": None, "draws": 5}
+    for over, message in (
+        ({"search": {"toy_draws": {"draws": 0}}}, r"search\.toy_draws\.draws: 0 is less than the minimum of 1"),
+        ({"search": {"toy_draws": {"drawz": 3}}}, r"search\.toy_draws\.drawz: unknown key \(did you mean 'draws'"),
+        ({"hardware": {"toy": {"device": "cpu", "runtime": "toy_eagr"}}}, r"hardware\.toy\.runtime: expected one of"),
+        ({"proxies": {"settings": {"toy_width": {"power": 9}}}}, r"proxies\.settings\.toy_width\.power: 9 is greater"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            load_config(overrides=over)
+
+
+def test_a_toy_method_runs_through_the_registry_wide_checks(toy_plugins) -> None:
+    from test_methods import check_common_tables, run
+
+    result, device = run("toy_draws")
+    check_common_tables(result, device)
+    assert len(result.archive) <= 9 and result.archive["measured"].all()
+
+
+def test_a_toy_runtime_runs_through_the_registry_wide_checks(toy_plugins) -> None:
+    assert ("toy_eager", "float32", "gpt2") in runtime_cases()
+    measured = check_runtime("toy_eager", "float32", ArchSpec.from_dict(BACKBONES.get("gpt2").example))
+    assert measured["runtime"] == "toy_eager"
+
+
 def test_plugins_are_gone_after_the_test() -> None:
     assert "toy_mlp" not in BACKBONES and "toy_width" not in PROXIES
+    assert "toy_draws" not in METHODS and "toy_eager" not in RUNTIMES

@@ -1,18 +1,19 @@
-"""The runtimes behind hardware targets: every backbone through the ONNX Runtime export (logits
-checked against PyTorch's, prefill and cached decoding), int8 on both runtimes, and a wrong graph
-refused before it is timed."""
+"""The runtimes behind hardware targets: every registered runtime on every backbone it supports
+(logits checked against PyTorch's, prefill and cached decoding, a measurement), and what each one
+adds: int8 graphs, a wrong graph refused before it is timed."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from conftest import check_runtime, runtime_cases
 
 from paretolm.core.arch import ArchSpec
 from paretolm.core.backbones import BACKBONES
 from paretolm.hardware import profiling
 from paretolm.hardware.profiling import Settings
-from paretolm.hardware.runtimes import RUNTIMES, resolve
+from paretolm.hardware.runtimes import RUNTIMES, relative_error, resolve
 from paretolm.hardware.runtimes import ort as ort_runtime
 
 pytest.importorskip("onnxruntime")
@@ -31,26 +32,11 @@ def test_registered_runtimes_and_resolution() -> None:
     assert RUNTIMES.get("onnxruntime").versions()["onnxruntime_version"]
 
 
-@pytest.mark.parametrize("name", BACKBONES.names())
-def test_onnxruntime_matches_pytorch_on_every_backbone(name: str) -> None:
-    spec = example(name)
-    session = profiling.prepare_model(spec, Settings(runtime="onnxruntime"))
-    assert session.check_error < ort_runtime.TOLERANCE["float32"]
-    ids = torch.randint(0, spec.vocab_size, (2, 10), generator=torch.Generator().manual_seed(3))
-    torch.manual_seed(0)
-    from paretolm.models import build_model
-
-    with torch.inference_mode():
-        want = build_model(spec).eval()(ids).logits.numpy()
-    # batch 2 and another length than the export traced: the axes are dynamic
-    np.testing.assert_allclose(session.logits(session(session.inputs(ids))), want, atol=1e-4, rtol=1e-4)
-    if spec.plugin.causal:
-        logits, past = session.step(session.inputs(ids[:, :7]), None)
-        parts = [session.logits(logits)]
-        for i in range(7, 10):
-            logits, past = session.step(session.inputs(ids[:, i : i + 1]), past)
-            parts.append(session.logits(logits))
-        np.testing.assert_allclose(np.concatenate(parts, axis=1), want, atol=1e-4, rtol=1e-4)
+@pytest.mark.parametrize(("runtime", "dtype", "backbone"), runtime_cases())
+def test_every_runtime_runs_every_backbone_it_supports(runtime: str, dtype: str, backbone: str) -> None:
+    """Registry-wide: prefill and cached decoding equal the eager model's within the runtime's
+    tolerance (on another batch size and length than any export traced), and a measurement."""
+    check_runtime(runtime, dtype, example(backbone))
 
 
 @pytest.mark.parametrize(
@@ -64,7 +50,7 @@ def test_measure_on_each_runtime(runtime: str, dtype: str) -> None:
     assert r["prefill_repeats"] == r["decode_repeats"] == 10 and (r["context"], r["decode_tokens"]) == (20, 4)
     assert r["peak_memory_mb"] >= r["weights_mb"] > 0
     if runtime == "onnxruntime":
-        assert r["onnxruntime_version"] and 0 <= r["onnx_check_error"] < ort_runtime.TOLERANCE[dtype]
+        assert r["onnxruntime_version"] and 0 <= r["onnx_check_error"] < ort_runtime.OnnxRuntime.tolerance[dtype]
     else:
         assert np.isnan(r["onnx_check_error"])
 
@@ -95,19 +81,13 @@ def test_a_graph_whose_logits_differ_is_not_timed(monkeypatch: pytest.MonkeyPatc
 
 def test_relative_error_is_against_the_spread() -> None:
     want = np.random.default_rng(0).normal(size=(1, 3, 50))
-    assert ort_runtime.relative_error(want, want) == 0.0
-    assert ort_runtime.relative_error(want + 1e-3, want) < 0.01
-    assert ort_runtime.relative_error(want - 20.0, want - 20.0) == 0.0
-    assert ort_runtime.relative_error(np.zeros_like(want), want) == pytest.approx(1.0, rel=0.1)
+    assert relative_error(want, want) == 0.0
+    assert relative_error(want + 1e-3, want) < 0.01
+    assert relative_error(want - 20.0, want - 20.0) == 0.0
+    assert relative_error(np.zeros_like(want), want) == pytest.approx(1.0, rel=0.1)
 
 
 def test_resident_peak_sees_an_allocation() -> None:
     big = 64 * 2**20
     added = ort_runtime.resident_peak_bytes(lambda: np.ones(big // 8).sum())
     assert added >= 0.9 * big
-
-
-@pytest.mark.parametrize("name", BACKBONES.names())
-def test_onnxruntime_int8_passes_its_check_on_every_backbone(name: str) -> None:
-    session = profiling.prepare_model(example(name), Settings(runtime="onnxruntime", dtype="int8"))
-    assert 0 < session.check_error < ort_runtime.TOLERANCE["int8"]

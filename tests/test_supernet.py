@@ -250,6 +250,25 @@ def test_proxy_ranks_candidates_and_reports_costs(trained):
         net.loss(ArchSpec("gpt2", n_layer=1, d_model=64, n_head=2, d_inner=64))
 
 
+@needs_data(SHAKES)
+@pytest.mark.parametrize("backbone", ["merino", "transformer_xl"])
+def test_supernet_loss_scores_other_backbones_than_gpt2(tmp_path, backbone):
+    """A supernet of a block-wise (shared layers, width projections) and of a relative-position
+    space: trained, read back and scored like a GPT-2 one."""
+    space = space_of(backbone)
+    train_ids, valid_ids = byte_ids()
+    fast = {**FAST, "steps": 12, "checkpoint_every": 100}
+    train_supernet(
+        space, train_ids, valid_ids, 256, SupernetSettings(space=backbone, **fast), tmp_path / backbone, progress=False
+    )
+    specs = [extreme(space, True), extreme(space, False), *space.sample(4, seed=2)]
+    settings = {"supernet_loss": {"space": backbone, "dir": str(tmp_path)}}
+    values = Scorer(["supernet_loss"], seq_len=32, settings=settings).table(specs)["supernet_loss"]
+    assert np.isfinite(values).all() and values.nunique() == len(specs) and (values > -np.log(256) - 1).all()
+    net = load(tmp_path / backbone)
+    assert -values.iloc[2] == pytest.approx(net.loss(specs[2]))
+
+
 def test_missing_supernet_names_the_rule(tmp_path):
     scorer = Scorer(["supernet_loss"], settings={"supernet_loss": {"space": "tiny", "dir": str(tmp_path)}})
     with pytest.raises(ValueError, match=r"no trained supernet in .*tiny.*rule supernet.*paretolm proxy supernet"):

@@ -5,6 +5,7 @@ from pathlib import Path
 from snakemake.logging import logger
 
 from paretolm import stages
+from paretolm.proxies import PROXIES
 
 from paretolm.core import artifacts
 from paretolm.config import hardware_target, space_file, validate_config
@@ -157,16 +158,25 @@ def validation_runs(wc=None):
 SUPERNET = stages.stage("supernet").settings(config)
 
 
-def supernet_input(scores):
-    """Input function of the jobs that score proxies. It names the trained supernet folder when
-    supernet_loss is among the proxies they score (``scores``: "proxies" for proxies.names,
-    "validation" for validation.proxies, which defaults to them), else nothing.
+def trained_inputs(scores):
+    """Input function of the jobs that score proxies: what each proxy they score reads that a rule
+    trained beforehand (its ``artifact``: the supernet folder of supernet_loss), so those rules run
+    first. ``scores``: "proxies" for proxies.names, "validation" for validation.proxies, which
+    defaults to them.
     """
 
     def inputs(wc):
         names = config["proxies"]["names"]
         if scores == "validation":
             names = config["validation"]["proxies"] or names
-        return [str(SUPERNET.folder())] if "supernet_loss" in names else []
+        settings = config["proxies"]["settings"] or {}
+        paths = []
+        for name in names:
+            proxy = PROXIES.get(name)
+            if proxy.artifact is not None:
+                paths.append(
+                    str(proxy.artifact(proxy.make_settings(settings.get(name))))
+                )
+        return paths
 
     return inputs

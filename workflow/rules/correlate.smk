@@ -5,7 +5,7 @@ rule correlate:
     """SRC / Kendall / top-k of every proxy, d_avg and hypervolumes, report figures."""
     input:
         eval_table="results/eval.parquet",
-        supernet=supernet_input("validation"),
+        trained=trained_inputs("validation"),
     output:
         table="results/correlation.parquet",
         frontiers="results/validation/frontiers.parquet",

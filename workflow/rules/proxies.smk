@@ -2,7 +2,7 @@ rule proxies:
     """Score every sampled architecture with the configured proxies."""
     input:
         samples="results/samples/{space}.parquet",
-        supernet=supernet_input("proxies"),
+        trained=trained_inputs("proxies"),
     output:
         "results/proxies/{space}.parquet",
     log:

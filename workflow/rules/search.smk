@@ -21,7 +21,7 @@ rule search:
         profile=search_profile,
         space=search_space,
         available=hardware_available,
-        supernet=supernet_input("proxies"),
+        trained=trained_inputs("proxies"),
     output:
         **SEARCH_OUTPUT,
     log:

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from paretolm.core import lazy
 from paretolm.core.registry import Registry
 
@@ -66,11 +68,21 @@ class Session:
 
 
 class Runtime:
-    """Base class of a runtime: what it supports, and how it loads a model into a ``Session``."""
+    """Base class of a runtime: what it supports, and how it loads a model into a ``Session``.
+
+    ``devices`` and ``dtypes`` become the config schema's enums; ``tolerance`` is, per dtype, the
+    relative error of its logits against the eager float32 model's (``relative_error``) that the
+    runtime's own check before timing and the registry-wide tests allow; ``supports`` says which
+    backbones it runs."""
 
     name: str = ""
     devices: tuple[str, ...] = ("cpu",)
     dtypes: tuple[str, ...] = ("float32",)
+    tolerance: Mapping[str, float] = {"float32": 1e-5}
+
+    def supports(self, spec: Any) -> str | None:
+        """Why this runtime cannot run ``spec`` (None: it can)."""
+        return None
 
     def check(self, name: str, target: Mapping[str, Any]) -> None:
         """Raise ValueError naming target ``name`` and what is missing if this machine cannot run
@@ -97,6 +109,45 @@ class Runtime:
 
 RUNTIMES: Registry[Runtime] = Registry("runtime", package=__name__)
 
+CHECK_TOKENS = 8  # prompt tokens of the logits check before a session is timed
+
+
+def relative_error(got: Any, want: Any) -> float:
+    """``||got - want|| / ||want - mean(want)||``, the mean over the vocabulary axis: 0 for equal
+    logits, about 1 for zeros; measured against the spread of the logits, not their offset, since
+    log-probabilities (adaptive softmax) sit far from zero."""
+    centred = want - want.mean(axis=-1, keepdims=True)
+    return float(np.linalg.norm(got - want) / max(float(np.linalg.norm(centred)), 1e-30))
+
+
+def check_logits(session: Session, model: Any, runtime: str, dtype: str, tolerance: float, *, causal: bool,
+                 seed: int = 0) -> float:
+    """Compare the session's logits with the eager ``model``'s on a prefill of ``CHECK_TOKENS``
+    tokens and (causal models) two decoding steps with the session's cache; returns the relative
+    error, ValueError above ``tolerance`` (a runtime never times a model that computes something
+    else)."""
+    vocab_size = model.spec.vocab_size
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, vocab_size, (1, CHECK_TOKENS + 2), generator=gen)
+    with torch.inference_mode():
+        want = model(ids if causal else ids[:, :CHECK_TOKENS]).logits.float().numpy()
+    if not causal:
+        got = session.logits(session(session.inputs(ids[:, :CHECK_TOKENS])))
+    else:
+        parts, past = [], None
+        for chunk in (ids[:, :CHECK_TOKENS], ids[:, CHECK_TOKENS : CHECK_TOKENS + 1], ids[:, CHECK_TOKENS + 1 :]):
+            logits, past = session.step(session.inputs(chunk), past)
+            parts.append(session.logits(logits))
+        got = np.concatenate(parts, axis=1)
+    if got.shape != want.shape:
+        raise ValueError(f"{runtime}: the model returns logits of shape {got.shape}, PyTorch {want.shape}; "
+                         "refusing to time it")
+    err = relative_error(got, want)
+    if not err <= tolerance:  # also catches NaN
+        raise ValueError(f"{runtime}: the {dtype} model's logits differ from PyTorch's (relative error {err:.3g} "
+                         f"> {tolerance:g}); refusing to time it")
+    return err
+
 
 def resolve(target: Mapping[str, Any]) -> dict[str, Any]:
     """``target`` with ``runtime``, ``device`` and ``dtype`` filled in; the older spelling
@@ -119,4 +170,4 @@ def get(runtime: str) -> Runtime:
     return RUNTIMES.get(runtime)
 
 
-__all__ = ["RUNTIMES", "Runtime", "Session", "get", "resolve"]
+__all__ = ["CHECK_TOKENS", "RUNTIMES", "Runtime", "Session", "check_logits", "get", "relative_error", "resolve"]

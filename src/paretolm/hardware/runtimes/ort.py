@@ -31,7 +31,7 @@ import numpy as np
 
 from paretolm.core import lazy
 from paretolm.core.arch import ArchSpec
-from paretolm.hardware.runtimes import RUNTIMES, Runtime, Session
+from paretolm.hardware.runtimes import RUNTIMES, Runtime, Session, check_logits
 
 if TYPE_CHECKING:
     import torch
@@ -42,7 +42,6 @@ OPSET = 17
 # Relative error (see ``relative_error``) the ONNX logits may have against PyTorch's: float32 only
 # reorders sums; int8 weights perturb every logit by a few per cent of their spread.
 TOLERANCE = {"float32": 1e-4, "int8": 0.2}
-CHECK_TOKENS = 8
 
 
 @dataclass(frozen=True)
@@ -274,47 +273,11 @@ class OrtSession(Session):
         return weights + transient + nbytes, transient
 
 
-def relative_error(got: Any, want: Any) -> float:
-    """``||got - want|| / ||want - mean(want)||``, the mean over the vocabulary axis: 0 for equal
-    logits, about 1 for zeros; measured against the spread of the logits, not their offset, since
-    log-probabilities (adaptive softmax) sit far from zero."""
-    centred = want - want.mean(axis=-1, keepdims=True)
-    return float(np.linalg.norm(got - want) / max(float(np.linalg.norm(centred)), 1e-30))
-
-
-def check_logits(session: OrtSession, model: Any, vocab_size: int, dtype: str, seed: int) -> float:
-    """Compare the session's logits with ``model``'s on a prefill of ``CHECK_TOKENS`` tokens and
-    (causal models) two decoding steps; returns the relative error, ValueError above tolerance."""
-    gen = torch.Generator().manual_seed(seed)
-    ids = torch.randint(0, vocab_size, (1, CHECK_TOKENS + 2), generator=gen)
-    with torch.inference_mode():
-        want = model(ids if session.layout is not None else ids[:, :CHECK_TOKENS]).logits.float().numpy()
-    if session.layout is None:
-        got = session.logits(session(session.inputs(ids[:, :CHECK_TOKENS])))
-    else:
-        parts, past = [], None
-        for chunk in (ids[:, :CHECK_TOKENS], ids[:, CHECK_TOKENS : CHECK_TOKENS + 1], ids[:, CHECK_TOKENS + 1 :]):
-            logits, past = session.step(session.inputs(chunk), past)
-            parts.append(session.logits(logits))
-        got = np.concatenate(parts, axis=1)
-    if got.shape != want.shape:
-        raise ValueError(
-            f"onnxruntime: the exported model returns logits of shape {got.shape}, "
-            f"PyTorch {want.shape}; refusing to time it"
-        )
-    err = relative_error(got, want)
-    if not err <= TOLERANCE[dtype]:  # also catches NaN
-        raise ValueError(
-            f"onnxruntime: the exported {dtype} model's logits differ from PyTorch's "
-            f"(relative error {err:.3g} > {TOLERANCE[dtype]:g}); refusing to time it"
-        )
-    return err
-
-
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
     devices = ("cpu",)
     dtypes = ("float32", "int8")
+    tolerance = TOLERANCE
 
     def check(self, name: str, target: Mapping[str, Any]) -> None:
         super().check(name, target)
@@ -340,7 +303,8 @@ class OnnxRuntime(Runtime):
                 quantize_int8(path, Path(tmp) / "model.int8.onnx")
                 path = Path(tmp) / "model.int8.onnx"
             session = OrtSession(path.read_bytes(), layout, settings.threads, initializer_bytes(path))
-        session.check_error = check_logits(session, model, spec.vocab_size, settings.dtype, settings.seed)
+        session.check_error = check_logits(session, model, self.name, settings.dtype, self.tolerance[settings.dtype],
+                                           causal=layout is not None, seed=settings.seed)
         return session
 
     def versions(self) -> dict[str, str]:
