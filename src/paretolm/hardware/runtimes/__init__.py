@@ -120,8 +120,9 @@ def relative_error(got: Any, want: Any) -> float:
     return float(np.linalg.norm(got - want) / max(float(np.linalg.norm(centred)), 1e-30))
 
 
-def check_logits(session: Session, model: Any, runtime: str, dtype: str, tolerance: float, *, causal: bool,
-                 seed: int = 0) -> float:
+def check_logits(
+    session: Session, model: Any, runtime: str, dtype: str, tolerance: float, *, causal: bool, seed: int = 0
+) -> float:
     """Compare the session's logits with the eager ``model``'s on a prefill of ``CHECK_TOKENS``
     tokens and (causal models) two decoding steps with the session's cache; returns the relative
     error, ValueError above ``tolerance`` (a runtime never times a model that computes something
@@ -140,12 +141,15 @@ def check_logits(session: Session, model: Any, runtime: str, dtype: str, toleran
             parts.append(session.logits(logits))
         got = np.concatenate(parts, axis=1)
     if got.shape != want.shape:
-        raise ValueError(f"{runtime}: the model returns logits of shape {got.shape}, PyTorch {want.shape}; "
-                         "refusing to time it")
+        raise ValueError(
+            f"{runtime}: the model returns logits of shape {got.shape}, PyTorch {want.shape}; refusing to time it"
+        )
     err = relative_error(got, want)
     if not err <= tolerance:  # also catches NaN
-        raise ValueError(f"{runtime}: the {dtype} model's logits differ from PyTorch's (relative error {err:.3g} "
-                         f"> {tolerance:g}); refusing to time it")
+        raise ValueError(
+            f"{runtime}: the {dtype} model's logits differ from PyTorch's (relative error {err:.3g} "
+            f"> {tolerance:g}); refusing to time it"
+        )
     return err
 
 

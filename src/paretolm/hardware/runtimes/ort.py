@@ -303,8 +303,15 @@ class OnnxRuntime(Runtime):
                 quantize_int8(path, Path(tmp) / "model.int8.onnx")
                 path = Path(tmp) / "model.int8.onnx"
             session = OrtSession(path.read_bytes(), layout, settings.threads, initializer_bytes(path))
-        session.check_error = check_logits(session, model, self.name, settings.dtype, self.tolerance[settings.dtype],
-                                           causal=layout is not None, seed=settings.seed)
+        session.check_error = check_logits(
+            session,
+            model,
+            self.name,
+            settings.dtype,
+            self.tolerance[settings.dtype],
+            causal=layout is not None,
+            seed=settings.seed,
+        )
         return session
 
     def versions(self) -> dict[str, str]:
