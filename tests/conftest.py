@@ -188,3 +188,47 @@ def check_runtime(runtime: str, dtype: str, spec) -> dict:
     if spec.plugin.causal:
         assert measured["decode_ms_per_token"] > 0 and measured["decode_repeats"] == 10
     return measured
+
+
+# -- the tiny search spaces the tests search, train and run workflows on ----------------------------
+_TINY_GENES = {
+    "n_layer": {"min": 1, "max": 3},
+    "d_model": {"min": 32, "max": 96, "step": 32},
+    "n_head": {"choices": [1, 2, 4], "per": "layer"},
+    "d_inner": {"min": 64, "max": 256, "step": 64, "per": "layer"},
+}
+TINY_SPACES: dict[str, dict] = {
+    "gpt2": {"backbone": "gpt2", "fixed": {"vocab_size": 512, "max_seq_len": 32}, "genes": _TINY_GENES},
+    "opt": {"backbone": "opt", "fixed": {"vocab_size": 512, "max_seq_len": 32}, "genes": _TINY_GENES},
+    "transformer_xl": {
+        "backbone": "transformer_xl",
+        "fixed": {"vocab_size": 512, "max_seq_len": 32, "div_val": 1, "mem_len": 0},
+        "genes": {**_TINY_GENES, "d_head": {"choices": [8, 16], "per": "layer"}},
+    },
+    "merino": {
+        "backbone": "merino",
+        "fixed": {"vocab_size": 512, "max_seq_len": 64, "n_block": 2, "d_head": 16},
+        "genes": {
+            "d_model": {"choices": [16, 32, 48, 64], "per": "block"},
+            "ffn_ratio": {"choices": [1.0, 2.0, 3.0], "per": "block"},
+            "n_layer": {"min": 1, "max": 3, "per": "block"},
+        },
+    },
+    "par": {
+        "backbone": "par",
+        "fixed": {"vocab_size": 320, "max_seq_len": 32, "n_sublayer": 4, "d_model": 16, "n_head": 2, "d_inner": 32},
+        "genes": {"layers": {"choices": ["s", "f", "i"], "per": "sublayer"}},
+    },
+}
+
+
+def tiny_space(backbone: str = "gpt2", name: str | None = None):
+    """The tiny ``SearchSpace`` of ``backbone`` (``TINY_SPACES``), named ``name`` (default: ``tiny``
+    for gpt2, ``tiny_<backbone>`` for the others, as the workflow tests write them to files)."""
+    from paretolm.core.spaces import SearchSpace
+
+    return SearchSpace.from_dict(TINY_SPACES[backbone], name=name or tiny_name(backbone))
+
+
+def tiny_name(backbone: str) -> str:
+    return "tiny" if backbone == "gpt2" else f"tiny_{backbone}"

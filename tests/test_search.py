@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from conftest import tiny_space
 
 from paretolm.config import load_config, load_schema
 from paretolm.core import pareto
 from paretolm.core.arch import ArchSpec
-from paretolm.core.spaces import SearchSpace
 from paretolm.hardware.profiling import Profiler, Settings
 from paretolm.search.methods import measure_each
 from paretolm.search.methods.lts import EvolutionarySearch, SearchConfig
 
-SPACE = SearchSpace.from_dict(
-    {
-        "name": "tiny",
-        "backbone": "gpt2",
-        "fixed": {"vocab_size": 512, "max_seq_len": 32},
-        "genes": {
-            "n_layer": {"min": 1, "max": 4},
-            "d_model": {"min": 32, "max": 128, "step": 32},
-            "n_head": {"choices": [1, 2, 4], "per": "layer"},
-            "d_inner": {"min": 64, "max": 512, "step": 64, "per": "layer"},
-        },
-    }
-)
+SPACE = tiny_space()
 
 
 def fake_params(spec: ArchSpec) -> int:

@@ -14,11 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import TINY_SPACES, tiny_space
 
 from paretolm.config import load_config
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import provenance, read_provenance, read_table, write_table
-from paretolm.core.spaces import SearchSpace
 from paretolm.hardware.profiling import Settings
 from paretolm.hardware.replay import ReplayDevice
 from paretolm.proxies import Scorer
@@ -26,16 +26,7 @@ from paretolm.stages import config_part
 from paretolm.stages import search as search_stage
 
 SEQ = 16
-SPACE = {
-    "backbone": "gpt2",
-    "fixed": {"vocab_size": 512, "max_seq_len": 32},
-    "genes": {
-        "n_layer": {"min": 1, "max": 4},
-        "d_model": {"min": 32, "max": 128, "step": 32},
-        "n_head": {"choices": [1, 2, 4], "per": "layer"},
-        "d_inner": {"min": 64, "max": 512, "step": 64, "per": "layer"},
-    },
-}
+SPACE = TINY_SPACES["gpt2"]
 LTS = {"iterations": 6, "population": 12, "parents": 4, "mutations": 6, "crossovers": 6}
 
 # What a workflow job runs, as a separate process: the search stage with the replay device, slowed
@@ -74,7 +65,7 @@ def setup(root: Path, measure: str, **search_over) -> dict:
     )
     part = config_part("search", cfg, method="lts", hardware="cpu")
     (root / "part.json").write_text(json.dumps(part))
-    specs = SearchSpace.from_dict(SPACE, name="tiny").sample(10, seed=0)
+    specs = tiny_space().sample(10, seed=0)
     device = ReplayDevice()
     table = pd.DataFrame([device(s, Settings(seq_len=SEQ)) for s in specs])
     table = table.merge(Scorer.from_part(part["proxies"]).table(specs, costs=False), on="arch_id")

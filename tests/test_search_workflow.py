@@ -13,49 +13,26 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import TINY_SPACES, tiny_name
 
 from paretolm.config import load_config
 from paretolm.core import pareto
 from paretolm.core.artifacts import read_provenance, read_table
-from paretolm.core.counting import count
-from paretolm.core.spaces import SearchSpace
 from paretolm.ops.audit import audit
-from paretolm.search.methods import COLUMNS
+from paretolm.search.methods import COLUMNS, METHODS
 
 REPO = Path(__file__).resolve().parents[1]
 SEQ = 16
-SPACES = {
-    "tiny": {
-        "backbone": "gpt2",
-        "fixed": {"vocab_size": 512, "max_seq_len": 32},
-        "genes": {
-            "n_layer": {"min": 1, "max": 3},
-            "d_model": {"min": 32, "max": 96, "step": 32},
-            "n_head": {"choices": [1, 2, 4], "per": "layer"},
-            "d_inner": {"min": 64, "max": 256, "step": 64, "per": "layer"},
-        },
-    },
-    "tiny_merino": {
-        "backbone": "merino",
-        "fixed": {"vocab_size": 512, "max_seq_len": 32, "n_block": 2, "d_head": 16},
-        "genes": {
-            "d_model": {"choices": [16, 32, 48], "per": "block"},
-            "ffn_ratio": {"choices": [1.0, 2.0], "per": "block"},
-            "n_layer": {"min": 1, "max": 2, "per": "block"},
-        },
-    },
-    "tiny_par": {
-        "backbone": "par",
-        "fixed": {"vocab_size": 320, "max_seq_len": 32, "n_sublayer": 4, "d_model": 16, "n_head": 2, "d_inner": 32},
-        "genes": {"layers": {"choices": ["s", "f", "i"], "per": "sublayer"}},
-    },
-}
-METHODS = ("lts", "merino", "speedlimit", "par", "random", "nsga2")
 
 
-def merino_budget() -> float:
-    flops = sorted(count(s, SEQ).flops for s in SearchSpace.from_dict(SPACES["tiny_merino"]).sample(20, seed=0))
-    return float(flops[len(flops) // 2])
+def method_block(method: str) -> dict:
+    """A method's test settings on the tiny space of its backbone; a method that trains on data
+    trains on this test's text."""
+    plugin = METHODS.get(method)
+    block = {**plugin.test_settings, "space": tiny_name(plugin.backbone) if plugin.backbone else None}
+    if "data" in block:
+        block["data"] = {"dataset": "text", "tokenizer": "bpe"}
+    return block
 
 
 def base_config() -> dict:
@@ -80,26 +57,7 @@ def base_config() -> dict:
             "space": "tiny",
             "seed": 0,
             "bounds": {"latency_ms_max": 1000.0},  # speedlimit's upper bound; every tiny model is under it
-            "lts": {"iterations": 1, "population": 6, "parents": 2, "mutations": 2, "crossovers": 2},
-            "random": {"candidates": 8},
-            "nsga2": {"population": 6, "generations": 1},
-            "speedlimit": {"population": 4, "iterations": 1, "parents": 2, "mutations": 2, "crossovers": 1},
-            "merino": {
-                "space": "tiny_merino",
-                "population": 8,
-                "iterations": 40,
-                "init_samples": 4,
-                "max_flops": merino_budget(),
-                "top": 3,
-            },
-            "par": {
-                "space": "tiny_par",
-                "data": {"dataset": "text", "tokenizer": "bpe"},
-                "steps": 2,
-                "batch_size": 2,
-                "seq_len": SEQ,
-                "cost_weights": [0.0, 50.0],
-            },
+            **{m: method_block(m) for m in METHODS.names()},
         },
     }
 
@@ -124,8 +82,8 @@ def workdir(tmp_path_factory) -> Path:
     wd = tmp_path_factory.mktemp("methods")
     shutil.copytree(REPO / "workflow", wd / "workflow")
     (wd / "config/spaces").mkdir(parents=True)
-    for name, space in SPACES.items():
-        (wd / f"config/spaces/{name}.yaml").write_text(yaml.safe_dump(space))
+    for backbone, space in TINY_SPACES.items():
+        (wd / f"config/spaces/{tiny_name(backbone)}.yaml").write_text(yaml.safe_dump(space))
     (wd / "config/config.yaml").write_text(yaml.safe_dump(base_config()))
     (wd / "data").mkdir()
     rng = random.Random(0)
@@ -136,13 +94,13 @@ def workdir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def searched(workdir: Path) -> Path:
-    """All six methods on one target in one run (one job each)."""
-    snakemake(workdir, *[f"results/search/{m}/cpu/frontier.parquet" for m in METHODS])
+    """Every registered method on one target in one run (one job each)."""
+    snakemake(workdir, *[f"results/search/{m}/cpu/frontier.parquet" for m in METHODS.names()])
     return workdir
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", METHODS.names())
 def test_every_method_makes_the_frontier_target(searched: Path, method: str) -> None:
     workdir = searched
     over: dict = {"search": {"method": method}}
@@ -178,7 +136,7 @@ def test_every_method_makes_the_frontier_target(searched: Path, method: str) -> 
 def test_methods_compared_on_one_target_in_one_run(searched: Path) -> None:
     workdir = searched
     assert (
-        snakemake(workdir, "-n", *[f"results/search/{m}/cpu/frontier.parquet" for m in METHODS]).stdout.count(
+        snakemake(workdir, "-n", *[f"results/search/{m}/cpu/frontier.parquet" for m in METHODS.names()]).stdout.count(
             "rule search:"
         )
         == 0

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import DATA, data_path, needs_data, needs_executable
+from conftest import DATA, TINY_SPACES, data_path, needs_data, needs_executable, tiny_space
 from safetensors.torch import load_file
 
 from paretolm import config as configuration
@@ -29,16 +29,7 @@ from paretolm.supernet import Supernet, extreme, load, train_supernet
 REPO = Path(__file__).resolve().parents[1]
 SHAKES = DATA / "corpora/tinyshakespeare/input.txt"
 
-TINY = {
-    "backbone": "gpt2",
-    "fixed": {"vocab_size": 256, "max_seq_len": 32},
-    "genes": {
-        "n_layer": {"min": 1, "max": 2},
-        "d_model": {"min": 16, "max": 48, "step": 16},
-        "n_head": {"choices": [1, 2, 4], "per": "layer"},
-        "d_inner": {"min": 32, "max": 96, "step": 32, "per": "layer"},
-    },
-}
+TINY = TINY_SPACES["gpt2"]
 FAST = {
     "steps": 30,
     "batch_size": 4,
@@ -48,10 +39,6 @@ FAST = {
     "eval_tokens": 256,
     "checkpoint_every": 10,
 }
-
-
-def tiny_space() -> SearchSpace:
-    return SearchSpace.from_dict(TINY, name="tiny")
 
 
 def byte_ids() -> tuple[np.ndarray, np.ndarray]:
@@ -70,37 +57,18 @@ def perturbed(net: Supernet) -> Supernet:
 
 
 # -- slicing ----------------------------------------------------------------------------------------
-SMALL = {  # a tiny space of each sliceable backbone besides gpt2
-    "opt": {**TINY, "backbone": "opt", "fixed": {"vocab_size": 256}},
-    "transformer_xl": {
-        "backbone": "transformer_xl",
-        "fixed": {"vocab_size": 256, "div_val": 1, "mem_len": 0},
-        "genes": {**TINY["genes"], "d_head": {"choices": [8, 16], "per": "layer"}},
-    },
-    "merino": {
-        "backbone": "merino",
-        "fixed": {"vocab_size": 256, "max_seq_len": 32, "n_block": 2, "d_head": 16},
-        "genes": {
-            "d_model": {"choices": [16, 32, 48], "per": "block"},
-            "ffn_ratio": {"choices": [1.0, 2.0], "per": "block"},
-            "n_layer": {"min": 1, "max": 2, "per": "block"},
-        },
-    },
-    "par": {
-        "backbone": "par",
-        "fixed": {"vocab_size": 256, "max_seq_len": 32, "n_sublayer": 4, "d_model": 16, "n_head": 2, "d_inner": 32},
-        "genes": {"layers": {"choices": ["s", "f", "i"], "per": "sublayer"}},
-    },
-}
+
+
+SLICEABLE = [b for b in TINY_SPACES if b != "gpt2"]  # tiny spaces of the other sliceable backbones
 
 
 def space_of(name: str) -> SearchSpace:
-    if name in SMALL:
-        return SearchSpace.from_dict(SMALL[name], name=name)
+    if name in TINY_SPACES:
+        return tiny_space(name, name=name)
     return load_space(name, REPO / "config/spaces")
 
 
-@pytest.mark.parametrize("space_name", ["gpt2_cpu_ground_truth", *SMALL])
+@pytest.mark.parametrize("space_name", ["gpt2_cpu_ground_truth", *SLICEABLE])
 def test_sub_network_equals_the_plain_model_on_its_slices(space_name):
     space = space_of(space_name)
     net = perturbed(Supernet(space, vocab_size=300, max_seq_len=24))
@@ -180,7 +148,7 @@ def test_sandwich_training_lowers_largest_and_smallest_loss(trained):
     for which in ("largest", "smallest"):
         assert meta["final_loss"][which] < log[0][which] - 0.3, (which, log[0], meta["final_loss"])
     assert meta["train_seconds"] > 0 and meta["subnets_per_step"] == 4 and meta["steps"] == 30
-    assert ArchSpec.from_json(meta["largest"]).d_model == 48 and ArchSpec.from_json(meta["smallest"]).d_model == 16
+    assert ArchSpec.from_json(meta["largest"]).d_model == 96 and ArchSpec.from_json(meta["smallest"]).d_model == 32
     windows = load_file(str(out / "valid_ids.safetensors"))["input_ids"]
     assert windows.shape == (8, 32) and meta["valid_windows"] == [8, 32]  # 256 tokens, 32 a window
     assert meta["provenance"]["stage"] == "supernet"
@@ -246,8 +214,8 @@ def test_proxy_ranks_candidates_and_reports_costs(trained):
     net = load(out)
     assert load(out) is net  # read once per process
     assert -values.iloc[0] == pytest.approx(net.loss(specs[0]))
-    with pytest.raises(ValueError, match=r"wte.emb_layers.0.weight: \[256, 64\] is outside the supernet's"):
-        net.loss(ArchSpec("gpt2", n_layer=1, d_model=64, n_head=2, d_inner=64))
+    with pytest.raises(ValueError, match=r"wte.emb_layers.0.weight: \[256, 128\] is outside the supernet's"):
+        net.loss(ArchSpec("gpt2", n_layer=1, d_model=128, n_head=2, d_inner=64))
 
 
 @needs_data(SHAKES)

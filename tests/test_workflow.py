@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import TINY_SPACES
 
 from paretolm import config as configuration
 from paretolm import stages
@@ -26,16 +27,7 @@ from paretolm.stages import sample as sample_stage
 
 REPO = Path(__file__).resolve().parents[1]
 
-TINY_SPACE = {
-    "backbone": "gpt2",
-    "fixed": {"vocab_size": 512, "max_seq_len": 32},
-    "genes": {
-        "n_layer": {"min": 1, "max": 3},
-        "d_model": {"min": 32, "max": 96, "step": 32},
-        "n_head": {"choices": [1, 2, 4], "per": "layer"},
-        "d_inner": {"min": 64, "max": 256, "step": 64, "per": "layer"},
-    },
-}
+TINY_SPACE = TINY_SPACES["gpt2"]
 
 
 def tiny_config(**overrides) -> dict:
