@@ -271,8 +271,11 @@ def run_layers(
 
 def init_gpt2(module: nn.Module, n_layer: int, std: float = 0.02) -> None:
     """GPT-2 initialisation: N(0, 0.02) weights, zero biases, residual projections scaled by
-    1/sqrt(2 * n_layer)."""
+    1/sqrt(2 * n_layer). A model on the meta device (shapes only, as the supernet builds its
+    candidates) has no values to set."""
     for name, p in module.named_parameters():
+        if p.is_meta:
+            return
         if p.dim() >= 2:
             scale = 1 / math.sqrt(2 * max(n_layer, 1)) if name.endswith("proj.weight") else 1.0
             nn.init.normal_(p, mean=0.0, std=std * scale)

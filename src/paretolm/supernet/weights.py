@@ -118,10 +118,12 @@ class Supernet(nn.Module):
         the first probe (the largest first) that has the parameter at the store's full size."""
         shapes: dict[str, tuple[int, ...]] = {}
         parts: dict[str, tuple[int, ...]] = {}
+        seen = []  # each probe's (parameter shapes, fused parts), read once
         for spec in probes:
-            model = self._model(spec)
-            fused = fused_parts(model)
-            for name, shape in parameter_shapes(model).items():
+            model = meta_model(spec)
+            seen.append((parameter_shapes(model), fused_parts(model)))
+        for own, fused in seen:
+            for name, shape in own.items():
                 old = shapes.get(name)
                 if old is not None and len(old) != len(shape):
                     raise ValueError(f"{name}: {len(shape)} dimensions in one candidate, {len(old)} in another")
@@ -138,10 +140,8 @@ class Supernet(nn.Module):
         for name, sizes in parts.items():
             shapes[name] = (sum(sizes), *shapes[name][1:])
         sources: dict[str, ArchSpec] = {}
-        for spec in probes:
-            model = self._model(spec)
-            fused = fused_parts(model)
-            for name, shape in parameter_shapes(model).items():
+        for spec, (own, fused) in zip(probes, seen, strict=True):
+            for name, shape in own.items():
                 if name not in sources and shape == shapes[name] and fused.get(name) == parts.get(name):
                     sources[name] = spec
         return shapes, parts, sources
