@@ -10,7 +10,8 @@ from paretolm.cli import main
 from paretolm.core.artifacts import read_provenance, read_table
 
 LTS = DATA / "ground-truth" / "lts-archai"
-pytestmark = needs_data(LTS)
+# the module reads and scores all 1,121 logged architectures once (about 25 s): an end-to-end run
+pytestmark = [needs_data(LTS), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

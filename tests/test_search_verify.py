@@ -108,6 +108,7 @@ def logged(out: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("measure", ["all", "verify"])
 def test_killed_search_resumes_without_measuring_twice_and_ends_the_same(tmp_path: Path, measure: str) -> None:
     s = setup(tmp_path, measure)

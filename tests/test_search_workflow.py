@@ -118,8 +118,9 @@ def test_every_method_makes_the_frontier_target(searched: Path, method: str) -> 
     assert set(front["arch_id"]) == set(pareto.pareto_front(pool, objectives)["arch_id"])
     report = json.loads((folder / "report.json").read_text())
     assert report["method"] == method and report["measure"] == "all"
-    # PAR's few argmax architectures can all lie beyond the profiled samples' reference point
-    assert report["hypervolume"] > 0 or (method == "par" and report["hypervolume"] == 0)
+    # a method searching a space of its own backbone (merino, par), not the profiled one, can have
+    # every point beyond the reference point the profiled samples set
+    assert report["hypervolume"] > 0 or (METHODS.get(method).backbone and report["hypervolume"] == 0)
     assert report["measurements"]["total"] >= report["measurements"]["profile"] > 0
     assert (folder / "hypervolume.png").exists() and (workdir / "results/pareto_cpu.png").exists()
     cwd = os.getcwd()

@@ -341,6 +341,7 @@ def _snakemake(wd: Path, *args: str) -> str:
     return run.stdout + run.stderr
 
 
+@pytest.mark.slow
 @needs_data(SHAKES)
 @needs_executable("snakemake")
 def test_rule_trains_the_supernet_that_the_proxies_and_correlate_stages_read(tmp_path):

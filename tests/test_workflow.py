@@ -467,6 +467,7 @@ def test_unavailable_target_fails_at_once(tmp_path):
         assert out.returncode != 0 and "hardware target 'cuda': needs a CUDA GPU" in out.stdout + out.stderr
 
 
+@pytest.mark.slow
 def test_lint_and_format_are_clean(tmp_path):
     # as CI runs them: the tiny config of .test, and snakefmt over the workflow folder
     for name in ("workflow", "config", ".test"):
