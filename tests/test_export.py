@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 from conftest import DATA, needs_data, needs_executable
-from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2LMHeadModel, OPTForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2LMHeadModel, LlamaForCausalLM, OPTForCausalLM
 
 from paretolm import cli
 from paretolm.core.arch import ArchSpec
@@ -46,7 +46,20 @@ HOMOGENEOUS = {
         "max_seq_len": 64,
     },
 }
-STOCK = {"gpt2": GPT2LMHeadModel, "opt": OPTForCausalLM}
+HOMOGENEOUS["llama"] = {  # grouped-query attention, an untied head and Llama 3's rotary base
+    "backbone": "llama",
+    "n_layer": 2,
+    "d_model": 32,
+    "n_head": 4,
+    "n_kv_head": 2,
+    "d_inner": 48,
+    "head_dim": 8,
+    "rope_theta": 500000.0,
+    "tie_weights": False,
+    "vocab_size": 300,
+    "max_seq_len": 64,
+}
+STOCK = {"gpt2": GPT2LMHeadModel, "opt": OPTForCausalLM, "llama": LlamaForCausalLM}
 
 
 def _trained(spec: ArchSpec, folder: Path) -> torch.nn.Module:
@@ -69,7 +82,7 @@ def _assert_same_logits(a: torch.nn.Module, b: torch.nn.Module, vocab: int) -> N
 
 
 def test_every_causal_backbone_is_covered():
-    assert {"gpt2", "opt", "transformer_xl", "merino", "par"} <= set(CAUSAL) and "bert" not in CAUSAL
+    assert {"gpt2", "opt", "transformer_xl", "merino", "par", "llama"} <= set(CAUSAL) and "bert" not in CAUSAL
 
 
 @pytest.mark.parametrize("name", CAUSAL)
@@ -130,6 +143,7 @@ def test_stock_exports_load_without_paretolm(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "gpt2 GPT2LMHeadModel" in out.stdout and "opt OPTForCausalLM" in out.stdout
+    assert "llama LlamaForCausalLM" in out.stdout
 
 
 def _frontier(tmp_path: Path, spec: ArchSpec) -> Path:

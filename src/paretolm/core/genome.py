@@ -54,23 +54,38 @@ class LayerCodec:
         return None
 
     def repair(self, space: Any, genome: Genome, rng: Any) -> Genome:
-        """Redraw, uniformly among the valid choices, head counts that do not divide the width and
-        inner widths under ``d_inner_min_ratio``: the same as drawing them conditionally on
-        ``d_model``, and far cheaper than rejecting whole deep candidates."""
+        """Redraw, uniformly among the valid choices, head counts that do not divide the width,
+        key/value head counts that do not divide their layer's head count and inner widths under
+        ``d_inner_min_ratio``: the same as drawing them conditionally on ``d_model`` (and
+        ``n_head``), and far cheaper than rejecting whole deep candidates."""
         width = genome.get("d_model", space.fixed.get("d_model"))
         if not isinstance(width, int):
             return genome
         ratio = space.constraints.get("d_inner_min_ratio") or 0
         ok = {
-            "n_head": (lambda h: width % h == 0) if space.constraints.get("heads_divide_width", True) else None,
-            "d_inner": (lambda d: d >= ratio * width) if ratio else None,
+            "n_head": (lambda h, key: width % h == 0) if space.constraints.get("heads_divide_width", True) else None,
+            "d_inner": (lambda d, key: d >= ratio * width) if ratio else None,
+            # grouped-query attention: a layer's key/value heads divide its query heads
+            "n_kv_head": lambda g, key: self._heads(space, out, key) % g == 0,
         }
         out = dict(genome)
-        for key, gene in space.keys():
-            test = ok.get(gene.name)
-            if test is None or test(out[key]):
-                continue
-            valid = [c for c in gene.choices if test(c)]
-            if valid:
-                out[key] = rng.choice(valid)
+        # key/value heads in a second pass, after the heads they divide
+        for names in (("n_head", "d_inner"), ("n_kv_head",)):
+            for key, gene in space.keys():
+                test = ok.get(gene.name) if gene.name in names else None
+                if test is None or test(out[key], key):
+                    continue
+                valid = [c for c in gene.choices if test(c, key)]
+                if valid:
+                    out[key] = rng.choice(valid)
         return out
+
+    @staticmethod
+    def _heads(space: Any, genome: Genome, key: str) -> int:
+        """The query heads of the layer of genome entry ``key`` (``n_kv_head[3]`` -> ``n_head[3]``)."""
+        index = key[key.index("[") :] if "[" in key else ""
+        for candidate in (f"n_head{index}", "n_head[0]", "n_head"):
+            if candidate in genome:
+                return int(genome[candidate])
+        fixed = space.fixed.get("n_head")
+        return int(fixed[0] if isinstance(fixed, (list, tuple)) else fixed)

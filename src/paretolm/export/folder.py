@@ -36,10 +36,14 @@ RANK_KEY = "latency_ms"
 
 # -- which specs have a stock class ------------------------------------------------------------------
 def stock_family(spec: ArchSpec) -> str | None:
-    """``"gpt2"`` or ``"opt"`` when ``spec`` maps exactly onto that stock ``transformers`` model, else None.
+    """``"gpt2"``, ``"opt"`` or ``"llama"`` when ``spec`` maps exactly onto that stock
+    ``transformers`` model, else None.
 
-    Stock GPT-2 and OPT have one head count and FFN width for all layers, a plain (non-adaptive)
-    token embedding of width ``d_model`` and no projection around it."""
+    Stock GPT-2, OPT and Llama have one head count (and key/value head count) and FFN width for
+    all layers; GPT-2 and OPT also a plain (non-adaptive) token embedding of width ``d_model`` and
+    no projection around it."""
+    if spec.backbone == "llama":
+        return "llama" if spec.plugin.homogeneous(spec) else None
     if spec.backbone not in ("gpt2", "opt"):
         return None
     if len(set(spec.n_head)) != 1 or len(set(spec.d_inner)) != 1:
@@ -168,6 +172,53 @@ def to_opt(backbone: torch.nn.Module, spec: ArchSpec, tokenizer: Any = None) -> 
     return _loaded(OPTForCausalLM(config), sd)
 
 
+def to_llama(backbone: torch.nn.Module, spec: ArchSpec, tokenizer: Any = None) -> torch.nn.Module:
+    """The stock ``LlamaForCausalLM`` holding ``backbone``'s weights (a paretolm ``LlamaLM``)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=spec.vocab_size,
+        hidden_size=spec.d_model,
+        intermediate_size=spec.d_inner[0],
+        num_hidden_layers=spec.n_layer,
+        num_attention_heads=spec.n_head[0],
+        num_key_value_heads=spec.n_kv_head[0],
+        head_dim=spec.head_dim,
+        hidden_act="silu",
+        max_position_embeddings=spec.max_seq_len,
+        rms_norm_eps=backbone.ln_f.eps,
+        rope_theta=spec.rope_theta,
+        attention_bias=False,
+        mlp_bias=False,
+        attention_dropout=0.0,
+        tie_word_embeddings=spec.tie_weights,
+        **_token_ids(tokenizer),
+    )
+    sd: dict[str, torch.Tensor] = {
+        "model.embed_tokens.weight": backbone.wte.weight,
+        "model.norm.weight": backbone.ln_f.weight,
+    }
+    for i, layer in enumerate(backbone.layers):
+        p = f"model.layers.{i}."
+        q, k, v = layer.attn.qkv.weight.detach().split(layer.attn.splits)
+        sd.update(
+            {
+                p + "input_layernorm.weight": layer.ln_1.weight,
+                p + "self_attn.q_proj.weight": q,
+                p + "self_attn.k_proj.weight": k,
+                p + "self_attn.v_proj.weight": v,
+                p + "self_attn.o_proj.weight": layer.attn.proj.weight,
+                p + "post_attention_layernorm.weight": layer.ln_2.weight,
+                p + "mlp.gate_proj.weight": layer.mlp.gate.weight,
+                p + "mlp.up_proj.weight": layer.mlp.fc.weight,
+                p + "mlp.down_proj.weight": layer.mlp.proj.weight,
+            }
+        )
+    if not spec.tie_weights:
+        sd["lm_head.weight"] = backbone.lm_head.weight
+    return _loaded(LlamaForCausalLM(config), sd)
+
+
 def _loaded(model: torch.nn.Module, sd: Mapping[str, torch.Tensor]) -> torch.nn.Module:
     """``model`` with every parameter taken from ``sd``; anything left over or missing is a bug."""
     own = dict(model.named_parameters())  # a tied lm_head is not listed twice
@@ -196,7 +247,7 @@ def to_stock(model: torch.nn.Module, tokenizer: Any = None) -> torch.nn.Module |
     family = stock_family(spec)
     if family is None:
         return None
-    convert = to_gpt2 if family == "gpt2" else to_opt
+    convert = {"gpt2": to_gpt2, "opt": to_opt, "llama": to_llama}[family]
     return convert(model.backbone, spec, tokenizer)
 
 
@@ -377,6 +428,7 @@ __all__ = [
     "ranked",
     "stock_family",
     "to_gpt2",
+    "to_llama",
     "to_opt",
     "to_stock",
     "trained_spec",
