@@ -99,7 +99,7 @@ def measure_all(n_archs: int, threads: int, clock: str) -> pd.DataFrame:
                             "decode_min_ms_per_token",
                             "decode_repeats",
                             "weights_mb",
-                            "onnx_check_error",
+                            "check_error",
                             "measure_seconds",
                         )
                     },

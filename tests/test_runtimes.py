@@ -50,9 +50,9 @@ def test_measure_on_each_runtime(runtime: str, dtype: str) -> None:
     assert r["prefill_repeats"] == r["decode_repeats"] == 10 and (r["context"], r["decode_tokens"]) == (20, 4)
     assert r["peak_memory_mb"] >= r["weights_mb"] > 0
     if runtime == "onnxruntime":
-        assert r["onnxruntime_version"] and 0 <= r["onnx_check_error"] < ort_runtime.OnnxRuntime.tolerance[dtype]
+        assert r["onnxruntime_version"] and 0 <= r["check_error"] < ort_runtime.OnnxRuntime.tolerance[dtype]
     else:
-        assert np.isnan(r["onnx_check_error"])
+        assert np.isnan(r["check_error"])
 
 
 def test_int8_graph_is_smaller() -> None:

@@ -8,7 +8,7 @@ from paretolm import stages
 from paretolm.proxies import PROXIES
 
 from paretolm.core import artifacts
-from paretolm.config import hardware_target, space_file, validate_config
+from paretolm.config import hardware_target, method_space, space_file, validate_config
 
 # Validated once, against the workflow's schema: fills the schema's defaults and runs the
 # cross-field checks, so a misspelt key or an impossible setting stops the run before any job.
@@ -62,6 +62,20 @@ def hardware_available(wc):
         from paretolm.hardware.sources import check_target
 
         check_target(wc.hardware, target(wc))
+    return []
+
+
+def runtime_runs_space(wc):
+    """Input function naming no file: checks, before any job, that the hardware target's runtime
+    can run the architectures of the job's space (its wildcard, or the searching method's).
+    """
+    from paretolm.core.spaces import SearchSpace
+    from paretolm.hardware.sources import check_space
+
+    space = wc.space if "space" in wc.keys() else method_space(config, wc.method)
+    check_space(
+        wc.hardware, target(wc), SearchSpace.from_yaml(space_file(config, space))
+    )
     return []
 
 

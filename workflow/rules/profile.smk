@@ -4,6 +4,7 @@ rule profile_shard:
         samples="results/samples/{space}.parquet",
         imported=imported_measurements,
         available=hardware_available,
+        runs=runtime_runs_space,
     output:
         "results/profile/{hardware}/shards/{space}.{shard}of{shards}.parquet",
     log:
@@ -34,6 +35,7 @@ rule profile:
         shards=profile_shards,
         imported=imported_measurements,
         available=hardware_available,
+        runs=runtime_runs_space,
     output:
         "results/profile/{hardware}/{space}.parquet",
     log:

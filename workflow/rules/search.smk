@@ -21,6 +21,7 @@ rule search:
         profile=search_profile,
         space=search_space,
         available=hardware_available,
+        runs=runtime_runs_space,
         trained=trained_inputs("proxies"),
     output:
         **SEARCH_OUTPUT,

@@ -137,9 +137,11 @@ class SelfAttention(nn.Module):
         return q, k, v
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        if self.n_kv_head != self.n_head:  # grouped-query: each key/value head serves a group
+        gqa = self.n_kv_head != self.n_head  # grouped-query: each key/value head serves a group of query heads
+        if gqa and torch.onnx.is_in_onnx_export():  # the ONNX exporter cannot convert enable_gqa
             k = k.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
             v = v.repeat_interleave(self.n_head // self.n_kv_head, dim=1)
+            gqa = False
         y = F.scaled_dot_product_attention(
             q,
             k,
@@ -147,6 +149,7 @@ class SelfAttention(nn.Module):
             attn_mask=mask,
             dropout_p=self.attn_dropout if self.training else 0.0,
             is_causal=self.causal and mask is None,
+            enable_gqa=gqa,
         )
         b, _, t, _ = y.shape
         return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(b, t, self.n_head * self.d_head)))

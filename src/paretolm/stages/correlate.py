@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from paretolm.core import lazy
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import provenance, write_table
 from paretolm.data import load_batch, train_data_block
@@ -17,7 +18,9 @@ from paretolm.proxies import Scorer, get
 from paretolm.stages.train import data_part
 from paretolm.training.recipe import TrainConfig
 from paretolm.validation.correlation import correlation_table, frontier_table, seed_noise
-from paretolm.validation.figures import write_figures
+
+# the stage's heavy part, imported when it runs: building the job graph reads every stage module
+figures_module = lazy.module("paretolm.validation.figures")
 
 NAME = "correlate"
 WILDCARDS = ()
@@ -91,7 +94,7 @@ def run(
     write_table(table, out, prov)
     write_table(frontier_table(df, names), frontiers, prov)
     if figures:
-        write_figures(df, table, names, figures)
+        figures_module.write_figures(df, table, names, figures)
     return table
 
 

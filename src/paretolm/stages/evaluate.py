@@ -11,17 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
 from paretolm.config import measurement_settings
+from paretolm.core import lazy
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import provenance, write_table
 from paretolm.data import resolve_path, train_data
 from paretolm.hardware.sources import source_for
 from paretolm.stages.train import data_part, selected_row
 from paretolm.training.recipe import TrainConfig
-from paretolm.training.trainer import load_model
-from paretolm.validation.evaluation import evaluate_model
+
+# the stage's heavy part, imported when it runs: building the job graph reads every stage module
+torch = lazy.module("torch")
+trainer = lazy.module("paretolm.training.trainer")
+evaluation = lazy.module("paretolm.validation.evaluation")
 
 NAME = "evaluate"
 WILDCARDS = ("run",)
@@ -59,7 +62,7 @@ def run(
     torch.set_num_threads(int(part["evaluate"]["threads"]))
     dc = train_data(part)
     tokenizer = dc.load_tokenizer()
-    model = load_model(model_dir)
+    model = trainer.load_model(model_dir)
     ev = dict(part["evaluate"])
     ev["seq_len"] = ev["seq_len"] or TrainConfig.from_section(part["train"]).seq_len
     if ev["zero_shot"]:
@@ -72,7 +75,7 @@ def run(
         "train_seed": None if seed is None or pd.isna(seed) else int(seed),
         "spec": spec.to_json(),
     }
-    row.update(evaluate_model(model, tokenizer, dc, ev, part["datasets"], max_length=spec.max_seq_len))
+    row.update(evaluation.evaluate_model(model, tokenizer, dc, ev, part["datasets"], max_length=spec.max_seq_len))
     summary = json.loads(Path(train_summary).read_text())
     row.update(
         {

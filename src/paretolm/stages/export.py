@@ -15,13 +15,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from paretolm.core import lazy
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import atomic_dir, read_provenance, read_table
 from paretolm.data import train_data
-from paretolm.export.folder import export_model, match_row, ranked, trained_spec
 from paretolm.stages import config_part as part_of
 from paretolm.stages.train import data_part
 from paretolm.training.recipe import TrainConfig
+
+# the stage's heavy part, imported when it runs: building the job graph reads every stage module
+folder = lazy.module("paretolm.export.folder")
 
 NAME = "export"
 WILDCARDS = ("hardware",)
@@ -51,8 +54,8 @@ def runs(part: Mapping[str, Any], frontier: str | os.PathLike, archs: str | os.P
     seq_len = TrainConfig.from_section(part["train"]).seq_len
     trained = set(table["arch_id"])
     out = []
-    for rank, row in ranked(read_table(frontier), part["export"]["sort_by"]).iterrows():
-        run = trained_spec(ArchSpec.from_json(row["spec"]), vocab, seq_len).arch_id
+    for rank, row in folder.ranked(read_table(frontier), part["export"]["sort_by"]).iterrows():
+        run = folder.trained_spec(ArchSpec.from_json(row["spec"]), vocab, seq_len).arch_id
         if run not in trained:
             raise ValueError(
                 f"{frontier}: row {row['arch_id']} was not selected for training ({archs}); "
@@ -94,7 +97,7 @@ def run(
     key, stock = part["export"]["sort_by"], bool(part["export"]["stock"])
     model_of = {Path(m).parent.name: Path(m) for m in models}
     eval_of = {Path(e).stem: Path(e) for e in evals}
-    table = ranked(read_table(frontier), key)
+    table = folder.ranked(read_table(frontier), key)
     frontier_prov = read_provenance(frontier)
     tokenizer = train_data(part).load_tokenizer()
     index = []
@@ -103,9 +106,9 @@ def run(
             name = folder_name(item["rank"], item["run"])
             evaluation = eval_prov = None
             if item["run"] in eval_of:
-                evaluation = match_row(read_table(eval_of[item["run"]]), _spec_of(model_of[item["run"]]))
+                evaluation = folder.match_row(read_table(eval_of[item["run"]]), _spec_of(model_of[item["run"]]))
                 eval_prov = read_provenance(eval_of[item["run"]])
-            summary = export_model(
+            summary = folder.export_model(
                 model_of[item["run"]],
                 tmp / name,
                 tokenizer=tokenizer,

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from paretolm.config import SEARCH_KEYS, measurement_settings, method_space, space_content
+from paretolm.core import lazy
 from paretolm.core.artifacts import atomic_path, provenance, read_provenance, read_table, write_table
 from paretolm.core.spaces import SearchSpace
 from paretolm.data import data_config
@@ -27,9 +28,11 @@ from paretolm.hardware.profiling import Profiler, settings_from_params
 from paretolm.hardware.sources import ProfilerSource, source_for
 from paretolm.proxies import Scorer
 from paretolm.search.driver import search
-from paretolm.search.figures import frontier_figure, hypervolume_figure
 from paretolm.search.methods import SearchProblem, measure_each
 from paretolm.stages import proxies as proxies_stage
+
+# the stage's heavy part, imported when it runs: building the job graph reads every stage module
+figures = lazy.module("paretolm.search.figures")
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +143,9 @@ def run(
             tmp.write_text(json.dumps({"space": space.name, "hardware": hardware, **stats}, indent=1, default=str))
     title = f"{method} ({settings['measure']}) on {space.name}, {hardware}"
     if plot:
-        frontier_figure(result.archive, result.frontier, result.objectives, plot, title=title)
+        figures.frontier_figure(result.archive, result.frontier, result.objectives, plot, title=title)
     if convergence:
-        hypervolume_figure({f"{method} ({settings['measure']})": stats["trace"]}, convergence, title=title)
+        figures.hypervolume_figure({f"{method} ({settings['measure']})": stats["trace"]}, convergence, title=title)
     log.info(
         "search %s on %s: archive %d, frontier %d, %d measurements (%s), hypervolume %.6g, %.1f s",
         method,

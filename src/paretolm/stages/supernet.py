@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from paretolm.config import space_content
+from paretolm.core import lazy
 from paretolm.core.artifacts import provenance
 from paretolm.core.spaces import SearchSpace
 from paretolm.data import train_data
 from paretolm.proxies.supernet_loss import SupernetSettings
 from paretolm.stages.train import data_part
-from paretolm.supernet import train_supernet
+
+# the stage's heavy part, imported when it runs: building the job graph reads every stage module
+supernet = lazy.module("paretolm.supernet")
 
 NAME = "supernet"
 WILDCARDS = ("space",)
@@ -56,6 +59,6 @@ def run(
     vocab = len(dc.load_tokenizer())
     train_ids, valid_ids = dc.split("train").ids, dc.split("validation").ids
     prov = provenance(NAME, part, [space_file], wildcards={"space": space})
-    return train_supernet(
+    return supernet.train_supernet(
         SearchSpace.from_yaml(Path(space_file)), train_ids, valid_ids, vocab, cfg, out, progress=progress, prov=prov
     )

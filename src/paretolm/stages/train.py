@@ -10,11 +10,14 @@ from typing import Any
 
 import pandas as pd
 
+from paretolm.core import lazy
 from paretolm.core.arch import ArchSpec
 from paretolm.core.artifacts import provenance
 from paretolm.data import train_data
 from paretolm.training.recipe import TrainConfig
-from paretolm.training.trainer import train
+
+# the stage's heavy part, imported when it runs: building the job graph reads every stage module
+trainer = lazy.module("paretolm.training.trainer")
 
 NAME = "train"
 WILDCARDS = ("run",)
@@ -60,7 +63,7 @@ def run(
     ids = dc.split("train").ids
     eval_ids = dc.split("validation").ids if cfg.budgets else None
     prov = provenance(NAME, part, [archs], wildcards={"run": run}, spec=spec.to_json(), seed=cfg.seed)
-    return train(spec, ids, cfg, out_dir, eval_ids=eval_ids, progress=progress, prov=prov)
+    return trainer.train(spec, ids, cfg, out_dir, eval_ids=eval_ids, progress=progress, prov=prov)
 
 
 def selected_row(archs: str | os.PathLike, run: str) -> pd.Series:

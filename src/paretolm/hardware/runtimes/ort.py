@@ -23,7 +23,6 @@ import os
 import tempfile
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,8 @@ import numpy as np
 
 from paretolm.core import lazy
 from paretolm.core.arch import ArchSpec
-from paretolm.hardware.runtimes import RUNTIMES, Runtime, Session, check_logits
+from paretolm.hardware.runtimes import RUNTIMES, Runtime, Session, check_logits, resident_peak_bytes
+from paretolm.hardware.runtimes.graphs import CacheLayout, cache_layout, plain_graph, step_graph
 
 if TYPE_CHECKING:
     import torch
@@ -42,77 +42,6 @@ OPSET = 17
 # Relative error (see ``relative_error``) the ONNX logits may have against PyTorch's: float32 only
 # reorders sums; int8 weights perturb every logit by a few per cent of their spread.
 TOLERANCE = {"float32": 1e-4, "int8": 0.2}
-
-
-@dataclass(frozen=True)
-class CacheLayout:
-    """How a model's cache flattens into graph tensors: per cache entry, how many tensors it holds
-    (2 for keys and values, 1 for a Transformer-XL memory); per tensor, its sequence axis and the
-    shape of an empty cache at batch 1."""
-
-    widths: tuple[int, ...]
-    seq_axes: tuple[int, ...]
-    empty_shapes: tuple[tuple[int, ...], ...]
-
-    def flatten(self, past: list[Any]) -> list[Any]:
-        flat: list[Any] = []
-        for entry in past:
-            flat.extend(entry if isinstance(entry, tuple) else (entry,))
-        return flat
-
-    def unflatten(self, flat: tuple[Any, ...]) -> list[Any]:
-        past, i = [], 0
-        for w in self.widths:
-            past.append(tuple(flat[i : i + w]) if w > 1 else flat[i])
-            i += w
-        return past
-
-
-def cache_layout(model: Any, vocab_size: int) -> CacheLayout:
-    """The layout of ``model``'s cache, found by running it on one and on two tokens: the axis whose
-    length differs is the sequence axis."""
-    with torch.inference_mode():
-        one = model(torch.zeros(1, 1, dtype=torch.long), use_cache=True).past
-        two = model(torch.zeros(1, 2, dtype=torch.long), use_cache=True).past
-    widths = tuple(len(e) if isinstance(e, tuple) else 1 for e in one)
-    probe = CacheLayout(widths, (), ())
-    axes, shapes = [], []
-    for a, b in zip(probe.flatten(one), probe.flatten(two), strict=True):
-        axis = next(d for d in range(a.dim()) if a.shape[d] != b.shape[d])
-        axes.append(axis)
-        shapes.append(tuple(0 if d == axis else n for d, n in enumerate(a.shape)))
-    return CacheLayout(widths, tuple(axes), tuple(shapes))
-
-
-def step_graph(model: torch.nn.Module, layout: CacheLayout) -> torch.nn.Module:
-    """``forward(input_ids, *past) -> (logits, *present)``: the cached forward with flat tensors,
-    the form ``torch.onnx.export`` (and ``torch.export``) trace. A class made on call, since the
-    module is declared without torch."""
-
-    class StepGraph(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: torch.Tensor, *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            out = self.model(input_ids, past=layout.unflatten(past), use_cache=True)
-            return (out.logits, *layout.flatten(out.past))
-
-    return StepGraph()
-
-
-def plain_graph(model: torch.nn.Module) -> torch.nn.Module:
-    """``forward(input_ids) -> logits``: the plain forward of a non-causal model."""
-
-    class PlainGraph(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-            return self.model(input_ids).logits
-
-    return PlainGraph()
 
 
 def export(model: Any, vocab_size: int, causal: bool, path: Path) -> CacheLayout | None:
@@ -193,21 +122,6 @@ def session_options(threads: int, arena: bool = True) -> Any:
     so.enable_cpu_mem_arena = arena
     so.enable_mem_pattern = arena
     return so
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise ValueError(f"/proc/self/status has no {field}")
-
-
-def resident_peak_bytes(fn: Any) -> int:
-    """Resident memory ``fn()`` adds to the process at its high point (Linux only)."""
-    before = _status_kib("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident size
-    fn()
-    return max(0, _status_kib("VmHWM") - before) * 1024
 
 
 class OrtSession(Session):

@@ -18,7 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from paretolm.core.spaces import SearchSpace
 from paretolm.hardware.profiling import Profiler, check_available, settings_from_params
+from paretolm.hardware.runtimes import get as get_runtime
+from paretolm.hardware.runtimes import resolve
 from paretolm.hardware.sources.base import (
     DEFAULT_TOKEN_ENV,
     SOURCES,
@@ -44,6 +47,15 @@ def check_target(name: str, target: Mapping[str, Any]) -> None:
         check_available(name, target)
     elif source == "remote":
         token_from_env(name, target["remote"].get("token_env") or DEFAULT_TOKEN_ENV)
+
+
+def check_space(name: str, target: Mapping[str, Any], space: SearchSpace) -> None:
+    """Raise ValueError naming target ``name`` and ``space`` when the target's runtime cannot run
+    the space's architectures (llama.cpp runs llama specs only)."""
+    runtime = get_runtime(resolve(target)["runtime"])
+    reason = runtime.supports(space.sample(1, seed=0)[0])
+    if reason:
+        raise ValueError(f"hardware target {name!r}: {reason} (space {space.name!r})")
 
 
 def source_for(hardware: str, part: Mapping[str, Any], cache_dir: str | Path | None) -> Source:
