@@ -1,12 +1,14 @@
 """Prefill and decode latency of the same architectures on every CPU runtime, side by side.
 
-    python benchmarks/bench_runtimes.py [--archs 12] [--threads 1] [--clock wall|cpu]
+    python benchmarks/bench_runtimes.py [--space gpt2_cpu_small|llama_cpu_small] [--archs 12]
+                                        [--threads 1] [--clock wall|cpu]
 
-Architectures are drawn (seeded) from the default space (``gpt2_cpu_small``). Each is measured
-by ``paretolm.hardware.profiling.measure`` on four runtimes: ``torch`` float32, ``torch_int8`` (dynamic
-int8 ``nn.Linear``), ``onnxruntime`` float32 and ``onnxruntime`` int8 (dynamic int8 weights); the
-default profile protocol (batch 1, 192-token prefill; decode of 16 tokens after 176, with the
-cache), warm-up 3, 10-40 timed repeats (until IQR / median <= 0.05), one thread. Runtimes are
+Architectures are drawn (seeded) from the space (default ``gpt2_cpu_small``). Each is measured
+by ``paretolm.hardware.profiling.measure`` on every CPU runtime: ``torch`` float32, ``torch_int8``
+(dynamic int8 ``nn.Linear``), ``onnxruntime`` float32 and int8 (dynamic int8 weights), and, for a
+``llama`` space, ``executorch`` float32 and int8 (XNNPACK) and ``llamacpp`` float32, q8_0 and q4_0
+(llama.cpp's own timings); the default profile protocol (batch 1, 192-token prefill; decode of 16
+tokens after 176, with the cache), warm-up 3, 10-40 timed repeats (until IQR / median <= 0.05), one thread. Runtimes are
 interleaved per architecture so that drift in the machine's load hits all of them alike, and
 ``torch`` float32 is measured a second time last (``torch_again``): its agreement with the first
 measurement is the noise floor the other rank correlations are read against. ``--clock cpu`` times
@@ -44,14 +46,28 @@ from paretolm.core.spaces import load_space  # noqa: E402
 from paretolm.hardware import profiling  # noqa: E402
 from paretolm.hardware.runtimes import get as get_runtime  # noqa: E402
 
-# (runtime, dtype, label)
+# (runtime, dtype, label); torch measured again last: the noise floor
 RUNTIMES = [
     ("torch", "float32", "torch"),
     ("torch_int8", "float32", "torch_int8"),
     ("onnxruntime", "float32", "onnxruntime"),
     ("onnxruntime", "int8", "onnxruntime_int8"),
-    ("torch", "float32", "torch_again"),
 ]
+LLAMA_RUNTIMES = [
+    ("executorch", "float32", "executorch"),
+    ("executorch", "int8", "executorch_int8"),
+    ("llamacpp", "float32", "llamacpp"),
+    ("llamacpp", "q8_0", "llamacpp_q8_0"),
+    ("llamacpp", "q4_0", "llamacpp_q4_0"),
+]
+AGAIN = ("torch", "float32", "torch_again")
+
+
+def runtimes_for(space: str) -> list[tuple[str, str, str]]:
+    backbone = load_space(space, REPO / "config/spaces").backbone
+    return [*RUNTIMES, *(LLAMA_RUNTIMES if backbone == "llama" else []), AGAIN]
+
+
 # latency kind -> statistic -> column: the median over repeats (the protocol's) and the fastest
 # repeat, which other work on a shared machine disturbs least
 KINDS = {
@@ -61,8 +77,8 @@ KINDS = {
 PROXY = "decoder_params"
 
 
-def measure_all(n_archs: int, threads: int, clock: str) -> pd.DataFrame:
-    space = load_space("gpt2_cpu_small", REPO / "config/spaces")
+def measure_all(space_name: str, n_archs: int, threads: int, clock: str) -> pd.DataFrame:
+    space = load_space(space_name, REPO / "config/spaces")
     specs = space.sample(n_archs, seed=2024)
     base = dict(
         threads=threads,
@@ -79,7 +95,7 @@ def measure_all(n_archs: int, threads: int, clock: str) -> pd.DataFrame:
     profiling.measure(specs[0], profiling.Settings(**base))  # process warm-up, not recorded
     rows = []
     for i, spec in enumerate(specs):
-        for runtime, dtype, name in RUNTIMES:
+        for runtime, dtype, name in runtimes_for(space_name):
             r = profiling.measure(spec, profiling.Settings(runtime=runtime, dtype=dtype, **base))
             rows.append(
                 {
@@ -146,13 +162,14 @@ def compare(df: pd.DataFrame, col: str, labels: list[str]) -> dict:
     return {"column": col, "runtimes": per_runtime, "rank_correlation": pairs, "frontiers": changes}
 
 
-def summarise(df: pd.DataFrame) -> dict:
-    labels = [name for _, _, name in RUNTIMES]
+def summarise(df: pd.DataFrame, space: str) -> dict:
+    labels = [name for _, _, name in runtimes_for(space)]
     return {kind: {stat: compare(df, col, labels) for stat, col in cols.items()} for kind, cols in KINDS.items()}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--space", default="gpt2_cpu_small")
     ap.add_argument("--archs", type=int, default=12)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall")
@@ -160,15 +177,19 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     load_before = os.getloadavg()
-    df = measure_all(args.archs, args.threads, args.clock)
-    summary = summarise(df)
+    df = measure_all(args.space, args.archs, args.threads, args.clock)
+    summary = summarise(df, args.space)
     result = {
-        "command": f"python benchmarks/bench_runtimes.py --archs {args.archs} --threads {args.threads} "
-        f"--clock {args.clock}",
+        "command": f"python benchmarks/bench_runtimes.py --space {args.space} --archs {args.archs} "
+        f"--threads {args.threads} --clock {args.clock}",
         "machine": hardware_fingerprint(),
-        "versions": get_runtime("onnxruntime").versions(),
+        "versions": {
+            k: v
+            for name in {r for r, _, _ in runtimes_for(args.space)}
+            for k, v in get_runtime(name).versions().items()
+        },
         "protocol": {
-            "space": "gpt2_cpu_small",
+            "space": args.space,
             "archs": args.archs,
             "threads": args.threads,
             "batch": 1,
@@ -187,8 +208,9 @@ def main() -> None:
         # other processes on the machine: 1-minute load average before and after the run
         "load_average": {"before": load_before[0], "after": os.getloadavg()[0], "cpus": os.cpu_count()},
     }
+    suffix = "" if args.space == "gpt2_cpu_small" else "_" + args.space.split("_")[0]
     out = args.out or REPO / "benchmarks/results" / (
-        "runtimes.json" if args.clock == "wall" else "runtimes_cpu_clock.json"
+        f"runtimes{suffix}.json" if args.clock == "wall" else f"runtimes{suffix}_cpu_clock.json"
     )
     write_json(result, out)
     for kind, by_stat in summary.items():
